@@ -1,0 +1,84 @@
+"""Element-wise activations on the CPU (Numba, one parallel loop over the flat array).
+
+    relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0]
+    sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
+    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
+
+Sigmoid is evaluated as exp(x) / (1 + exp(x)) for x < 0 so exp never overflows.
+The constant 1 is passed in the array's dtype: a literal 1 would make Numba
+compute float32 inputs in float64.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _relu_forward(x, y):
+    for i in prange(x.size):
+        v = x[i]
+        y[i] = v if v > 0 else 0
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward(x, grad_y, grad_x):
+    for i in prange(x.size):
+        grad_x[i] = grad_y[i] if x[i] > 0 else 0
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_forward(x, one, y):
+    for i in prange(x.size):
+        v = x[i]
+        if v >= 0:
+            y[i] = one / (one + np.exp(-v))
+        else:
+            e = np.exp(v)
+            y[i] = e / (one + e)
+
+
+@njit(parallel=True, cache=True)
+def _sigmoid_backward(y, grad_y, one, grad_x):
+    for i in prange(y.size):
+        grad_x[i] = grad_y[i] * y[i] * (one - y[i])
+
+
+@njit(parallel=True, cache=True)
+def _tanh_forward(x, y):
+    for i in prange(x.size):
+        y[i] = np.tanh(x[i])
+
+
+@njit(parallel=True, cache=True)
+def _tanh_backward(y, grad_y, one, grad_x):
+    for i in prange(y.size):
+        grad_x[i] = grad_y[i] * (one - y[i] * y[i])
+
+
+def _flat_map(kernel, first, *rest):
+    out = np.empty_like(first)
+    kernel(first.reshape(-1), *[r.reshape(-1) if isinstance(r, np.ndarray) else r for r in rest], out.reshape(-1))
+    return out
+
+
+def relu_forward(x):
+    return _flat_map(_relu_forward, x)
+
+
+def relu_backward(x, grad_y):
+    return _flat_map(_relu_backward, x, grad_y)
+
+
+def sigmoid_forward(x):
+    return _flat_map(_sigmoid_forward, x, x.dtype.type(1))
+
+
+def sigmoid_backward(y, grad_y):
+    return _flat_map(_sigmoid_backward, y, grad_y, y.dtype.type(1))
+
+
+def tanh_forward(x):
+    return _flat_map(_tanh_forward, x)
+
+
+def tanh_backward(y, grad_y):
+    return _flat_map(_tanh_backward, y, grad_y, y.dtype.type(1))

@@ -1,0 +1,34 @@
+"""Element-wise activations and their derivatives.
+
+    relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0]     (0 at the kink x == 0)
+    sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
+    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
+
+ReLU's derivative at exactly 0 is taken to be 0, as in PyTorch. Sigmoid and tanh
+backwards use the saved output y, not x.
+"""
+import numpy as np
+
+
+def relu_forward(x):
+    return np.where(x > 0, x, 0).astype(x.dtype)
+
+
+def relu_backward(x, grad_y):
+    return np.where(x > 0, grad_y, 0).astype(grad_y.dtype)
+
+
+def sigmoid_forward(x):
+    return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+def sigmoid_backward(y, grad_y):
+    return grad_y * y * (1 - y)
+
+
+def tanh_forward(x):
+    return np.tanh(x)
+
+
+def tanh_backward(y, grad_y):
+    return grad_y * (1 - y * y)

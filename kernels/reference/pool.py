@@ -1,0 +1,52 @@
+"""2-D max pooling, NCHW, windows may overlap (AlexNet: 3x3 windows, stride 2).
+
+Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out), argmax (N, C, H_out, W_out), with
+
+    H_out = (H + 2*ph - kh) // sh + 1            W_out likewise
+
+Forward: y[n, c, i, j] = max over the window rows i*sh - ph ... i*sh - ph + kh - 1 and
+columns j*sw - pw ... j*sw - pw + kw - 1 of x[n, c] (padding never wins: it is -inf).
+``argmax`` holds the winner's flat index h*W + w into x[n, c].
+
+Ties go to the first element in row-major window order (``np.argmax`` returns the
+first maximum), identically in every backend.
+
+Backward: each output gradient goes to the one input that won its window; an
+input that wins several overlapping windows receives the sum:
+
+    dL/dx[n, c, h, w] = sum over (i, j) with argmax[n, c, i, j] == h*W + w of grad_y[n, c, i, j]
+"""
+import numpy as np
+
+
+def output_size(size, kernel, stride, pad):
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    n, c, h, w = x.shape
+    h_out, w_out = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    # windows[..., p*kw + q] = x_pad[n, c, i*sh + p, j*sw + q]: the window in row-major order
+    windows = np.stack(
+        [
+            x_pad[:, :, p : p + sh * (h_out - 1) + 1 : sh, q : q + sw * (w_out - 1) + 1 : sw]
+            for p in range(kh)
+            for q in range(kw)
+        ],
+        axis=-1,
+    )
+    winner = windows.argmax(axis=-1)  # first maximum in row-major order
+    y = np.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
+    row = np.arange(h_out)[:, None] * sh - ph + winner // kw
+    col = np.arange(w_out)[None, :] * sw - pw + winner % kw
+    return y.astype(x.dtype), (row * w + col).astype(np.int64)
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape):
+    n, c, h, w = x_shape
+    grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
+    planes = np.repeat(np.arange(n * c), argmax[0, 0].size)
+    np.add.at(grad_x, (planes, argmax.reshape(-1)), grad_y.reshape(-1))
+    return grad_x.reshape(x_shape)

@@ -1,0 +1,25 @@
+"""minicnn: a from-scratch CNN engine with hand-written kernels, and AlexNet layer by layer.
+
+    import minicnn as mc
+    x = mc.tensor(np.random.randn(2, 3, 32, 32).astype("float32"))
+    w = mc.tensor(np.random.randn(8, 3, 3, 3).astype("float32") * 0.1, requires_grad=True)
+    loss = mc.functional.relu(mc.functional.conv2d(x, w, padding=1)).mean()
+    loss.backward()          # w.grad now holds d loss / d w
+"""
+import os
+
+# Numba's OpenMP workers otherwise spin for milliseconds after every parallel loop,
+# time a busy 2-core machine needs for BLAS (NUMBA.md). Must be set before numba loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import errors, functional  # noqa: E402
+from .autograd import Function, no_grad, is_grad_enabled  # noqa: E402
+from .errors import ArgumentError, DTypeError, MiniCNNError, ShapeError  # noqa: E402
+from .gradcheck import gradcheck  # noqa: E402
+from .tensor import Tensor, tensor  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = [
+    "Tensor", "tensor", "no_grad", "is_grad_enabled", "Function", "functional", "gradcheck", "errors",
+    "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError",
+]

@@ -1,0 +1,152 @@
+"""The autograd engine: ``Function`` nodes, gradient mode and the backward walk.
+
+An op is a subclass of ``Function`` with two static methods, as in PyTorch's
+``torch.autograd.Function``::
+
+    forward(ctx, *args)      -> output array          (args: arrays and plain values)
+    backward(ctx, grad_out)  -> one gradient per arg  (None where an arg has none)
+
+``Function.apply`` unwraps Tensors into arrays, runs ``forward``, and, when any
+input requires a gradient and gradient mode is on, records a ``Node`` on the
+output tensor. ``backward`` (called by ``Tensor.backward``) orders the nodes
+topologically with an explicit stack, so a graph thousands of ops deep never
+touches Python's recursion limit, then sends gradients from the output back to
+the inputs, summing where a tensor was used more than once.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within this block ops record no graph (for evaluation and parameter updates)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+class Context:
+    """What a Function's forward leaves for its backward.
+
+    ``needs_input_grad[i]`` says whether argument ``i`` needs a gradient, so a
+    backward can skip work nobody asked for (the input gradient of conv1, say).
+    """
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.saved = ()
+
+    def save_for_backward(self, *values):
+        self.saved = values
+
+
+class Node:
+    """One recorded op: the Function that ran, its context and its input tensors."""
+
+    __slots__ = ("function", "ctx", "inputs")
+
+    def __init__(self, function, ctx, inputs):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs  # one entry per forward argument: a Tensor, or None
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+
+class Function:
+    """Base class of every differentiable op."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args):
+        from .tensor import Tensor
+
+        tensors = [a if isinstance(a, Tensor) else None for a in args]
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        record = is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        needs = tuple(record and t is not None and t.requires_grad for t in tensors)
+        ctx = Context(needs)
+        out = cls.forward(ctx, *raw)
+        result = Tensor(out, requires_grad=record)
+        if record:
+            result.creator = Node(cls, ctx, tensors)
+        return result
+
+
+def _topological_order(root):
+    """Tensors that lead to ``root`` (root first), each after every tensor that uses it."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        tensor, children_done = stack.pop()
+        if children_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor.creator is not None:
+            for parent in tensor.creator.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def backward(root, grad):
+    """Send ``grad`` (d loss / d root) back through the graph that made ``root``.
+
+    Leaf tensors (and tensors that called ``retain_grad``) accumulate into ``.grad``;
+    the graph is kept, so backward may run again (gradcheck runs it twice).
+    """
+    grads = {id(root): grad}
+    for tensor in _topological_order(root):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        if tensor.creator is None or tensor.retains_grad:
+            tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+        if tensor.creator is None:
+            continue
+        node = tensor.creator
+        input_grads = node.function.backward(node.ctx, g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
+            )
+        for parent, parent_grad in zip(node.inputs, input_grads):
+            if parent is None or not parent.requires_grad or parent_grad is None:
+                continue
+            parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
+            if parent_grad.shape != parent.data.shape:
+                raise RuntimeError(
+                    f"{node.name}.backward gave a gradient of shape {parent_grad.shape} "
+                    f"for an input of shape {parent.data.shape}"
+                )
+            key = id(parent)
+            grads[key] = parent_grad if key not in grads else grads[key] + parent_grad

@@ -1,0 +1,26 @@
+"""Install minicnn; the top-level ``kernels/`` folder installs as ``minicnn.kernels``.
+
+``kernels`` is also the name of an unrelated PyPI package, so it must never be
+installed as a top-level module: ``package_dir`` maps it into ``minicnn``.
+"""
+from setuptools import setup
+
+KERNEL_PACKAGES = ["minicnn.kernels", "minicnn.kernels.reference", "minicnn.kernels.cpu"]
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A from-scratch CNN engine with hand-written Numba kernels, and AlexNet layer by layer",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=["minicnn"] + KERNEL_PACKAGES,
+    package_dir={
+        "minicnn": "minicnn",
+        "minicnn.kernels": "kernels",
+        "minicnn.kernels.reference": "kernels/reference",
+        "minicnn.kernels.cpu": "kernels/cpu",
+    },
+    install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69"],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
+)

@@ -1,0 +1,17 @@
+"""Small helpers for comparing arrays in tests."""
+import numpy as np
+
+
+def rel_error(actual, expected, scale=0.0):
+    """max |actual - expected| relative to the largest |expected|, or to ``scale`` if larger
+    (for results that are small differences of large terms). 0 for two empty arrays."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shapes differ: {actual.shape} vs {expected.shape}"
+    if actual.size == 0:
+        return 0.0
+    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), scale, 1e-30))
+
+
+def tolerance(dtype):
+    """Relative tolerance between two implementations of the same sum in ``dtype``."""
+    return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12

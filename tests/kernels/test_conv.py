@@ -1,0 +1,101 @@
+"""conv2d: CPU kernel vs reference, gradcheck, PyTorch parity."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import minicnn as mc
+from minicnn.functional import _conv_padding
+from minicnn.kernels.cpu import conv as cpu
+from minicnn.kernels.reference import conv as ref
+from tests.helpers import rel_error, tolerance
+from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
+
+F = mc.functional
+
+
+def _arrays(case, seed, dtype):
+    x = normal(seed, case["x_shape"], dtype)
+    w = normal(seed + 1, case["w_shape"], dtype)
+    b = normal(seed + 2, case["w_shape"][:1], dtype) if case["bias"] else None
+    return x, w, b
+
+
+@given(case=conv_cases(), seed=seeds, dtype=FLOAT_DTYPES)
+def test_cpu_matches_reference(case, seed, dtype):
+    x, w, b = _arrays(case, seed, dtype)
+    padding = _conv_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
+    args = (case["stride"], padding, case["groups"])
+    y = cpu.conv2d_forward(x, w, b, *args)
+    expected = ref.conv2d_forward(x, w, b, *args)
+    assert y.dtype == dtype and y.shape == expected.shape
+    assert rel_error(y, expected) < tolerance(dtype)
+    grad_y = normal(seed + 3, y.shape, dtype)
+    for got, want in zip(cpu.conv2d_backward(x, w, grad_y, *args), ref.conv2d_backward(x, w, grad_y, *args)):
+        assert got.dtype == dtype
+        assert rel_error(got, want) < tolerance(dtype)
+
+
+@given(case=conv_cases(max_size=7), seed=seeds)
+def test_gradcheck(case, seed):
+    x, w, b = (None if a is None else mc.tensor(a, requires_grad=True) for a in _arrays(case, seed, np.float64))
+    kwargs = {k: case[k] for k in ("stride", "padding", "groups")}
+    inputs = [x, w] + ([b] if b is not None else [])
+    mc.gradcheck(lambda x, w, *b: F.conv2d(x, w, *b, **kwargs), inputs)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", [
+    ((1, 3, 23, 23), (2, 3, 11, 11), 4, 0, 1),  # conv1's 11x11 kernel at stride 4
+    ((2, 4, 7, 7), (4, 2, 5, 5), 1, 2, 2),  # conv2's two groups, 5x5 pad 2
+    ((1, 4, 5, 5), (6, 2, 3, 3), 1, 1, 2),  # conv4/conv5: 3x3 pad 1, groups 2
+])
+def test_gradcheck_alexnet_settings(x_shape, w_shape, stride, padding, groups):
+    x = mc.tensor(normal(0, x_shape), requires_grad=True)
+    w = mc.tensor(normal(1, w_shape), requires_grad=True)
+    b = mc.tensor(normal(2, w_shape[:1]), requires_grad=True)
+    result = mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, groups), [x, w, b], max_coords=200)
+    assert result.ok and result.checked > 200
+
+
+@given(case=conv_cases(), seed=seeds)
+def test_matches_torch(torch, case, seed):
+    x, w, b = _arrays(case, seed, np.float32)
+    kwargs = {k: case[k] for k in ("stride", "padding", "groups")}
+    tx = torch.tensor(x, requires_grad=True)
+    torch_in, torch_kwargs = tx, kwargs
+    if kwargs["padding"] == "same" and kwargs["stride"] != (1, 1):
+        # PyTorch refuses "same" with stride > 1; pad explicitly with the TensorFlow rule instead.
+        (top, bottom), (left, right) = _conv_padding("same", x.shape[2:], w.shape[2:], kwargs["stride"])
+        torch_in = torch.nn.functional.pad(tx, (left, right, top, bottom))
+        torch_kwargs = dict(kwargs, padding=0)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.conv2d(torch_in, tw, tb, **torch_kwargs)
+
+    mx, mw = mc.tensor(x, requires_grad=True), mc.tensor(w, requires_grad=True)
+    mb = None if b is None else mc.tensor(b, requires_grad=True)
+    y = F.conv2d(mx, mw, mb, **kwargs)
+    assert rel_error(y.data, ty.detach().numpy()) < 1e-4
+
+    grad_y = normal(seed + 5, y.shape, np.float32)
+    ty.backward(torch.tensor(grad_y))
+    y.backward(grad_y)
+    assert rel_error(mx.grad, tx.grad.numpy()) < 1e-4
+    assert rel_error(mw.grad, tw.grad.numpy()) < 1e-4
+    if b is not None:
+        assert rel_error(mb.grad, tb.grad.numpy()) < 1e-4
+
+
+def test_same_padding_keeps_the_size_at_stride_1():
+    x = mc.tensor(normal(0, (1, 2, 7, 6), np.float32))
+    for k in (1, 2, 3, 4, 5):
+        w = mc.tensor(normal(1, (3, 2, k, k), np.float32))
+        assert F.conv2d(x, w, padding="same").shape == (1, 3, 7, 6)
+    w = mc.tensor(normal(1, (3, 2, 11, 11), np.float32))
+    assert F.conv2d(mc.tensor(normal(0, (1, 2, 227, 227), np.float32)), w, stride=4, padding="same").shape == (1, 3, 57, 57)
+
+
+def test_input_gradient_is_skipped_when_not_needed():
+    x = mc.tensor(normal(0, (1, 2, 5, 5), np.float32))
+    w = mc.tensor(normal(1, (3, 2, 3, 3), np.float32), requires_grad=True)
+    F.conv2d(x, w).sum().backward()
+    assert x.grad is None and w.grad.shape == (3, 2, 3, 3)

@@ -1,0 +1,60 @@
+"""local_response_norm: CPU kernel vs reference, gradcheck, PyTorch parity (alpha * size)."""
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minicnn as mc
+from minicnn.kernels.cpu import lrn as cpu
+from minicnn.kernels.reference import lrn as ref
+from tests.helpers import rel_error, tolerance
+from tests.strategies import FLOAT_DTYPES, image_shapes, normal, seeds
+
+F = mc.functional
+sizes = st.sampled_from([1, 3, 5, 7])
+# The paper's constants and larger alphas, so the normalisation visibly matters.
+constants = st.tuples(st.sampled_from([1e-4, 1e-2, 0.5]), st.sampled_from([0.75, 0.5, 1.0]), st.sampled_from([2.0, 1.0]))
+
+
+@given(shape=image_shapes(max_channels=9), size=sizes, consts=constants, seed=seeds, dtype=FLOAT_DTYPES)
+def test_cpu_matches_reference(shape, size, consts, seed, dtype):
+    alpha, beta, k = consts
+    x = normal(seed, shape, dtype, scale=3.0)
+    y, scale = cpu.lrn_forward(x, size, alpha, beta, k)
+    y_ref, scale_ref = ref.lrn_forward(x, size, alpha, beta, k)
+    assert y.dtype == dtype and scale.dtype == dtype
+    assert rel_error(y, y_ref) < tolerance(dtype) and rel_error(scale, scale_ref) < tolerance(dtype)
+    grad_y = normal(seed + 1, shape, dtype)
+    grad_x = cpu.lrn_backward(x, y, scale, grad_y, size, alpha, beta, k)
+    assert grad_x.dtype == dtype
+    assert rel_error(grad_x, ref.lrn_backward(x, y_ref, scale_ref, grad_y, size, alpha, beta, k)) < tolerance(dtype)
+
+
+def test_matches_the_paper_formula_at_one_point():
+    x = normal(0, (1, 8, 2, 2), np.float64, scale=10.0)
+    y = F.local_response_norm(mc.tensor(x)).data  # k=2, n=5, alpha=1e-4, beta=0.75
+    c = 1  # window: channels max(0, 1-2)=0 .. 1+2=3
+    expected = x[0, c, 1, 0] / (2 + 1e-4 * np.sum(x[0, 0:4, 1, 0] ** 2)) ** 0.75
+    assert abs(y[0, c, 1, 0] - expected) < 1e-12
+
+
+@given(shape=image_shapes(), size=sizes, consts=constants, seed=seeds)
+def test_gradcheck(shape, size, consts, seed):
+    alpha, beta, k = consts
+    x = mc.tensor(normal(seed, shape, scale=2.0), requires_grad=True)
+    mc.gradcheck(lambda x: F.local_response_norm(x, size, alpha, beta, k), [x])
+
+
+@given(shape=image_shapes(max_channels=12), size=sizes, consts=constants, seed=seeds)
+def test_matches_torch(torch, shape, size, consts, seed):
+    alpha, beta, k = consts
+    x = normal(seed, shape, np.float32, scale=3.0)
+    tx = torch.tensor(x, requires_grad=True)
+    # PyTorch divides alpha by size; passing alpha * size gives the paper's formula.
+    ty = torch.nn.functional.local_response_norm(tx, size, alpha=alpha * size, beta=beta, k=k)
+    mx = mc.tensor(x, requires_grad=True)
+    y = F.local_response_norm(mx, size, alpha, beta, k)
+    assert rel_error(y.data, ty.detach().numpy()) < 1e-4
+    grad_y = normal(seed + 1, shape, np.float32)
+    ty.backward(torch.tensor(grad_y))
+    y.backward(grad_y)
+    assert rel_error(mx.grad, tx.grad.numpy()) < 1e-4

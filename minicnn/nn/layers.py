@@ -1,0 +1,181 @@
+"""The layers: thin Modules over ``minicnn.functional``.
+
+Each layer keeps its settings and parameters and calls the functional op; the
+math and its checks live there and in the kernels. Parameters are created in
+float32 with Kaiming-normal weights and zero biases (``nn.init`` has the paper's
+scheme); ``dtype=np.float64`` makes a layer for gradient checks.
+"""
+import numpy as np
+
+from .. import functional as F
+from .. import random as _random
+from ..errors import ArgumentError
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+def _positive_int(layer, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ArgumentError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class Conv2d(Module):
+    """2-D convolution: weight (out_channels, in_channels / groups, kh, kw), bias (out_channels,)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
+                 dtype=np.float32):
+        super().__init__()
+        self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
+        self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
+        self.groups = _positive_int("Conv2d", "groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ArgumentError(
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            )
+        self.kernel_size = tuple(_positive_int("Conv2d", "kernel_size", k) for k in _pair(kernel_size))
+        self.stride = stride
+        self.padding = padding
+        self.weight = Parameter(np.zeros((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        init.kaiming_normal_(self.weight)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+
+    def extra_repr(self):
+        kh, kw = self.kernel_size
+        extra = f", groups={self.groups}" if self.groups > 1 else ""
+        bias = "" if self.bias is not None else ", bias=False"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={kh}x{kw}, stride={self.stride}, "
+                f"padding={self.padding!r}{extra}{bias}")
+
+
+class Linear(Module):
+    """Fully connected: weight (out_features, in_features), bias (out_features,)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        super().__init__()
+        self.in_features = _positive_int("Linear", "in_features", in_features)
+        self.out_features = _positive_int("Linear", "out_features", out_features)
+        self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+        init.kaiming_normal_(self.weight)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}" + ("" if self.bias is not None else ", bias=False")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        stride = self.kernel_size if self.stride is None else self.stride
+        return f"kernel_size={self.kernel_size}, stride={stride}" + (f", padding={self.padding}" if self.padding else "")
+
+
+class LocalResponseNorm(Module):
+    """The 2012 paper's LRN (alpha not divided by size, unlike PyTorch)."""
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Flatten(Module):
+    def forward(self, x):
+        return F.flatten(x)
+
+
+class Dropout(Module):
+    """Inverted dropout. Each training call uses a fresh mask: the seed of call t is derived
+    from the layer's ``seed`` and t, so a run is repeatable from its seeds."""
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ArgumentError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.seed = int(_random.generator().integers(0, 2**63)) if seed is None else int(seed)
+        self.calls = 0
+
+    def next_seed(self):
+        """The seed of the next training call (a SplitMix64-style step of (seed, calls))."""
+        return (self.seed * 0x9E3779B97F4A7C15 + self.calls * 0xBF58476D1CE4E5B9 + 1) % 2**64
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return F.dropout(x, self.p, False)
+        seed = self.next_seed()
+        self.calls += 1
+        return F.dropout(x, self.p, True, seed)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    _ranks = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+        super().__init__()
+        self.num_features = _positive_int(type(self).__name__, "num_features", num_features)
+        self.eps, self.momentum = eps, momentum
+        self.weight = Parameter(np.ones(num_features, dtype=dtype))
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
+        self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+
+    def forward(self, x):
+        if isinstance(x, Tensor) and x.ndim not in self._ranks:
+            want = " or ".join(f"{r}-d" for r in self._ranks)
+            raise ArgumentError(f"{type(self).__name__}: input must be {want}, got shape {x.shape}")
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training, self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) input (after a linear layer)."""
+    _ranks = (2,)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) input, per channel (after a convolution)."""
+    _ranks = (4,)

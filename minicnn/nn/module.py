@@ -1,0 +1,185 @@
+"""``Module`` and ``Parameter``: layers that own tensors, as in ``torch.nn``.
+
+A Module keeps its parameters and sub-modules in attribute order, so
+``named_parameters()`` yields names like ``conv1.weight`` in the order a
+network's layers run. ``train()``/``eval()`` switch the mode of every
+sub-module (dropout and batch norm behave differently). ``state_dict()`` holds
+parameters and buffers (batch norm's running statistics) as NumPy arrays;
+``load_state_dict`` refuses missing, unexpected or mis-shaped entries with a
+message that lists them.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import ArgumentError, ShapeError
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that a Module learns: ``requires_grad`` is on by default."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(np.asarray(data), requires_grad=requires_grad)
+
+    def __repr__(self):
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of every layer and network."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call Module.__init__() before assigning attributes")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, tensor):
+        """A tensor that belongs to the module's state but is not learned (running statistics)."""
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    def forward(self, *args):
+        raise NotImplementedError
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    # ---- traversal ---------------------------------------------------------------------
+    def named_children(self):
+        return iter(self._modules.items())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix=""):
+        for name, p in self._parameters.items():
+            yield (f"{prefix}.{name}" if prefix else name), p
+        for name, child in self._modules.items():
+            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        for name, b in self._buffers.items():
+            yield (f"{prefix}.{name}" if prefix else name), b
+        for name, child in self._modules.items():
+            yield from child.named_buffers(f"{prefix}.{name}" if prefix else name)
+
+    def num_parameters(self):
+        return sum(p.size for p in self.parameters())
+
+    # ---- modes and gradients ----------------------------------------------------------------
+    def train(self, mode=True):
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def astype(self, dtype):
+        """Convert every parameter and buffer to ``dtype`` in place (float64 for gradient checks)."""
+        dtype = np.dtype(dtype)
+        for _, t in list(self.named_parameters()) + list(self.named_buffers()):
+            t.data = t.data.astype(dtype)
+            t.grad = None
+        return self
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    # ---- state -----------------------------------------------------------------------------
+    def state_dict(self):
+        """Parameters and buffers by dotted name, as copies of their arrays."""
+        state = OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        state.update((name, b.data.copy()) for name, b in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state):
+        own = OrderedDict(self.named_parameters())
+        own.update(self.named_buffers())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if missing or unexpected:
+            raise ArgumentError(
+                f"load_state_dict: {type(self).__name__} state does not match; "
+                f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            )
+        wrong = [f"{k}: expected {own[k].shape}, got {np.shape(state[k])}" for k in own if np.shape(state[k]) != own[k].shape]
+        if wrong:
+            raise ShapeError(f"load_state_dict: mis-shaped entries in {type(self).__name__}: " + "; ".join(wrong))
+        for name, tensor in own.items():
+            tensor.data = np.array(state[name], dtype=tensor.dtype, copy=True)
+
+    # ---- display -------------------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        if not self._modules:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Layers run one after another. Built from modules (named "0", "1", ...) or from
+    ``(name, module)`` pairs, as AlexNet's named layers ``conv1``, ``relu1``, ... are."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            name, module = layer if isinstance(layer, tuple) else (str(i), layer)
+            if not isinstance(module, Module):
+                raise ArgumentError(f"Sequential: layer {name!r} is a {type(module).__name__}, not a Module")
+            if name in self._modules:
+                raise ArgumentError(f"Sequential: two layers are named {name!r}")
+            setattr(self, name, module)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._modules[key]
+        return list(self._modules.values())[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

@@ -1,0 +1,85 @@
+"""Modules: parameters in order, train/eval, state_dict round trips and its errors, repr."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import nn
+from tests.strategies import normal
+
+
+def small_net():
+    mc.manual_seed(0)
+    return nn.Sequential(
+        ("conv", nn.Conv2d(2, 4, 3, padding=1, groups=2)), ("bn", nn.BatchNorm2d(4)), ("relu", nn.ReLU()),
+        ("pool", nn.MaxPool2d(2)), ("flat", nn.Flatten()), ("drop", nn.Dropout(0.5)), ("fc", nn.Linear(16, 3)),
+    )
+
+
+def test_named_parameters_follow_the_layers():
+    names = [n for n, _ in small_net().named_parameters()]
+    assert names == ["conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias"]
+    assert [n for n, _ in small_net().named_buffers()] == ["bn.running_mean", "bn.running_var"]
+    assert small_net().num_parameters() == 4 * 1 * 9 + 4 + 4 + 4 + 3 * 16 + 3
+
+
+def test_train_and_eval_switch_every_layer():
+    net = small_net().eval()
+    assert not any(m.training for _, m in net.named_modules())
+    x = mc.tensor(normal(0, (2, 2, 4, 4), np.float32))
+    np.testing.assert_array_equal(net(x).data, net(x).data)  # eval: no dropout, fixed statistics
+    net.train()
+    assert all(m.training for _, m in net.named_modules())
+    assert not np.array_equal(net(x).data, net(x).data)  # each training call draws a new mask
+
+
+def test_state_dict_round_trip():
+    a, b = small_net(), small_net()
+    mc.manual_seed(5)
+    b = nn.Sequential(*[(n, m) for n, m in b.named_children()])
+    for p in b.parameters():
+        p.data = p.data + 1
+    b.load_state_dict(a.state_dict())
+    for (n1, p1), (n2, p2) in zip(a.named_parameters(), b.named_parameters()):
+        assert n1 == n2 and np.array_equal(p1.data, p2.data)
+
+
+def test_state_dict_errors_name_the_entries():
+    net = small_net()
+    state = net.state_dict()
+    missing = {k: v for k, v in state.items() if k != "fc.bias"}
+    with pytest.raises(mc.ArgumentError, match=r"missing \['fc.bias'\], unexpected none"):
+        net.load_state_dict(missing)
+    with pytest.raises(mc.ArgumentError, match=r"unexpected \['extra'\]"):
+        net.load_state_dict({**state, "extra": np.zeros(1)})
+    with pytest.raises(mc.ShapeError, match=r"fc.weight: expected \(3, 16\), got \(3, 15\)"):
+        net.load_state_dict({**state, "fc.weight": np.zeros((3, 15))})
+
+
+def test_gradcheck_through_a_module():
+    net = small_net().double()
+    x = mc.tensor(normal(0, (2, 2, 4, 4)), requires_grad=True)
+    net.train()
+    drop = net["drop"]
+
+    def run(x):
+        drop.calls = 0  # the same dropout mask on every evaluation
+        return net(x)
+
+    mc.gradcheck(run, [x], params=list(net.named_parameters()))
+
+
+def test_repr_is_readable():
+    text = repr(small_net())
+    assert "(conv): Conv2d(2, 4, kernel_size=3x3, stride=1, padding=1, groups=2)" in text
+    assert "(fc): Linear(16, 3)" in text
+
+
+def test_bad_layer_arguments():
+    with pytest.raises(mc.ArgumentError, match="Conv2d: groups=2 must divide in_channels=3"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(mc.ArgumentError, match="Dropout: p must be in"):
+        nn.Dropout(1.0)
+    with pytest.raises(mc.ArgumentError, match="BatchNorm2d: input must be 4-d"):
+        nn.BatchNorm2d(3)(mc.tensor(np.ones((2, 3), np.float32)))
+    with pytest.raises(mc.ArgumentError, match="Sequential: layer 'x' is a int"):
+        nn.Sequential(("x", 3))

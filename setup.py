@@ -22,5 +22,10 @@ setup(
         "minicnn.kernels.cpu": "kernels/cpu",
     },
     install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69"],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6.100"]},
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6"],
+        "image": ["Pillow>=9"],
+        "plot": ["matplotlib>=3.6"],
+    },
+    entry_points={"console_scripts": ["minicnn = minicnn.cli:main"]},
 )

@@ -28,7 +28,7 @@ from .kernels.cpu import softmax as _cpu_softmax
 from .tensor import FLOAT_DTYPES, Tensor
 
 __all__ = [
-    "conv2d", "max_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
+    "conv2d_padding", "conv2d", "max_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
     "linear", "flatten", "log_softmax", "softmax", "cross_entropy", "batch_norm",
 ]
 
@@ -96,8 +96,9 @@ def _float(op, name, value, low=-math.inf, high=math.inf, low_inclusive=True, hi
 
 
 # ---- convolution ----------------------------------------------------------------------
-def _conv_padding(padding, size, kernel, stride):
-    """Resolve conv2d's padding to ((top, bottom), (left, right))."""
+def conv2d_padding(padding, size, kernel, stride):
+    """Resolve conv2d's ``padding`` (int, pair, "same" or "valid") for an input of spatial
+    ``size`` (h, w), a ``kernel`` (kh, kw) and a ``stride`` pair, to ((top, bottom), (left, right))."""
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0), (0, 0)
@@ -155,7 +156,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
         raise ShapeError(f"{op}: bias must have shape ({k},) for weight {weight.shape}, got {bias.shape}")
     if min(n, c, h, w, k, kh, kw) == 0:
         raise ShapeError(f"{op}: empty input or weight, input {x.shape}, weight {weight.shape}")
-    padding = _conv_padding(padding, (h, w), (kh, kw), stride)
+    padding = conv2d_padding(padding, (h, w), (kh, kw), stride)
     padded = (h + sum(padding[0]), w + sum(padding[1]))
     if kh > padded[0] or kw > padded[1]:
         raise ShapeError(

@@ -125,7 +125,7 @@ def torch_alexnet(torch, ours, lrn_size=5):
             t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, 0 if m.padding == "same" else m.padding,
                            groups=m.groups)
             if m.padding == "same":  # TensorFlow's rule, which may pad one more after than before
-                (top, bottom), (left, right) = F._conv_padding("same", _input_hw(ours, name), m.kernel_size, _pair(m.stride))
+                (top, bottom), (left, right) = F.conv2d_padding("same", _input_hw(ours, name), m.kernel_size, _pair(m.stride))
                 layers.append(tnn.ZeroPad2d((left, right, top, bottom)))
         elif isinstance(m, nn.Linear):
             t = tnn.Linear(m.in_features, m.out_features)

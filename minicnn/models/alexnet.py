@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
+from ..functional import conv2d_padding
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
                   Sequential)
 from ..nn import init as initialisers
@@ -148,6 +149,7 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
     num_classes = _check_classes("alexnet_bn", num_classes)
     input_size = _check_input_size("alexnet_bn", input_size, 20)
     s1 = -(-input_size // 4)  # "same" at stride 4: ceil(227 / 4) = 57
+    (top, bottom), _ = conv2d_padding("same", (input_size, input_size), (11, 11), (4, 4))
     p1 = conv_out(s1, 3, 2)  # 57 -> 28
     p2 = conv_out(p1, 3, 2)  # 28 -> 13
     p5 = conv_out(p2, 3, 2)  # 13 -> 6
@@ -173,7 +175,8 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
         ("fc8", Linear(4096, num_classes)),
     ]
     notes = {
-        "conv1": "'same' padding at stride 4: output ceil(227 / 4) = 57, padding 3 before and 4 after",
+        "conv1": f"'same' padding at stride 4: output ceil({input_size} / 4) = {s1}, with {top} zero rows and "
+                 f"columns before the image and {bottom} after",
         "conv5": "no activation and no batch norm here, exactly as the write-up's Keras listing has it",
         "fc8": "the listing's final softmax is applied by the loss (cross_entropy takes these logits)",
     }

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 
 import minicnn as mc
-from minicnn.functional import _conv_padding
+from minicnn.functional import conv2d_padding
 from minicnn.kernels.cpu import conv as cpu
 from minicnn.kernels.reference import conv as ref
 from tests.helpers import rel_error, tolerance
@@ -23,7 +23,7 @@ def _arrays(case, seed, dtype):
 @given(case=conv_cases(), seed=seeds, dtype=FLOAT_DTYPES)
 def test_cpu_matches_reference(case, seed, dtype):
     x, w, b = _arrays(case, seed, dtype)
-    padding = _conv_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
+    padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
     args = (case["stride"], padding, case["groups"])
     y = cpu.conv2d_forward(x, w, b, *args)
     expected = ref.conv2d_forward(x, w, b, *args)
@@ -64,7 +64,7 @@ def test_matches_torch(torch, case, seed):
     torch_in, torch_kwargs = tx, kwargs
     if kwargs["padding"] == "same" and kwargs["stride"] != (1, 1):
         # PyTorch refuses "same" with stride > 1; pad explicitly with the TensorFlow rule instead.
-        (top, bottom), (left, right) = _conv_padding("same", x.shape[2:], w.shape[2:], kwargs["stride"])
+        (top, bottom), (left, right) = conv2d_padding("same", x.shape[2:], w.shape[2:], kwargs["stride"])
         torch_in = torch.nn.functional.pad(tx, (left, right, top, bottom))
         torch_kwargs = dict(kwargs, padding=0)
     tw = torch.tensor(w, requires_grad=True)

@@ -1,0 +1,410 @@
+"""Step through a network's forward and backward pass, layer by layer, on real numbers.
+
+The forward runs one layer at a time. Each layer gets its input as a fresh leaf
+tensor, so afterwards each layer's backward can be run, timed and inspected on
+its own, in reverse order: ``out.backward(grad_out)`` gives the gradient that
+leaves the layer towards its input and the gradients of its parameters. Chained
+from the loss back to the image, that is exactly the backward of the whole
+network (the chain rule, one link at a time).
+
+For every layer the trace shows: the op and its settings, input and output
+shape with the size arithmetic, parameters, multiply-accumulates, time,
+activation statistics (and the fraction of zeros after a ReLU); then in the
+backward: gradient norms in and out, parameter gradient norms, time, and a
+finite-difference spot check of a few coordinates, in float64, with their
+relative error. ``step=True`` pauses after each layer and works one example of
+the layer's arithmetic on the actual numbers.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import functional as F
+from . import models
+from .autograd import no_grad
+from .errors import ArgumentError
+from .nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
+from .summary import layer_plan
+from .tensor import Tensor
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+
+
+# ---- input -----------------------------------------------------------------------------------
+def builtin_images(batch, size, seed=0):
+    """A deterministic batch of RGB images in [0, 1] (N, 3, size, size): a colour gradient with a
+    disc and a square of seeded colour, position and size. Nothing to download."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
+    images = np.empty((batch, 3, size, size), dtype=np.float32)
+    for n in range(batch):  # building the input, not a forward pass
+        base = rng.uniform(0.2, 0.8, 3).astype(np.float32)
+        tilt = rng.uniform(-0.3, 0.3, (3, 2)).astype(np.float32)
+        img = base[:, None, None] + tilt[:, 0, None, None] * xx + tilt[:, 1, None, None] * yy
+        cy, cx, r = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.25)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        img[:, disc] = rng.uniform(0, 1, (3, 1)).astype(np.float32)
+        top, left, side = rng.uniform(0, 0.6), rng.uniform(0, 0.6), rng.uniform(0.1, 0.3)
+        square = (yy >= top) & (yy < top + side) & (xx >= left) & (xx < left + side)
+        img[:, square] = rng.uniform(0, 1, (3, 1)).astype(np.float32)
+        img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+        images[n] = np.clip(img, 0, 1)
+    return images
+
+
+def load_image(path, size):
+    """An image file (anything Pillow reads) as (3, size, size) in [0, 1]: shorter side resized
+    to ``size``, then centre-cropped."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ArgumentError("trace: --image needs Pillow: pip install 'minicnn[image]'") from None
+    if not os.path.isfile(path):
+        raise ArgumentError(f"trace: image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            scale = size / min(img.size)
+            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))))
+            left, top = (img.width - size) // 2, (img.height - size) // 2
+            array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
+    except OSError as exc:
+        raise ArgumentError(f"trace: cannot read image {path}: {exc}") from None
+    return array.transpose(2, 0, 1)
+
+
+# ---- numbers -----------------------------------------------------------------------------------
+def stats(array):
+    a = array.astype(np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max()),
+            "zeros": float(np.mean(a == 0))}
+
+
+def norm(array):
+    return float(np.sqrt(np.sum(np.square(array, dtype=np.float64)))) if array is not None else 0.0
+
+
+def _g(v):
+    return f"{v:.4g}"
+
+
+def _shape(s):
+    return "x".join(map(str, s))
+
+
+# ---- worked examples (--step) --------------------------------------------------------------------
+def worked_example(name, layer, x, y):
+    """A few lines that redo one output of the layer by hand, on the actual numbers."""
+    lines = []
+    if isinstance(layer, Conv2d):
+        n, k = 0, 0
+        i, j = y.shape[2] // 2, y.shape[3] // 2
+        kh, kw = layer.kernel_size
+        sh, sw = (layer.stride, layer.stride) if isinstance(layer.stride, int) else layer.stride
+        (top, _), (left, _) = F.conv2d_padding(layer.padding, x.shape[2:], (kh, kw), (sh, sw))
+        xp = np.pad(x[0], ((0, 0), (top, top + kh), (left, left + kw)))
+        cg = layer.in_channels // layer.groups
+        w = layer.weight.data[k]
+        patch = xp[:cg, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        terms = (w * patch).astype(np.float64)
+        b = float(layer.bias.data[k]) if layer.bias is not None else 0.0
+        lines.append(f"y[{n},{k},{i},{j}] = bias[{k}] + sum over c<{cg}, p<{kh}, q<{kw} of "
+                     f"w[{k},c,p,q] * x_pad[{n},c,{i}*{sh}+p,{j}*{sw}+q]   ({terms.size} products)")
+        for c, p, q in [(0, 0, 0), (0, 0, 1), (0, 1, 0)][: terms.size]:
+            if p < kh and q < kw:
+                lines.append(f"  w[{k},{c},{p},{q}] * x_pad = {_g(w[c, p, q])} * {_g(patch[c, p, q])} = {_g(terms[c, p, q])}")
+        lines.append(f"  ... sum of all {terms.size} products = {_g(terms.sum())}; + bias {_g(b)} = {_g(terms.sum() + b)}"
+                     f"   (the layer computed {_g(y[n, k, i, j])})")
+    elif isinstance(layer, MaxPool2d):
+        kh, kw = (layer.kernel_size,) * 2 if isinstance(layer.kernel_size, int) else layer.kernel_size
+        s = layer.kernel_size if layer.stride is None else layer.stride
+        sh, sw = (s, s) if isinstance(s, int) else s
+        i, j = y.shape[2] // 2, y.shape[3] // 2
+        c = int(np.argmax(np.abs(y[0, :, i, j])))
+        window = x[0, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        p, q = np.unravel_index(int(np.argmax(window)), window.shape)
+        lines.append(f"window of y[0,{c},{i},{j}]: rows {i * sh}..{i * sh + kh - 1}, columns {j * sw}..{j * sw + kw - 1} of x[0,{c}]")
+        for r in window:
+            lines.append("  " + "  ".join(f"{v:9.4f}" for v in r))
+        lines.append(f"  winner at window ({p},{q}) = {_g(window[p, q])}; the backward sends y's gradient there only"
+                     f" (overlap: stride {sh} < window {kh})" if sh < kh else "")
+    elif isinstance(layer, LocalResponseNorm):
+        half = layer.size // 2
+        i, j = x.shape[2] // 2, x.shape[3] // 2
+        c = int(np.argmax(np.abs(x[0, :, i, j])))  # the most active channel at the centre pixel
+        lo, hi = max(0, c - half), min(x.shape[1] - 1, c + half)
+        squares = x[0, lo:hi + 1, i, j].astype(np.float64) ** 2
+        denom = (layer.k + layer.alpha * squares.sum()) ** layer.beta
+        lines.append(f"y[0,{c},{i},{j}] = x / (k + alpha * sum_(j={lo}..{hi}) x[j]^2) ** beta")
+        lines.append(f"  sum of squares over channels {lo}..{hi} = {' + '.join(_g(v) for v in squares)} = {_g(squares.sum())}")
+        lines.append(f"  denominator = ({layer.k:g} + {layer.alpha:g} * {_g(squares.sum())}) ** {layer.beta:g} = {_g(denom)}")
+        lines.append(f"  y = {_g(x[0, c, i, j])} / {_g(denom)} = {_g(x[0, c, i, j] / denom)}   (the layer computed {_g(y[0, c, i, j])})")
+    elif isinstance(layer, ReLU):
+        negative = np.flatnonzero(x.reshape(-1) < 0)
+        lines.append(f"{np.mean(y == 0):.1%} of the outputs are 0 (their inputs were <= 0; no gradient flows back through them)")
+        if negative.size:
+            idx = int(negative[0])
+            lines.append(f"  e.g. element {idx}: max({_g(x.reshape(-1)[idx])}, 0) = 0")
+    elif isinstance(layer, Dropout):
+        kept = float(np.mean(y != 0)) if layer.training else 1.0
+        lines.append(f"kept fraction {kept:.4f} (expected {1 - layer.p:.2f}); kept values are scaled by "
+                     f"1 / (1 - {layer.p:g}) = {1 / (1 - layer.p):.4g} so the expected output equals the input")
+    elif isinstance(layer, Linear):
+        j = 0
+        terms = layer.weight.data[j].astype(np.float64) * x[0].astype(np.float64)
+        b = float(layer.bias.data[j]) if layer.bias is not None else 0.0
+        shown = " + ".join(f"{_g(layer.weight.data[j, m])} * {_g(x[0, m])}" for m in range(min(3, terms.size)))
+        lines.append(f"y[0,{j}] = bias + sum_m w[{j},m] * x[0,m] = {_g(b)} + {shown} + ... ({terms.size} products)")
+        lines.append(f"  = {_g(b + terms.sum())}   (the layer computed {_g(y[0, j])})")
+    elif isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+        values = x[:, 0].astype(np.float64).reshape(-1)
+        mean, var = values.mean(), values.var()
+        if not layer.training:
+            mean, var = float(layer.running_mean.data[0]), float(layer.running_var.data[0])
+        xhat = (values[0] - mean) / math.sqrt(var + layer.eps)
+        lines.append(f"channel 0 over {values.size} values: mean {_g(mean)}, variance {_g(var)}"
+                     + (" (running statistics: eval mode)" if not layer.training else " (this batch)"))
+        lines.append(f"  first value: ({_g(values[0])} - {_g(mean)}) / sqrt({_g(var)} + {layer.eps:g}) = {_g(xhat)};"
+                     f" * weight {_g(layer.weight.data[0])} + bias {_g(layer.bias.data[0])} = "
+                     f"{_g(xhat * layer.weight.data[0] + layer.bias.data[0])}")
+    elif isinstance(layer, Flatten):
+        lines.append(f"{_shape(x.shape[1:])} = {int(np.prod(x.shape[1:]))} values per image, one vector each")
+    return [line for line in lines if line]
+
+
+# ---- finite-difference spot check ----------------------------------------------------------------
+def _float64_twin(layer):
+    """The same layer in float64, and a function that readies it for one more evaluation: a
+    dropout twin replays the mask the forward just used."""
+    twin = copy.deepcopy(layer)
+    if hasattr(twin, "double"):
+        twin.double()
+    replay = twin.calls - 1 if isinstance(twin, Dropout) else None
+
+    def ready():
+        if replay is not None:
+            twin.calls = replay
+        return twin
+
+    return twin, ready
+
+
+def spot_check(layer, x, grad_out, checks, rng, eps=1e-6):
+    """Central differences in float64 of S = sum(grad_out * layer(x)) at a few coordinates of the
+    input and of each parameter, against the float64 analytic gradient. Returns a list of dicts.
+
+    Coordinates are drawn among those whose gradient is at least 1e-3 of the tensor's largest
+    (a relative error of a gradient that is nearly zero says nothing) and, for the input, whose
+    value is more than 1e-3 from 0 (ReLU's kink, ties between zeros in a pooling window).
+    """
+    x64 = x.astype(np.float64)
+    g64 = grad_out.astype(np.float64)
+    twin, ready = _float64_twin(layer)
+    leaf = Tensor(x64.copy(), requires_grad=True)
+    ready()(leaf).backward(g64)
+    targets = [("input", leaf.data, leaf.grad)]
+    targets += [(pname, p.data, p.grad) for pname, p in twin.named_parameters()]
+
+    def objective(x_values):
+        with no_grad():
+            return float(np.sum(g64 * ready()(Tensor(x_values)).data))
+
+    results = []
+    for tname, values, grad in targets:
+        if grad is None:
+            continue
+        flat_grad = grad.reshape(-1)
+        largest = np.abs(flat_grad).max()
+        candidates = np.flatnonzero(np.abs(flat_grad) >= 1e-3 * largest) if largest > 0 else np.array([], int)
+        if tname == "input":
+            candidates = candidates[np.abs(values.reshape(-1)[candidates]) > 1e-3]
+        if candidates.size == 0:
+            continue
+        probe_x = x64.copy()
+        target = probe_x if tname == "input" else values  # perturb in place, then restore
+        for idx in rng.choice(candidates, size=min(checks, candidates.size), replace=False):
+            idx = int(idx)
+            original = target.reshape(-1)[idx]
+            target.reshape(-1)[idx] = original + eps
+            plus = objective(probe_x)
+            target.reshape(-1)[idx] = original - eps
+            minus = objective(probe_x)
+            target.reshape(-1)[idx] = original
+            numeric = (plus - minus) / (2 * eps)
+            analytic = float(flat_grad[idx])
+            error = abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-300)
+            results.append({"tensor": tname, "index": [int(i) for i in np.unravel_index(idx, grad.shape)],
+                            "analytic": analytic, "numeric": numeric, "rel_error": error})
+    return results
+
+
+# ---- the trace -------------------------------------------------------------------------------------
+class _Printer:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, text=""):
+        print(text, file=self.stream, flush=True)
+
+
+def _table(rows, header):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+
+
+def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None, num_classes=None, step=False,
+              checks=3, json_path=None, save_maps=None, training=True, out=sys.stdout, stdin=sys.stdin):
+    """Run the step-through and return everything it printed as a dict (also written to ``json_path``)."""
+    say = _Printer(out)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ArgumentError(f"trace: batch must be a positive integer, got {batch!r}")
+    if checks < 0:
+        raise ArgumentError(f"trace: checks must be >= 0, got {checks}")
+    if save_maps is not None:
+        from .maps import require_matplotlib
+        require_matplotlib()
+    kwargs = {"seed": seed}
+    if input_size is not None:
+        kwargs["input_size"] = input_size
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    started = time.perf_counter()
+    net = models.get(model, **kwargs).train(training)
+    size = net.input_size[1]
+    classes = [m for _, m in net.named_children()][-1].out_features
+    if image is not None:
+        pixels = np.repeat(load_image(image, size)[None], batch, axis=0)
+        source = f"image {image}"
+    else:
+        pixels = builtin_images(batch, size, seed)
+        source = f"built-in synthetic images (seed {seed})"
+    x = pixels - IMAGENET_MEAN[None, :, None, None]
+    labels = np.arange(batch) % classes
+    plan = layer_plan(net)
+    record = {"model": model, "batch": batch, "seed": seed, "input_size": size, "classes": classes,
+              "source": source, "mode": "train" if training else "eval", "forward": [], "backward": []}
+
+    say(f"minicnn trace: {model}, batch {batch}, input {_shape(x.shape)} from {source}, {classes} classes, "
+        f"{net.num_parameters():,} parameters, {'training' if training else 'eval'} mode")
+    say(f"(first run: Numba compiles each kernel once, a few seconds each; later runs load them from its cache)")
+    say()
+    say("FORWARD: each row is one layer; input -> output shape, then statistics of the output")
+
+    inputs, outputs = [], []
+    current = Tensor(x)
+    rows = []
+    for idx, (name, layer) in enumerate(net.named_children()):
+        leaf = Tensor(current.data, requires_grad=idx > 0)
+        t0 = time.perf_counter()
+        result = layer(leaf)
+        elapsed = time.perf_counter() - t0
+        inputs.append(leaf)
+        outputs.append(result)
+        s = stats(result.data)
+        p = plan[idx]
+        entry = {"layer": name, "op": p["op"], "in": list(leaf.shape), "out": list(result.shape),
+                 "size_arithmetic": p["size_text"], "params": p["params"], "params_arithmetic": p["params_text"],
+                 "macs_per_image": p["macs"], "ms": elapsed * 1e3, **s}
+        if isinstance(layer, Dropout) and layer.training:
+            entry["kept_fraction"] = float(np.mean(result.data != 0))
+        record["forward"].append(entry)
+        rows.append([name, p["op"], f"{_shape(leaf.shape)} -> {_shape(result.shape)}", p["size_text"],
+                     f"{p['params']:,}" if p["params"] else "-", f"{p['macs'] / 1e6:.1f}M" if p["macs"] else "-",
+                     f"{elapsed * 1e3:.1f}", _g(s["mean"]), _g(s["std"]), _g(s["min"]), _g(s["max"]),
+                     f"{s['zeros']:.0%}" if isinstance(layer, ReLU) else ""])
+        if step:
+            for line in _table(rows[-1:], _FORWARD_HEADER)[0 if idx == 0 else 2:]:
+                say(line)
+            example = worked_example(name, layer, leaf.data, result.data)
+            entry["worked_example"] = example
+            for line in example:
+                say("    " + line)
+            _pause(stdin, say)
+        current = result
+    if not step:
+        for line in _table(rows, _FORWARD_HEADER):
+            say(line)
+
+    logits = Tensor(current.data, requires_grad=True)
+    loss = F.cross_entropy(logits, labels)
+    probs = F.softmax(Tensor(current.data)).data
+    true_p = probs[np.arange(batch), labels]
+    say()
+    say(f"LOSS: cross-entropy {loss.item():.6f} over labels {labels.tolist()}; an untrained network guesses "
+        f"1/{classes} for each class, loss ln({classes}) = {math.log(classes):.4f}; "
+        f"p(true class) = {', '.join(f'{v:.5f}' for v in true_p)}")
+    record["loss"] = loss.item()
+    record["p_true_class"] = true_p.tolist()
+
+    say()
+    say("BACKWARD: from the loss back to the image; |grad| are L2 norms of d loss / d (tensor);"
+        f" spot check: {checks} finite differences per tensor in float64, worst relative error")
+    t0 = time.perf_counter()
+    loss.backward()
+    grad = logits.grad
+    record["backward"].append({"layer": "loss", "ms": (time.perf_counter() - t0) * 1e3, "grad_out_norm": norm(grad)})
+    rng = np.random.default_rng(seed)
+    back_rows = []
+    layers = list(net.named_children())
+    for idx in range(len(layers) - 1, -1, -1):
+        name, layer = layers[idx]
+        for p in layer.parameters():
+            p.grad = None
+        t0 = time.perf_counter()
+        outputs[idx].backward(grad)
+        elapsed = time.perf_counter() - t0
+        grad_in = inputs[idx].grad
+        param_norms = {pname: norm(p.grad) for pname, p in layer.named_parameters()}
+        checks_done = []
+        if checks and (idx > 0 or param_norms) and not isinstance(layer, Flatten):
+            checks_done = spot_check(layer, inputs[idx].data, grad, checks, rng)
+        worst = max((c["rel_error"] for c in checks_done), default=None)
+        record["backward"].append({"layer": name, "ms": elapsed * 1e3, "grad_out_norm": norm(grad),
+                                   "grad_in_norm": norm(grad_in) if idx > 0 else None,
+                                   "param_grad_norms": param_norms, "spot_checks": checks_done})
+        back_rows.append([name, _g(norm(grad)), _g(norm(grad_in)) if idx > 0 else "(image)",
+                          ", ".join(f"{k} {_g(v)}" for k, v in param_norms.items()) or "-", f"{elapsed * 1e3:.1f}",
+                          f"{worst:.1e} ({len(checks_done)})" if worst is not None else "-"])
+        grad = grad_in
+    for line in _table(back_rows, ["layer", "|grad out|", "|grad in|", "|param grads|", "ms", "spot check"]):
+        say(line)
+    worst_all = max((c["rel_error"] for b in record["backward"] for c in b.get("spot_checks", [])), default=None)
+    record["worst_spot_check"] = worst_all
+    record["seconds"] = time.perf_counter() - started
+    say()
+    if worst_all is not None:
+        say(f"Every layer's backward agrees with finite differences: worst relative error {worst_all:.1e} "
+            f"over {sum(len(b.get('spot_checks', [])) for b in record['backward'])} coordinates.")
+    say(f"Total {record['seconds']:.1f} s: building the model, forward, backward and spot checks.")
+    if save_maps is not None:
+        from .maps import save_feature_maps
+        written = save_feature_maps(save_maps, net, inputs, outputs)
+        record["maps"] = written
+        say(f"Feature maps written: {', '.join(written)}")
+    if json_path is not None:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1, default=float)
+        say(f"Everything above, as data: {json_path}")
+    return record
+
+
+_FORWARD_HEADER = ["layer", "op", "shape", "size arithmetic", "params", "MACs/img", "ms", "mean", "std", "min", "max",
+                   "zeros"]
+
+
+def _pause(stdin, say):
+    say("    [Enter: next layer]")
+    try:
+        line = stdin.readline()
+    except (OSError, ValueError):
+        return
+    if line == "":  # end of input: carry on without pausing
+        return

@@ -1,0 +1,151 @@
+"""minicnn summary and minicnn trace: the numbers they print, the chained backward, the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import models
+from minicnn.cli import main
+from minicnn.summary import format_summary, layer_plan
+from minicnn.trace import IMAGENET_MEAN, builtin_images, run_trace
+
+F = mc.functional
+
+
+def test_summary_shows_the_arithmetic(capsys):
+    assert main(["summary"]) == 0
+    text = capsys.readouterr().out
+    for expected in [
+        "96 x 11 x 11 x 3 + 96 = 34,944", "256 x 5 x 5 x 48 + 256 = 307,456", "(227 - 11) / 4 + 1 = 55",
+        "(55 - 3) / 2 + 1 = 27", "(27 + 4 - 5) / 1 + 1 = 27", "(13 - 3) / 2 + 1 = 6", "256 x 6 x 6 = 9216",
+        "4096 x 9216 + 4096 = 37,752,832", "1000 x 4096 + 1000 = 4,097,000",
+        "parameters: 60,965,224 (60,954,656 weights + 10,568 biases)", "fc6 with 37,752,832 (62%)",
+        "conv 256@5x5/1 pad 2 groups 2", "maxpool 3x3/2 (overlapping)",
+    ]:
+        assert expected in text, expected
+
+
+def test_summary_of_each_model_agrees_with_a_forward_pass():
+    for name, size in [("alexnet_small", 32), ("alexnet_small", 64), ("alexnet_bn", 99), ("alexnet2012_caffe", 99)]:
+        net = models.get(name, input_size=size, num_classes=7).eval()
+        plan = layer_plan(net)
+        x = mc.tensor(np.zeros((1, 3, size, size), np.float32))
+        with mc.no_grad():
+            for row, (_, layer) in zip(plan, net.named_children()):
+                x = layer(x)
+                assert x.shape[1:] == row["out_shape"], (name, row["name"])
+        assert sum(r["params"] for r in plan) == net.num_parameters()
+        assert format_summary(net, plan).count("\n") > len(plan)
+
+
+def test_summary_input_size_and_errors(capsys):
+    assert main(["summary", "alexnet_small", "--input-size", "64"]) == 0
+    assert "(64 + 4 - 5) / 2 + 1 = 32" in capsys.readouterr().out
+    assert main(["summary", "alexnet2012", "--input-size", "20"]) == 2
+    assert "input_size must be an integer >= 67, got 20" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["summary", "resnet"])
+
+
+@pytest.fixture(scope="module")
+def small_trace(tmp_path_factory):
+    path = tmp_path_factory.mktemp("trace") / "trace.json"
+    with open(os.devnull, "w") as sink:
+        record = run_trace("alexnet_small", batch=3, seed=4, checks=2, json_path=str(path), out=sink)
+    return record, json.loads(path.read_text())
+
+
+def test_trace_record(small_trace):
+    record, from_json = small_trace
+    assert from_json["loss"] == pytest.approx(record["loss"])
+    names = [r["layer"] for r in record["forward"]]
+    assert names[:4] == ["conv1", "relu1", "lrn1", "pool1"] and names[-1] == "fc8"
+    assert record["forward"][0]["out"] == [3, 48, 32, 32]
+    relu = next(r for r in record["forward"] if r["layer"] == "relu1")
+    assert 0.2 < relu["zeros"] < 0.8
+    assert record["worst_spot_check"] < 1e-4
+    assert [r["layer"] for r in record["backward"]][:2] == ["loss", "fc8"]
+    assert all(r.get("spot_checks") for r in record["backward"] if r["layer"].startswith(("conv", "fc", "lrn")))
+
+
+def test_trace_chained_backward_equals_one_backward(small_trace):
+    record, _ = small_trace
+    net = models.get("alexnet_small", seed=4).train()
+    x = builtin_images(3, 32, seed=4) - IMAGENET_MEAN[None, :, None, None]
+    loss = F.cross_entropy(net(mc.tensor(x)), np.arange(3) % 10)
+    assert loss.item() == pytest.approx(record["loss"], rel=1e-6)
+    loss.backward()
+    chained = {r["layer"]: r["param_grad_norms"] for r in record["backward"] if r.get("param_grad_norms")}
+    for name, layer in net.named_children():
+        for pname, p in layer.named_parameters():
+            assert chained[name][pname] == pytest.approx(float(np.linalg.norm(p.grad.astype(np.float64))), rel=1e-5)
+
+
+def test_step_mode_by_piping_enter():
+    out = subprocess.run([sys.executable, "-m", "minicnn", "trace", "alexnet_small", "--step", "--checks", "0"],
+                         input="\n" * 40, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.count("[Enter: next layer]") == 23
+    assert "sum of all 75 products" in text and "winner at window" in text and "denominator" in text
+    assert "kept fraction" in text and "LOSS: cross-entropy" in text
+
+
+def test_step_mode_at_end_of_input_carries_on():
+    out = subprocess.run([sys.executable, "-m", "minicnn", "trace", "alexnet_small", "--step", "--checks", "0"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "BACKWARD" in out.stdout
+
+
+def test_default_trace_of_alexnet2012(tmp_path):
+    """The main job as the README runs it (spot checks reduced to keep the suite short)."""
+    out = subprocess.run([sys.executable, "-m", "minicnn", "trace", "--checks", "1", "--json", str(tmp_path / "t.json")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "(227 - 11) / 4 + 1 = 55" in out.stdout and "2x256x6x6 -> 2x9216" in out.stdout
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert record["worst_spot_check"] < 1e-3 and record["batch"] == 2
+    assert abs(record["loss"] - np.log(1000)) < 5
+
+
+def test_eval_mode_and_bn_variant(capsys):
+    with open(os.devnull, "w") as sink:
+        record = run_trace("alexnet_bn", batch=2, input_size=67, num_classes=5, checks=1, training=False, out=sink)
+    assert record["mode"] == "eval" and record["worst_spot_check"] < 1e-4
+    assert not any("kept_fraction" in r for r in record["forward"])
+
+
+def test_image_and_feature_maps(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("matplotlib")
+    pixels = (np.random.default_rng(0).uniform(0, 255, (50, 80, 3))).astype(np.uint8)
+    image.fromarray(pixels).save(tmp_path / "in.png")
+    with open(os.devnull, "w") as sink:
+        record = run_trace("alexnet_small", image=str(tmp_path / "in.png"), checks=0, save_maps=str(tmp_path / "maps"),
+                           out=sink)
+    assert "in.png" in record["source"]
+    assert {os.path.basename(p) for p in record["maps"]} >= {"conv1_filters.png", "conv1_maps.png", "pool5_maps.png"}
+    assert all(os.path.getsize(p) > 100 for p in record["maps"])
+
+
+def test_bad_trace_arguments(capsys, tmp_path):
+    assert main(["trace", "alexnet_small", "--batch", "0"]) == 2
+    assert "trace: batch must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(["trace", "alexnet_small", "--image", str(tmp_path / "missing.png")]) == 2
+    assert "image file not found" in capsys.readouterr().err
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["trace", "alexnet_small", "--image", str(tmp_path / "bad.png")]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_help_on_every_command(capsys):
+    for argv in (["--help"], ["trace", "--help"], ["summary", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--step" in text and "--save-maps" in text and "--input-size" in text

@@ -34,8 +34,10 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def model_options(p, default):
-        p.add_argument("model", nargs="?", default=default, choices=list(models.MODELS),
-                       help=f"which network (default {default})")
+        p.add_argument("model_name", nargs="?", metavar="MODEL", choices=list(models.MODELS),
+                       help=f"which network: {', '.join(models.MODELS)} (default {default})")
+        p.add_argument("--model", choices=list(models.MODELS), help="the same, as an option")
+        p.set_defaults(default_model=default)
         p.add_argument("--input-size", type=int, help="image height and width (default: the model's own, 227 for AlexNet)")
         p.add_argument("--num-classes", type=int, help="output classes (default: 1000, or 10 for alexnet_small)")
 
@@ -71,6 +73,9 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    if args.model and args.model_name and args.model != args.model_name:
+        parser.error(f"two different models given: {args.model_name} and --model {args.model}")
+    args.model = args.model or args.model_name or args.default_model
     try:
         args.run(args)
     except MiniCNNError as exc:

@@ -294,7 +294,7 @@ def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None,
 
     say(f"minicnn trace: {model}, batch {batch}, input {_shape(x.shape)} from {source}, {classes} classes, "
         f"{net.num_parameters():,} parameters, {'training' if training else 'eval'} mode")
-    say(f"(first run: Numba compiles each kernel once, a few seconds each; later runs load them from its cache)")
+    say("(times include each kernel's first use: Numba compiles it once, a few seconds, then loads it from its cache)")
     say()
     say("FORWARD: each row is one layer; input -> output shape, then statistics of the output")
 

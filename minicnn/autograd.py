@@ -20,6 +20,8 @@ import threading
 
 import numpy as np
 
+from . import device as _device
+
 _state = threading.local()
 
 
@@ -128,7 +130,7 @@ def backward(root, grad):
         if g is None:
             continue
         if tensor.creator is None or tensor.retains_grad:
-            tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+            tensor.grad = _device.copy(g) if tensor.grad is None else _device.add(tensor.grad, g)
         if tensor.creator is None:
             continue
         node = tensor.creator
@@ -142,11 +144,12 @@ def backward(root, grad):
         for parent, parent_grad in zip(node.inputs, input_grads):
             if parent is None or not parent.requires_grad or parent_grad is None:
                 continue
-            parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
+            if not _device.is_device_array(parent_grad):
+                parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
             if parent_grad.shape != parent.data.shape:
                 raise RuntimeError(
                     f"{node.name}.backward gave a gradient of shape {parent_grad.shape} "
                     f"for an input of shape {parent.data.shape}"
                 )
             key = id(parent)
-            grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            grads[key] = parent_grad if key not in grads else _device.add(grads[key], parent_grad)

@@ -64,7 +64,22 @@ def build_parser():
     t.add_argument("--json", metavar="PATH", help="also write everything printed, as data, to this JSON file")
     t.add_argument("--save-maps", metavar="DIR", help="write PNG grids of feature maps and conv1's filters (needs matplotlib)")
     t.set_defaults(run=_trace)
+
+    from .bench import add_arguments
+
+    b = sub.add_parser("bench", help="time each op at AlexNet's layer shapes, and a training step, on CPU and GPU",
+                       description="Time each op (forward and backward) at the 2012 AlexNet's layer shapes and a whole "
+                                   "training step, on the CPU and on the GPU when one is usable (CUDA events after a "
+                                   "warm-up; compile time reported apart), with GFLOP/s and the fraction of peak.")
+    add_arguments(b)
+    b.set_defaults(run=_bench, model_name=None, model=None, default_model=None)
     return parser
+
+
+def _bench(args):
+    from .bench import run_from_args
+
+    run_from_args(args)
 
 
 def main(argv=None):

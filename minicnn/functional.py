@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from . import device as _device
 from .autograd import Function
 from .errors import ArgumentError, DTypeError, ShapeError
 from .kernels.cpu import activation as _cpu_activation
@@ -50,7 +51,7 @@ def _check_tensor(op, name, value, ndims=None):
     if ndims is not None and value.ndim not in ndims:
         want = " or ".join(f"{d}-d" for d in ndims)
         raise ShapeError(f"{op}: {name} must be {want}, got {value.ndim}-d with shape {value.shape}")
-    if not value.data.flags.c_contiguous:
+    if isinstance(value.data, np.ndarray) and not value.data.flags.c_contiguous:
         value.data = np.ascontiguousarray(value.data)
     return value
 
@@ -62,10 +63,14 @@ def _check_same_dtype(op, first, **others):
 
 
 def _kernels(op, *tensors):
-    devices = {t.device for t in tensors if t is not None}
+    """The kernels for the tensors' device; mixing devices in one op is an error."""
+    devices = {t.device for t in tensors if isinstance(t, Tensor)}
     if len(devices) > 1:
-        raise ArgumentError(f"{op}: tensors are on different devices {sorted(devices)}; move them to one")
-    return _BACKENDS[devices.pop()]
+        raise ArgumentError(f"{op}: tensors are on different devices {sorted(devices)}; move them to one device")
+    device = devices.pop()
+    if device not in _BACKENDS:
+        _BACKENDS[device] = SimpleNamespace(**_device.cuda_kernels())
+    return _BACKENDS[device]
 
 
 def _int(op, name, value, minimum):
@@ -172,13 +177,14 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride, padding, kernels):
         y, argmax = kernels.pool.max_pool2d_forward(x, kernel_size, stride, padding)
-        ctx.save_for_backward(argmax, x.shape, kernels)
+        ctx.save_for_backward(argmax, x.shape, kernel_size, stride, padding, kernels)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        argmax, x_shape, kernels = ctx.saved
-        return kernels.pool.max_pool2d_backward(grad_y, argmax, x_shape), None, None, None, None
+        argmax, x_shape, kernel_size, stride, padding, kernels = ctx.saved
+        grad_x = kernels.pool.max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding)
+        return grad_x, None, None, None, None
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
@@ -424,7 +430,7 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad_loss):
         log_y, labels, kernels = ctx.saved
-        return kernels.softmax.cross_entropy_backward(log_y, labels, grad_loss.item()), None, None
+        return kernels.softmax.cross_entropy_backward(log_y, labels, grad_loss), None, None
 
 
 def cross_entropy(logits, labels):
@@ -434,8 +440,7 @@ def cross_entropy(logits, labels):
     """
     op = "cross_entropy"
     _check_class_dim(op, logits, -1)
-    data = labels.data if isinstance(labels, Tensor) else labels
-    data = np.asarray(data)
+    data = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)  # checked on the host
     if data.dtype.kind not in "iu":
         raise DTypeError(f"{op}: labels must be integers, got dtype {data.dtype}")
     n, classes = logits.shape
@@ -447,7 +452,8 @@ def cross_entropy(logits, labels):
     if low < 0 or high >= classes:
         bad = low if low < 0 else high
         raise ArgumentError(f"{op}: labels must be in [0, {classes}) for {classes} classes, got {bad}")
-    return CrossEntropy.apply(logits, np.ascontiguousarray(data, dtype=np.int64), _kernels(op, logits))
+    labels_array = _device.move(np.ascontiguousarray(data, dtype=np.int64), logits.device)
+    return CrossEntropy.apply(logits, labels_array, _kernels(op, logits))
 
 
 # ---- batch norm ---------------------------------------------------------------------------------
@@ -457,15 +463,10 @@ class BatchNorm(Function):
         bn = kernels.batchnorm
         if training:
             y, mean, var = bn.batch_norm_train_forward(x, weight, bias, eps)
-            count = x.size // x.shape[1]
             if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += (momentum * count / (count - 1)) * var
+                bn.update_running_stats(running_mean, running_var, mean, var, momentum, x.size // x.shape[1])
         else:
-            mean, var = running_mean.copy(), running_var.copy()
+            mean, var = running_mean, running_var
             y = bn.batch_norm_eval_forward(x, mean, var, weight, bias, eps)
         ctx.save_for_backward(x, mean, var, weight, training, eps, kernels)
         return y
@@ -502,9 +503,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ShapeError(f"{op}: empty input {x.shape}")
     if training and x.size // channels < 2:
         raise ShapeError(f"{op}: training needs more than one value per channel, got input {x.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ArgumentError(f"{op}: give both running_mean and running_var, or neither")
     if not training and (running_mean is None or running_var is None):
         raise ArgumentError(f"{op}: eval mode (training=False) needs running_mean and running_var")
-    w = weight if weight is not None else np.ones(channels, dtype=x.dtype)
-    b = bias if bias is not None else np.zeros(channels, dtype=x.dtype)
+    w = weight if weight is not None else _device.full(channels, 1, x.dtype, x.device)
+    b = bias if bias is not None else _device.full(channels, 0, x.dtype, x.device)
     return BatchNorm.apply(x, w, b, running_mean, running_var, bool(training), momentum, eps,
                            _kernels(op, x, weight, bias, running_mean, running_var))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import device as _device
 from .autograd import no_grad
 from .errors import DTypeError
 from .tensor import Tensor
@@ -106,20 +107,16 @@ def gradcheck(fn, inputs, params=(), *, eps=1e-6, atol=1e-6, rtol=1e-4, max_coor
     def objective():
         with no_grad():
             outs = _as_outputs(fn(*inputs))
-        return sum(float(np.sum(o.data * r)) for o, r in zip(outs, projections))
+        return sum(float(np.sum(o.numpy() * r)) for o, r in zip(outs, projections))
 
     def analytic():
         for _, t in named:
             t.grad = None
-        outs = _as_outputs(fn(*inputs))
-        total = None
-        for o, r in zip(outs, projections):
-            if o.requires_grad:
-                term = (o * Tensor(r.astype(o.dtype))).sum()
-                total = term if total is None else total + term
-        if total is not None:
-            total.backward()
-        return [np.zeros_like(t.data) if t.grad is None else t.grad.copy() for _, t in named]
+        for o, r in zip(_as_outputs(fn(*inputs)), projections):
+            if o.requires_grad:  # d/dx sum(o * r) is o's backward with r as its gradient
+                o.backward(_device.move(r.astype(o.dtype), o.device))
+        return [np.zeros(t.shape, t.dtype) if t.grad is None else np.array(_device.move(t.grad, "cpu"))
+                for _, t in named]
 
     first, second = analytic(), analytic()
     for (name, _), g1, g2 in zip(named, first, second):
@@ -133,18 +130,26 @@ def gradcheck(fn, inputs, params=(), *, eps=1e-6, atol=1e-6, rtol=1e-4, max_coor
 
     worst, worst_score, checked, ok = None, -np.inf, 0, True
     for (name, t), grad in zip(named, first):
-        flat = t.data.reshape(-1)
+        on_device = t.device != "cpu"
+        host = t.numpy().copy() if on_device else t.data
+        flat = host.reshape(-1)
+
+        def set_value(i, value):
+            flat[i] = value
+            if on_device:  # a perturbed copy goes back to the GPU for each evaluation
+                t.data = _device.move(host, t.device)
+
         if flat.size <= max_coords:
             coords = np.arange(flat.size)
         else:
             coords = np.sort(rng.choice(flat.size, size=max_coords, replace=False))
         for i in coords:
             original = flat[i]
-            flat[i] = original + eps
+            set_value(i, original + eps)
             plus = objective()
-            flat[i] = original - eps
+            set_value(i, original - eps)
             minus = objective()
-            flat[i] = original
+            set_value(i, original)
             numeric = (plus - minus) / (2 * eps)
             a = float(grad.reshape(-1)[i])
             error = abs(a - numeric)

@@ -13,8 +13,9 @@ import numbers
 import numpy as np
 
 from . import autograd
+from . import device as _device
 from .autograd import Function
-from .errors import DTypeError, ShapeError
+from .errors import ArgumentError, DTypeError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -22,16 +23,17 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class Tensor:
     """An n-dimensional array with an optional gradient.
 
-    Attributes: ``data`` (the NumPy array), ``grad`` (an array of the same shape,
-    or None), ``requires_grad``, ``creator`` (the autograd ``Node`` that made it;
-    None for a leaf) and ``device`` ("cpu").
+    Attributes: ``data`` (a NumPy array, or a Numba device array on "cuda"),
+    ``grad`` (an array of the same shape and device, or None), ``requires_grad``,
+    ``creator`` (the autograd ``Node`` that made it; None for a leaf) and
+    ``device`` ("cpu" or "cuda", where ``data`` lives).
     """
 
     __array_priority__ = 1000  # so ndarray + Tensor defers to Tensor.__radd__
 
-    def __init__(self, data, requires_grad=False, device="cpu"):
+    def __init__(self, data, requires_grad=False):
         data = data.data if isinstance(data, Tensor) else data
-        if not isinstance(data, np.ndarray):
+        if not isinstance(data, np.ndarray) and not _device.is_device_array(data):
             data = np.asarray(data)
         if requires_grad and data.dtype not in FLOAT_DTYPES:
             raise DTypeError(f"tensor: only float32/float64 tensors can require grad, got dtype {data.dtype}")
@@ -39,7 +41,6 @@ class Tensor:
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.creator = None
-        self.device = device
         self.retains_grad = False
 
     # ---- array-like facts -------------------------------------------------
@@ -47,6 +48,7 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
     size = property(lambda self: self.data.size)
+    device = property(lambda self: _device.device_of(self.data))
 
     def __len__(self):
         return len(self.data)
@@ -54,18 +56,35 @@ class Tensor:
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         fn = f", creator={self.creator.name}" if self.creator is not None else ""
+        if self.device == "cuda":  # printing the values would copy them to the host
+            return f"tensor(<cuda array of shape {self.shape}>, dtype={self.dtype}{grad}{fn})"
         body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2)
         return f"tensor({body}, dtype={self.dtype}{grad}{fn})"
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        """The values as a NumPy array (a copy from the GPU for a cuda tensor)."""
+        return _device.move(self.data, "cpu")
 
     def item(self):
-        return self.data.item()
+        return self.numpy().item()
+
+    def to(self, device):
+        """This tensor's values on ``device`` ("cpu" or "cuda"), as a new leaf tensor (or self if
+        already there). Moving a model's parameters is ``Module.to``."""
+        _device.check_device(device, "to")
+        if device == self.device:
+            return self
+        return Tensor(_device.move(self.data, device), requires_grad=self.requires_grad)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (no gradient flows through it)."""
-        return Tensor(self.data, requires_grad=False, device=self.device)
+        return Tensor(self.data, requires_grad=False)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -87,8 +106,12 @@ class Tensor:
                 raise ShapeError(
                     f"backward: a gradient must be given for a non-scalar output, shape {self.shape}"
                 )
-            grad = np.ones_like(self.data)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = _device.ones_like(self.data)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        if _device.device_of(grad) != self.device:
+            raise ArgumentError(f"backward: the gradient is on {_device.device_of(grad)}, the tensor on {self.device}")
+        if not _device.is_device_array(grad):
+            grad = np.asarray(grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ShapeError(f"backward: gradient has shape {grad.shape}, expected {self.shape}")
         autograd.backward(self, grad)
@@ -119,11 +142,13 @@ class Tensor:
         return Div.apply(_operand(other, self, "div"), self)
 
     def __neg__(self):
+        _host_only("neg", self)
         return Neg.apply(self)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, numbers.Real):
             raise DTypeError(f"pow: exponent must be a constant number, got {type(exponent).__name__}")
+        _host_only("pow", self)
         return Pow.apply(self, float(exponent))
 
     def __matmul__(self, other):
@@ -133,6 +158,7 @@ class Tensor:
         return MatMul.apply(_operand(other, self, "matmul"), self)
 
     def sum(self, axis=None, keepdims=False):
+        _host_only("sum", self)
         return Sum.apply(self, _normalise_axis(axis, self.ndim, "sum"), keepdims)
 
     def mean(self, axis=None, keepdims=False):
@@ -143,10 +169,10 @@ class Tensor:
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         try:
-            np.empty(self.shape, dtype=np.bool_).reshape(shape)
+            shape = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape  # resolves a -1
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape {self.shape} ({self.size} elements) into {tuple(shape)}") from None
-        return Reshape.apply(self, tuple(shape))
+        return Reshape.apply(self, shape)
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
@@ -166,8 +192,16 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     return Tensor(array, requires_grad=requires_grad)
 
 
+def _host_only(op, *tensors):
+    for t in tensors:
+        if isinstance(t, Tensor) and t.device != "cpu":
+            raise ArgumentError(f"{op}: element-wise tensor arithmetic runs on the CPU only; this tensor is on "
+                                f"{t.device} (the network ops and the loss run on the GPU)")
+
+
 def _operand(value, like: Tensor, op: str) -> Tensor:
     """Turn the other operand of a binary op into a Tensor with the same float dtype."""
+    _host_only(op, like, value)
     if isinstance(value, Tensor):
         if value.dtype != like.dtype:
             raise DTypeError(f"{op}: dtypes differ, {like.dtype} and {value.dtype}; convert one explicitly")

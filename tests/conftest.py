@@ -29,3 +29,13 @@ def torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/cuda runs where numba.cuda works: under the simulator (tests/test_cuda_simulator.py
+    starts it in a process of its own) or on a machine with a GPU."""
+    if collection_path.name == "cuda" and collection_path.parent.name == "tests":
+        from minicnn.device import cuda_available
+
+        return not cuda_available()
+    return None

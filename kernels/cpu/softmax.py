@@ -88,6 +88,6 @@ def cross_entropy_forward(x, labels):
 
 def cross_entropy_backward(log_y, labels, grad_loss):
     grad_x = np.empty_like(log_y)
-    scale = log_y.dtype.type(grad_loss / len(labels))
+    scale = log_y.dtype.type(float(grad_loss) / len(labels))
     _cross_entropy_backward_rows(log_y, labels, scale, grad_x)
     return grad_x

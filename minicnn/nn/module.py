@@ -110,6 +110,16 @@ class Module:
             t.grad = None
         return self
 
+    def to(self, device):
+        """Move every parameter and buffer to ``device`` ("cpu" or "cuda"), in place."""
+        from .. import device as _device
+
+        _device.check_device(device, f"{type(self).__name__}.to")
+        for _, t in list(self.named_parameters()) + list(self.named_buffers()):
+            t.data = _device.move(t.data, device)
+            t.grad = None
+        return self
+
     def double(self):
         return self.astype(np.float64)
 
@@ -119,8 +129,8 @@ class Module:
     # ---- state -----------------------------------------------------------------------------
     def state_dict(self):
         """Parameters and buffers by dotted name, as copies of their arrays."""
-        state = OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
-        state.update((name, b.data.copy()) for name, b in self.named_buffers())
+        state = OrderedDict((name, np.array(p.numpy(), copy=True)) for name, p in self.named_parameters())
+        state.update((name, np.array(b.numpy(), copy=True)) for name, b in self.named_buffers())
         return state
 
     def load_state_dict(self, state):
@@ -136,8 +146,10 @@ class Module:
         wrong = [f"{k}: expected {own[k].shape}, got {np.shape(state[k])}" for k in own if np.shape(state[k]) != own[k].shape]
         if wrong:
             raise ShapeError(f"load_state_dict: mis-shaped entries in {type(self).__name__}: " + "; ".join(wrong))
+        from .. import device as _device
+
         for name, tensor in own.items():
-            tensor.data = np.array(state[name], dtype=tensor.dtype, copy=True)
+            tensor.data = _device.move(np.array(state[name], dtype=tensor.dtype, copy=True), tensor.device)
 
     # ---- display -------------------------------------------------------------------------------
     def extra_repr(self):

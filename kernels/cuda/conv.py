@@ -1,0 +1,189 @@
+"""2-D convolution on the GPU as three implicit GEMMs (``gemm.py``), one per pass.
+
+Same math as ``kernels/cpu/conv.py`` (x (N, C, H, W), w (K, C/G, kh, kw), group g,
+c' and k' counting within the group, x_pad read as 0 outside the image):
+
+    forward:  y[n, g*K/G + k', i, j] = b + sum_{c', p, q} w[g*K/G + k', c', p, q] * x_pad[n, g*C/G + c', i*sh + p, j*sw + q]
+              M = K/G rows (k'), N = batch*H_out*W_out columns (n, i, j), reduction over (c', p, q)
+    grad_w:   dw[g*K/G + k', c', p, q] = sum_{n, i, j} grad_y[n, g*K/G + k', i, j] * x_pad[n, g*C/G + c', i*sh + p, j*sw + q]
+              M = K/G (k'), N = C/G*kh*kw (c', p, q), reduction over (n, i, j)
+    grad_x:   dx[n, g*C/G + c', h, w] = sum_{k', p, q} w[g*K/G + k', c', p, q] * grad_y[n, g*K/G + k', i, j]
+              with i = (h + pad_top - p) / sh and j = (w + pad_left - q) / sw where those divide
+              exactly and land inside the output; M = C/G (c'), N = batch*H*W (n, h, w),
+              reduction over (k', p, q)
+    grad_b:   db[k] = sum_{n, i, j} grad_y[n, k, i, j]     (``reduce.py``)
+
+The input gradient is computed by gathering (each dx element sums what it
+contributed to) instead of scattering col2im with atomics: each output has one
+owner, and results are the same on every run. The groups are the grid's z axis.
+geom = (M, N, Kred, batch, C, H, W, K, kh, kw, sh, sw, pad_top, pad_left, H_out, W_out, C/G, K/G).
+"""
+from numba import cuda
+
+from .gemm import make_gemm
+from .launch import empty, full
+from .reduce import sum_over_batch_and_space
+
+
+@cuda.jit(device=True, inline=True)
+def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
+    """A[k', (c', p, q)] = w[g*K/G + k', c', p, q]; w flattened."""
+    if r >= geom[0] or kk >= geom[2]:
+        tile[slot_k, slot_mn] = 0
+        return
+    tile[slot_k, slot_mn] = w[(g * geom[17] + r) * geom[2] + kk]
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
+    """B[(c', p, q), (n, i, j)] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q]."""
+    if kk >= geom[2] or col >= geom[1]:
+        tile[slot_k, slot_mn] = 0
+        return
+    kh, kw = geom[8], geom[9]
+    c = kk // (kh * kw)
+    p = (kk // kw) % kh
+    q = kk % kw
+    plane = geom[14] * geom[15]
+    n = col // plane
+    i = (col % plane) // geom[15]
+    j = col % geom[15]
+    h = i * geom[10] + p - geom[12]
+    w = j * geom[11] + q - geom[13]
+    if h < 0 or h >= geom[5] or w < 0 or w >= geom[6]:
+        tile[slot_k, slot_mn] = 0
+        return
+    tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+
+
+@cuda.jit(device=True, inline=True)
+def _store_output(geom, y, bias, g, r, col, value):
+    plane = geom[14] * geom[15]
+    k = g * geom[17] + r
+    y[col // plane, k, (col % plane) // geom[15], col % geom[15]] = value + bias[k]
+
+
+@cuda.jit(device=True, inline=True)
+def _grad_y_rows(geom, grad_y, g, r, m, tile, slot_k, slot_mn):
+    """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j]."""
+    if r >= geom[0] or m >= geom[2]:
+        tile[slot_k, slot_mn] = 0
+        return
+    plane = geom[14] * geom[15]
+    tile[slot_k, slot_mn] = grad_y[m // plane, g * geom[17] + r, (m % plane) // geom[15], m % geom[15]]
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col_transposed(geom, x, g, m, kk, tile, slot_k, slot_mn):
+    """B[(n, i, j), (c', p, q)]: the im2col matrix read the other way round."""
+    if m >= geom[2] or kk >= geom[1]:
+        tile[slot_k, slot_mn] = 0
+        return
+    kh, kw = geom[8], geom[9]
+    c = kk // (kh * kw)
+    p = (kk // kw) % kh
+    q = kk % kw
+    plane = geom[14] * geom[15]
+    n = m // plane
+    i = (m % plane) // geom[15]
+    j = m % geom[15]
+    h = i * geom[10] + p - geom[12]
+    w = j * geom[11] + q - geom[13]
+    if h < 0 or h >= geom[5] or w < 0 or w >= geom[6]:
+        tile[slot_k, slot_mn] = 0
+        return
+    tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+
+
+@cuda.jit(device=True, inline=True)
+def _store_weight_grad(geom, grad_w, unused, g, r, kk, value):
+    grad_w[(g * geom[17] + r) * geom[1] + kk] = value
+
+
+@cuda.jit(device=True, inline=True)
+def _weight_transposed(geom, w, g, c, kk, tile, slot_k, slot_mn):
+    """A[c', (k', p, q)] = w[g*K/G + k', c', p, q]."""
+    if c >= geom[0] or kk >= geom[2]:
+        tile[slot_k, slot_mn] = 0
+        return
+    kh, kw = geom[8], geom[9]
+    r = kk // (kh * kw)
+    pq = kk % (kh * kw)
+    tile[slot_k, slot_mn] = w[((g * geom[17] + r) * geom[16] + c) * kh * kw + pq]
+
+
+@cuda.jit(device=True, inline=True)
+def _grad_y_gathered(geom, grad_y, g, kk, col, tile, slot_k, slot_mn):
+    """B[(k', p, q), (n, h, w)] = grad_y[n, g*K/G + k', i, j] for the (i, j) whose window put
+    x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 if there is none."""
+    if kk >= geom[2] or col >= geom[1]:
+        tile[slot_k, slot_mn] = 0
+        return
+    kh, kw = geom[8], geom[9]
+    r = kk // (kh * kw)
+    p = (kk // kw) % kh
+    q = kk % kw
+    plane = geom[5] * geom[6]
+    n = col // plane
+    h = (col % plane) // geom[6]
+    w = col % geom[6]
+    hi = h + geom[12] - p
+    wi = w + geom[13] - q
+    if hi < 0 or wi < 0 or hi % geom[10] != 0 or wi % geom[11] != 0:
+        tile[slot_k, slot_mn] = 0
+        return
+    i = hi // geom[10]
+    j = wi // geom[11]
+    if i >= geom[14] or j >= geom[15]:
+        tile[slot_k, slot_mn] = 0
+        return
+    tile[slot_k, slot_mn] = grad_y[n, g * geom[17] + r, i, j]
+
+
+@cuda.jit(device=True, inline=True)
+def _store_input_grad(geom, grad_x, unused, g, c, col, value):
+    plane = geom[5] * geom[6]
+    grad_x[col // plane, g * geom[16] + c, (col % plane) // geom[6], col % geom[6]] = value
+
+
+_forward = make_gemm(_weight_row_major, _im2col, _store_output)
+_weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad)
+_input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad)
+
+
+def _geometry(x_shape, w_shape, stride, padding, groups):
+    n, c, h, w = x_shape
+    k, c_per_group, kh, kw = w_shape
+    (top, bottom), (left, right) = padding
+    h_out = (h + top + bottom - kh) // stride[0] + 1
+    w_out = (w + left + right - kw) // stride[1] + 1
+    shape = (n, c, h, w, k, kh, kw, stride[0], stride[1], top, left, h_out, w_out, c_per_group, k // groups)
+    return shape, h_out, w_out
+
+
+def conv2d_forward(x, w, b, stride, padding, groups):
+    shape, h_out, w_out = _geometry(x.shape, w.shape, stride, padding, groups)
+    n, k, c_per_group, kh, kw = x.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3]
+    y = empty((n, k, h_out, w_out), x.dtype)
+    bias = b if b is not None else full(k, 0, x.dtype)
+    geom = (k // groups, n * h_out * w_out, c_per_group * kh * kw) + shape
+    _forward(geom, groups, w.reshape(w.size), x, y, bias)
+    return y
+
+
+def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
+    shape, h_out, w_out = _geometry(x.shape, w.shape, stride, padding, groups)
+    n, c, h, wd = x.shape
+    k, c_per_group, kh, kw = w.shape
+    grad_x = grad_w = grad_b = None
+    if needs_input_grad[0]:
+        grad_x = empty(x.shape, x.dtype)
+        geom = (c_per_group, n * h * wd, (k // groups) * kh * kw) + shape
+        _input_grad(geom, groups, w.reshape(w.size), grad_y, grad_x, grad_x)
+    if needs_input_grad[1]:
+        grad_w = empty(w.shape, w.dtype)
+        geom = (k // groups, c_per_group * kh * kw, n * h_out * w_out) + shape
+        _weight_grad(geom, groups, grad_y, x, grad_w.reshape(grad_w.size), grad_w)
+    if needs_input_grad[2]:
+        grad_b = sum_over_batch_and_space(grad_y.reshape(n, k, h_out * w_out))
+    return grad_x, grad_w, grad_b

@@ -1,0 +1,89 @@
+"""A tiled matrix product for the GPU, the engine of convolution and linear layers.
+
+    C[m, n] = sum_k A[m, k] * B[k, n]          (one product per group g = blockIdx.z)
+
+A, B and C are never stored as matrices: ``load_a(geom, a, g, m, k, tile, s, t)``
+and ``load_b(geom, b, g, k, n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
+the matrix) into ``tile[s, t]``, and ``store(geom, out, bias, g, m, n, value)``
+writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
+im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
+tuple of ints that describes the shapes; geom[0], geom[1], geom[2] are M, N, K.
+
+Threads to work: a block of TPB x TPB threads computes a TILE x TILE tile of C
+(TILE = TPB * REG): each thread accumulates REG x REG outputs in registers,
+at rows ty + i*TPB and columns tx + j*TPB, so that neighbouring threads read
+neighbouring shared-memory words. The reduction runs in steps of TK: the block
+stages a TK x TILE slab of A and of B in shared memory (every thread loads a few
+elements), synchronises, and multiplies out of shared memory: each value loaded from global
+memory is used TILE times (by the TPB threads of a row or column, REG times each). Each output has
+exactly one owner, so no atomics: results are the same run to run.
+
+On a GPU TPB = 16, REG = 4 (64x64 tiles, 256 threads), TK = 16: 2 x 16 x 64
+floats = 8 KB of shared memory. Under the simulator TPB = 4, REG = 2, TK = 4.
+Kernels are built per dtype (float32, and float64 for gradient checks), since a
+shared array's dtype must be known when the kernel compiles.
+"""
+import math
+
+import numpy as np
+from numba import cuda, from_dtype
+
+from .launch import SIMULATED
+
+TPB = 4 if SIMULATED else 16
+REG = 2 if SIMULATED else 4
+TILE = TPB * REG
+TK = 4 if SIMULATED else 16
+
+
+def make_gemm(load_a, load_b, store):
+    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product."""
+    kernels = {}
+
+    def build(dtype):
+        nbtype = from_dtype(np.dtype(dtype))
+
+        @cuda.jit
+        def gemm(geom, a, b, out, bias):
+            m_size, n_size, k_size = geom[0], geom[1], geom[2]
+            g = cuda.blockIdx.z
+            tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+            tid = ty * TPB + tx
+            row0 = cuda.blockIdx.y * TILE
+            col0 = cuda.blockIdx.x * TILE
+            a_tile = cuda.shared.array((TK, TILE), nbtype)
+            b_tile = cuda.shared.array((TK, TILE), nbtype)
+            acc = cuda.local.array((REG, REG), nbtype)
+            for i in range(REG):
+                for j in range(REG):
+                    acc[i, j] = 0
+            for k0 in range(0, k_size, TK):
+                for e in range(tid, TK * TILE, TPB * TPB):
+                    kk = e // TILE
+                    r = e % TILE
+                    load_a(geom, a, g, row0 + r, k0 + kk, a_tile, kk, r)
+                    load_b(geom, b, g, k0 + kk, col0 + r, b_tile, kk, r)
+                cuda.syncthreads()
+                for kk in range(TK):
+                    for i in range(REG):
+                        av = a_tile[kk, ty + i * TPB]
+                        for j in range(REG):
+                            acc[i, j] += av * b_tile[kk, tx + j * TPB]
+                cuda.syncthreads()
+            for i in range(REG):
+                r = row0 + ty + i * TPB
+                for j in range(REG):
+                    c = col0 + tx + j * TPB
+                    if r < m_size and c < n_size:
+                        store(geom, out, bias, g, r, c, acc[i, j])
+
+        return gemm
+
+    def run(geom, groups, a, b, out, bias):
+        key = np.dtype(out.dtype)
+        if key not in kernels:
+            kernels[key] = build(key)
+        grid = (math.ceil(geom[1] / TILE), math.ceil(geom[0] / TILE), groups)
+        kernels[key][grid, (TPB, TPB)](geom, a, b, out, bias)
+
+    return run

@@ -1,0 +1,57 @@
+"""Launch configuration shared by the CUDA kernels, and small array helpers.
+
+``SIMULATED`` is true under Numba's CUDA simulator, where every GPU thread is a
+Python thread: there the GEMM tiles shrink from 64x64 to 8x8 so tests on small
+shapes finish in seconds. The kernels' code is the same either way.
+"""
+import math
+
+import numpy as np
+from numba import config, cuda
+
+SIMULATED = bool(config.ENABLE_CUDASIM)
+THREADS = 8 if SIMULATED else 256  # threads per block of the 1-D element-wise kernels
+MAX_BLOCKS = 4 if SIMULATED else 65535  # the simulator runs each thread as a Python thread
+
+
+def grid_1d(n):
+    """(blocks, threads) for a grid-stride loop over n elements."""
+    return max(1, min(MAX_BLOCKS, math.ceil(n / THREADS))), THREADS
+
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def empty_like(a):
+    return cuda.device_array(a.shape, dtype=a.dtype)
+
+
+@cuda.jit
+def _fill(a, value):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, a.size, stride):
+        a[i] = value
+
+
+@cuda.jit
+def _add(a, b, out):
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, out.size, stride):
+        out[i] = a[i] + b[i]
+
+
+def full(shape, value, dtype):
+    a = cuda.device_array(shape, dtype=dtype)
+    if a.size:
+        blocks, threads = grid_1d(a.size)
+        _fill[blocks, threads](a.reshape(a.size), np.dtype(dtype).type(value))
+    return a
+
+
+def add(a, b):
+    """a + b for two device arrays of one shape (gradient accumulation)."""
+    out = empty_like(a)
+    blocks, threads = grid_1d(out.size)
+    _add[blocks, threads](a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
+    return out

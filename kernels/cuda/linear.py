@@ -1,0 +1,88 @@
+"""Fully connected layer on the GPU: three products through the tiled GEMM (``gemm.py``).
+
+    y = x @ w^T + b     M = N rows, N = O columns, reduction over I
+    dx = grad_y @ w     M = N, N = I, reduction over O
+    dw = grad_y^T @ x   M = O, N = I, reduction over N
+    db = sum_n grad_y   (``reduce.py``)
+
+Shapes: x (N, I), w (O, I), b (O,). The transposes are index arithmetic in the
+loaders; nothing is copied. geom = (M, N, K).
+"""
+from numba import cuda
+
+from .gemm import make_gemm
+from .launch import empty, full
+from .reduce import sum_over_batch_and_space
+
+
+@cuda.jit(device=True, inline=True)
+def _rows(geom, a, g, r, k, tile, s, t):
+    """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
+    if r < geom[0] and k < geom[2]:
+        tile[s, t] = a[r, k]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _rows_transposed(geom, a, g, r, k, tile, s, t):
+    """A[r, k] = a[k, r] (a of shape (K, M))."""
+    if r < geom[0] and k < geom[2]:
+        tile[s, t] = a[k, r]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _cols(geom, b, g, k, c, tile, s, t):
+    """B[k, c] = b[k, c] (b of shape (K, N))."""
+    if k < geom[2] and c < geom[1]:
+        tile[s, t] = b[k, c]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _cols_transposed(geom, b, g, k, c, tile, s, t):
+    """B[k, c] = b[c, k] (b of shape (N, K))."""
+    if k < geom[2] and c < geom[1]:
+        tile[s, t] = b[c, k]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _store_bias(geom, out, bias, g, r, c, value):
+    out[r, c] = value + bias[c]
+
+
+@cuda.jit(device=True, inline=True)
+def _store(geom, out, bias, g, r, c, value):
+    out[r, c] = value
+
+
+_forward = make_gemm(_rows, _cols_transposed, _store_bias)
+_input_grad = make_gemm(_rows, _cols, _store)
+_weight_grad = make_gemm(_rows_transposed, _cols, _store)
+
+
+def linear_forward(x, w, b):
+    n, o = x.shape[0], w.shape[0]
+    y = empty((n, o), x.dtype)
+    _forward((n, o, x.shape[1]), 1, x, w, y, b if b is not None else full(o, 0, x.dtype))
+    return y
+
+
+def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):
+    n, i = x.shape
+    o = w.shape[0]
+    grad_x = grad_w = grad_b = None
+    if needs_input_grad[0]:
+        grad_x = empty((n, i), x.dtype)
+        _input_grad((n, i, o), 1, grad_y, w, grad_x, grad_x)
+    if needs_input_grad[1]:
+        grad_w = empty((o, i), x.dtype)
+        _weight_grad((o, i, n), 1, grad_y, x, grad_w, grad_w)
+    if needs_input_grad[2]:
+        grad_b = sum_over_batch_and_space(grad_y.reshape(n, o, 1))
+    return grad_x, grad_w, grad_b

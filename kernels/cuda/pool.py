@@ -1,0 +1,81 @@
+"""Max pooling on the GPU, with the CPU's tie rule.
+
+    y[n, c, i, j] = max of x[n, c] over the window; argmax = h*W + w of the first maximum
+                    in row-major window order (a new maximum only when strictly greater)
+    dL/dx[n, c, h, w] = sum of grad_y[n, c, i, j] over the windows (i, j) that (h, w) won
+
+Forward: one thread per output. Backward: one thread per *input* element, which
+visits the few windows that can contain it (i from ceil((h + ph - kh + 1) / sh)
+to floor((h + ph) / sh), likewise j) and adds the gradients of those it won, in
+the same (i, j) order as the CPU kernel: no atomics, and the same sums.
+"""
+import numpy as np
+from numba import cuda
+
+from .launch import empty, grid_1d
+
+
+@cuda.jit
+def _forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    n_batch, channels, height, width = x.shape
+    h_out, w_out = y.shape[2], y.shape[3]
+    for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        j = e % w_out
+        i = (e // w_out) % h_out
+        c = (e // (w_out * h_out)) % channels
+        n = e // (w_out * h_out * channels)
+        h_start = max(i * sh - ph, 0)
+        h_end = min(i * sh - ph + kh, height)
+        w_start = max(j * sw - pw, 0)
+        w_end = min(j * sw - pw + kw, width)
+        best = x[n, c, h_start, w_start]
+        best_index = h_start * width + w_start
+        for h in range(h_start, h_end):
+            for w in range(w_start, w_end):
+                if x[n, c, h, w] > best:
+                    best = x[n, c, h, w]
+                    best_index = h * width + w
+        y[n, c, i, j] = best
+        argmax[n, c, i, j] = best_index
+
+
+@cuda.jit
+def _backward(grad_y, argmax, kh, kw, sh, sw, ph, pw, zero, grad_x):
+    n_batch, channels, height, width = grad_x.shape
+    h_out, w_out = grad_y.shape[2], grad_y.shape[3]
+    for e in range(cuda.grid(1), grad_x.size, cuda.gridsize(1)):
+        w = e % width
+        h = (e // width) % height
+        c = (e // (width * height)) % channels
+        n = e // (width * height * channels)
+        i_lo = max(0, (h + ph - kh + sh) // sh)
+        i_hi = min(h_out - 1, (h + ph) // sh)
+        j_lo = max(0, (w + pw - kw + sw) // sw)
+        j_hi = min(w_out - 1, (w + pw) // sw)
+        me = h * width + w
+        total = zero
+        for i in range(i_lo, i_hi + 1):
+            for j in range(j_lo, j_hi + 1):
+                if argmax[n, c, i, j] == me:
+                    total += grad_y[n, c, i, j]
+        grad_x[n, c, h, w] = total
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    n, c, h, w = x.shape
+    h_out = (h + 2 * ph - kh) // sh + 1
+    w_out = (w + 2 * pw - kw) // sw + 1
+    y = empty((n, c, h_out, w_out), x.dtype)
+    argmax = empty((n, c, h_out, w_out), np.int64)
+    blocks, threads = grid_1d(y.size)
+    _forward[blocks, threads](x, kh, kw, sh, sw, ph, pw, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    grad_x = empty(x_shape, grad_y.dtype)
+    blocks, threads = grid_1d(grad_x.size)
+    _backward[blocks, threads](grad_y, argmax, kh, kw, sh, sw, ph, pw, grad_y.dtype.type(0), grad_x)
+    return grad_x

@@ -1,0 +1,312 @@
+"""``minicnn bench``: each op at AlexNet's layer shapes, and a whole training step, on CPU and GPU.
+
+Columns measured in one run: minicnn on the CPU, minicnn on the GPU (when one is
+usable), and PyTorch on the CPU where it is installed. GPU times come from CUDA
+events around the launch, after a warm-up call; the warm-up call's wall time is
+reported apart as "first call" (it includes Numba's compilation, or loading
+from its cache). CPU times are medians of ``repeats`` wall-clock runs.
+Convolutions and linear layers give GFLOP/s and the fraction of the device's
+peak: the CPU's measured SGEMM speed, or the GPU's FP32 (non-tensor-core)
+peak from its datasheet. Results are printed as a table and can be written as
+JSON and as a PNG bar chart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from . import device as _device
+from . import functional as F
+from . import models
+from .tensor import Tensor
+
+# FP32 peak without tensor cores, TFLOP/s, from NVIDIA's datasheets.
+GPU_FP32_PEAK = {"H100": 67.0, "H200": 67.0, "A100": 19.5, "L4": 30.3, "T4": 8.1, "V100": 15.7}
+
+
+def _cuda():
+    from numba import cuda
+
+    return cuda
+
+
+def _gpu_peak(name):
+    for key, tflops in GPU_FP32_PEAK.items():
+        if key in name:
+            return tflops * 1e3
+    return None
+
+
+def layer_cases(n):
+    """(name, kind, flops_forward, build) for AlexNet's layers at batch n. build(rng) returns
+    (inputs as NumPy arrays, function of tensors -> output tensor)."""
+    def conv(name, c, hw, k, ksz, stride, pad, groups):
+        h_out = (hw + 2 * pad - ksz) // stride + 1
+        flops = 2 * n * k * h_out * h_out * (c // groups) * ksz * ksz
+
+        def build(rng):
+            arrays = [rng.standard_normal((n, c, hw, hw), dtype=np.float32),
+                      rng.standard_normal((k, c // groups, ksz, ksz), dtype=np.float32) * 0.01,
+                      np.zeros(k, np.float32)]
+            return arrays, lambda x, w, b: F.conv2d(x, w, b, stride, pad, groups)
+        return name, "conv", flops, build
+
+    def fc(name, i, o):
+        def build(rng):
+            arrays = [rng.standard_normal((n, i), dtype=np.float32),
+                      rng.standard_normal((o, i), dtype=np.float32) * 0.01, np.zeros(o, np.float32)]
+            return arrays, F.linear
+        return name, "fc", 2 * n * i * o, build
+
+    def unary(name, shape, fn):
+        def build(rng):
+            return [rng.standard_normal(shape, dtype=np.float32)], fn
+        return name, "memory", 0, build
+
+    return [
+        conv("conv1", 3, 227, 96, 11, 4, 0, 1),
+        unary("relu1", (n, 96, 55, 55), F.relu),
+        unary("lrn1", (n, 96, 55, 55), F.local_response_norm),
+        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2)),
+        conv("conv2", 96, 27, 256, 5, 1, 2, 2),
+        unary("lrn2", (n, 256, 27, 27), F.local_response_norm),
+        conv("conv3", 256, 13, 384, 3, 1, 1, 1),
+        conv("conv4", 384, 13, 384, 3, 1, 1, 2),
+        conv("conv5", 384, 13, 256, 3, 1, 1, 2),
+        fc("fc6", 9216, 4096),
+        unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1)),
+        fc("fc7", 4096, 4096),
+        fc("fc8", 4096, 1000),
+        unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True)),
+    ]
+
+
+class _Timer:
+    """Times a function on one device: CUDA events on the GPU, wall clock on the CPU."""
+
+    def __init__(self, device, repeats):
+        self.device, self.repeats = device, repeats
+
+    def __call__(self, fn):
+        start = time.perf_counter()
+        fn()
+        if self.device == "cuda":
+            _cuda().synchronize()
+        first = time.perf_counter() - start
+        times = []
+        for _ in range(self.repeats):
+            if self.device == "cuda":
+                cuda = _cuda()
+                begin, end = cuda.event(), cuda.event()
+                begin.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(cuda.event_elapsed_time(begin, end) / 1e3)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times), first
+
+
+def measure_layer(build, device, repeats, rng):
+    arrays, fn = build(rng)
+    tensors = [Tensor(_device.move(a, device), requires_grad=True) for a in arrays]
+    timer = _Timer(device, repeats)
+    forward, first_forward = timer(lambda: fn(*tensors))
+    y = fn(*tensors)
+    grad = _device.move(np.ones(y.shape, np.float32), device)
+    backward, first_backward = timer(lambda: y.backward(grad))
+    return {"forward": forward, "backward": backward, "first_call": first_forward + first_backward}
+
+
+def measure_training_step(batch, device, repeats):
+    net = models.alexnet2012(seed=0).train()
+    if device == "cuda":
+        net.to("cuda")
+    x = Tensor(_device.move(np.random.default_rng(0).standard_normal((batch, 3, 227, 227), dtype=np.float32), device))
+    labels = np.arange(batch) % 1000
+
+    def step():
+        for p in net.parameters():
+            p.grad = None
+        F.cross_entropy(net(x), labels).backward()
+
+    seconds, first = _Timer(device, repeats)(step)
+    return {"seconds": seconds, "first_call": first, "images_per_second": batch / seconds}
+
+
+def sgemm_gflops(repeats=3):
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    np.matmul(a, a)
+    best = statistics.median([_time(lambda: np.matmul(a, a)) for _ in range(repeats)])
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _time(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def describe_machine():
+    import numba
+
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"CPU {cpu} ({os.cpu_count()} cores, numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads)"
+    gpu = gpu_name()
+    return text + (f"; GPU {gpu}" if gpu else "")
+
+
+def gpu_name():
+    if not _device.cuda_available():
+        return None
+    cuda = _cuda()
+    if _device.cuda_kernels()["launch"].SIMULATED:
+        return "CUDA simulator"
+    name = cuda.get_current_device().name
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, json_path=None, png_path=None,
+        out=sys.stdout):
+    say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
+    devices = list(devices)
+    gpu_missing = ""
+    if "cuda" in devices and not _device.cuda_available():
+        gpu_missing = _device.why_no_cuda()
+        devices.remove("cuda")
+    gpu = gpu_name() if "cuda" in devices else None
+    say(f"minicnn bench: batch {batch}, median of {repeats}; {describe_machine()}")
+    if gpu_missing:
+        say(f"GPU columns missing: {gpu_missing}")
+    cpu_peak = sgemm_gflops()
+    gpu_peak = _gpu_peak(gpu) if gpu else None
+    say(f"CPU peak (NumPy SGEMM 2048^3): {cpu_peak:.0f} GFLOP/s" +
+        (f"; GPU FP32 peak: {gpu_peak / 1e3:.0f} TFLOP/s (datasheet)" if gpu_peak else ""))
+    rng = np.random.default_rng(0)
+    rows = []
+    cases = layer_cases(batch)
+    if layers:
+        cases = [c for c in cases if c[0] in layers]
+    for i, (name, kind, flops, build) in enumerate(cases, 1):
+        print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
+        row = {"layer": name, "kind": kind, "flops_forward": flops}
+        for dev in devices:
+            row[dev] = measure_layer(build, dev, repeats, rng)
+        rows.append(row)
+    result = {"machine": describe_machine(), "gpu": gpu, "gpu_missing": gpu_missing, "batch": batch,
+              "repeats": repeats, "cpu_sgemm_gflops": cpu_peak, "gpu_fp32_peak_gflops": gpu_peak, "layers": rows}
+    if step:
+        print("training step", file=sys.stderr, flush=True)
+        result["training_step"] = {dev: measure_training_step(batch, dev, max(1, repeats // 2)) for dev in devices}
+    say()
+    for line in format_table(result, devices):
+        say(line)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+        say(f"\nJSON: {json_path}")
+    if png_path:
+        say(write_chart(result, devices, png_path))
+    return result
+
+
+def format_table(result, devices):
+    header = ["layer", "pass"]
+    for dev in devices:
+        header += [f"{dev} ms", f"{dev} GFLOP/s", f"{dev} % peak"]
+    if "cpu" in devices and "cuda" in devices:
+        header.append("GPU speed-up")
+    peaks = {"cpu": result["cpu_sgemm_gflops"], "cuda": result.get("gpu_fp32_peak_gflops")}
+    rows = []
+    for r in result["layers"]:
+        for direction, factor in (("forward", 1), ("backward", 2)):
+            cells = [r["layer"], direction]
+            for dev in devices:
+                seconds = r[dev][direction]
+                flops = r["flops_forward"] * factor
+                rate = flops / seconds / 1e9 if flops else None
+                cells += [f"{seconds * 1e3:.3f}", f"{rate:.0f}" if rate else "-",
+                          f"{100 * rate / peaks[dev]:.0f}%" if rate and peaks[dev] else "-"]
+            if "cpu" in devices and "cuda" in devices:
+                cells.append(f"{r['cpu'][direction] / r['cuda'][direction]:.1f}x")
+            rows.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |" for cells in rows]
+    first = ", ".join(f"{r['layer']} {r[d]['first_call']:.1f}s ({d})" for r in result["layers"] for d in devices
+                      if r[d]["first_call"] > 0.5)
+    lines.append("")
+    lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
+    for dev, s in result.get("training_step", {}).items():
+        lines.append(f"alexnet2012 training step (forward + loss + backward), batch {result['batch']}, {dev}: "
+                     f"{s['seconds'] * 1e3:.0f} ms, {s['images_per_second']:.1f} images/s (first step {s['first_call']:.1f} s)")
+    return lines
+
+
+def write_chart(result, devices, path):
+    try:
+        import matplotlib
+    except ImportError:
+        return "PNG chart skipped: matplotlib is not installed (pip install 'minicnn[plot]')"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["layer"] for r in result["layers"]]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(12, 4))
+    width = 0.8 / len(devices)
+    for i, dev in enumerate(devices):
+        ms = [1e3 * (r[dev]["forward"] + r[dev]["backward"]) for r in result["layers"]]
+        ax.bar(x + i * width, ms, width, label=dev)
+    ax.set_xticks(x + width * (len(devices) - 1) / 2, names, rotation=45, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("forward + backward, ms (log)")
+    ax.set_title(f"minicnn at AlexNet's layer shapes, batch {result['batch']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"PNG chart: {path}"
+
+
+def add_arguments(parser):
+    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement, median reported (default 5)")
+    parser.add_argument("--layers", nargs="*", help="only these layers (conv1 ... fc8, relu1, lrn1, pool1, dropout6, bn)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both", help="which columns (default both)")
+    parser.add_argument("--no-step", action="store_true", help="skip the whole alexnet2012 training step")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--png", metavar="PATH", help="write a bar chart (needs matplotlib)")
+
+
+def run_from_args(args):
+    if args.batch < 1 or args.repeats < 1:
+        raise SystemExit("minicnn bench: --batch and --repeats must be at least 1")
+    devices = ("cpu", "cuda") if args.device == "both" else (args.device,)
+    return run(args.batch, args.repeats, args.layers, devices, not args.no_step, args.json, args.png)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minicnn.bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

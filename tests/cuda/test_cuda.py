@@ -1,0 +1,231 @@
+"""CUDA kernels against the CPU kernels, gradcheck through the CUDA path, and AlexNet on "cuda".
+
+Runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``; tests/test_cuda_simulator.py
+starts it in its own process) and unchanged on a real GPU (``pytest tests/cuda``), where
+copies of host arrays into kernels are turned into errors.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn as mc
+from minicnn import device, models, nn
+from minicnn.device import cuda_kernels
+from minicnn.kernels.cpu import activation, batchnorm, conv, dropout, linear, lrn, pool, softmax
+from tests.helpers import rel_error
+from tests.strategies import distinct, normal, seeds
+
+F = mc.functional
+GPU = cuda_kernels()
+SIMULATED = GPU["launch"].SIMULATED
+few = settings(max_examples=4 if SIMULATED else 30, deadline=None)
+
+
+@pytest.fixture(autouse=True)
+def no_hidden_copies():
+    """On a real GPU, a host array passed to a kernel would be copied silently: make it an error."""
+    from numba.core.errors import NumbaPerformanceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumbaPerformanceWarning)
+        yield
+
+
+def up(a):
+    return device.to_device(a)
+
+
+def down(a):
+    return device.to_host(a)
+
+
+def close(gpu_array, cpu_array, tol=1e-5):
+    assert rel_error(down(gpu_array), cpu_array) < tol
+
+
+@st.composite
+def tiny_conv(draw):
+    groups = draw(st.sampled_from([1, 2]))
+    k = draw(st.integers(1, 3))
+    padding = draw(st.integers(0, 1))
+    stride = draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, k - 2 * padding), 6))
+    return {"x": (draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), h, draw(st.integers(max(1, k - 2 * padding), 6))),
+            "k": (groups * draw(st.integers(1, 2)), k), "stride": (stride, stride),
+            "padding": ((padding, padding), (padding, padding)), "groups": groups}
+
+
+@few
+@given(case=tiny_conv(), seed=seeds)
+def test_conv_matches_cpu(case, seed):
+    x = normal(seed, case["x"], np.float32)
+    w = normal(seed + 1, (case["k"][0], case["x"][1] // case["groups"], case["k"][1], case["k"][1]), np.float32)
+    b = normal(seed + 2, (case["k"][0],), np.float32)
+    args = (case["stride"], case["padding"], case["groups"])
+    y = conv.conv2d_forward(x, w, b, *args)
+    close(GPU["conv"].conv2d_forward(up(x), up(w), up(b), *args), y)
+    grad_y = normal(seed + 3, y.shape, np.float32)
+    for got, want in zip(GPU["conv"].conv2d_backward(up(x), up(w), up(grad_y), *args),
+                         conv.conv2d_backward(x, w, grad_y, *args)):
+        close(got, want)
+
+
+@few
+@given(seed=seeds, shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(3, 7), st.integers(3, 7)),
+       kernel=st.sampled_from([((3, 3), (2, 2), (0, 0)), ((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 1), (1, 1))]))
+def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
+    x = np.round(normal(seed, shape, np.float32) * 2)  # many ties
+    y, argmax = pool.max_pool2d_forward(x, *kernel)
+    gy, garg = GPU["pool"].max_pool2d_forward(up(x), *kernel)
+    np.testing.assert_array_equal(down(gy), y)
+    np.testing.assert_array_equal(down(garg), argmax)
+    grad_y = normal(seed + 1, y.shape, np.float32)
+    np.testing.assert_array_equal(down(GPU["pool"].max_pool2d_backward(up(grad_y), garg, x.shape, *kernel)),
+                                  pool.max_pool2d_backward(grad_y, argmax, x.shape))
+
+
+@few
+@given(seed=seeds, size=st.sampled_from([3, 5]), beta=st.sampled_from([0.75, 0.5]))
+def test_lrn_matches_cpu(seed, size, beta):
+    x = normal(seed, (2, 7, 3, 2), np.float32, scale=3)
+    y, scale = lrn.lrn_forward(x, size, 0.01, beta, 2.0)
+    gy_, gscale = GPU["lrn"].lrn_forward(up(x), size, 0.01, beta, 2.0)
+    close(gy_, y)
+    close(gscale, scale)
+    grad_y = normal(seed + 1, x.shape, np.float32)
+    close(GPU["lrn"].lrn_backward(up(x), gy_, gscale, up(grad_y), size, 0.01, beta, 2.0),
+          lrn.lrn_backward(x, y, scale, grad_y, size, 0.01, beta, 2.0))
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_activations_match_cpu(name):
+    x = normal(0, (3, 50), np.float32, scale=4)
+    y = getattr(activation, f"{name}_forward")(x)
+    gy_ = getattr(GPU["activation"], f"{name}_forward")(up(x))
+    close(gy_, y)
+    grad_y = normal(1, x.shape, np.float32)
+    saved_cpu, saved_gpu = (x, up(x)) if name == "relu" else (y, gy_)
+    close(getattr(GPU["activation"], f"{name}_backward")(saved_gpu, up(grad_y)),
+          getattr(activation, f"{name}_backward")(saved_cpu, grad_y))
+
+
+@few
+@given(seed=st.integers(0, 2**64 - 1), p=st.sampled_from([0.1, 0.5, 0.9]))
+def test_dropout_masks_are_identical_bit_for_bit(seed, p):
+    x = normal(seed % 2**32, (4, 33), np.float32)
+    np.testing.assert_array_equal(down(GPU["dropout"].dropout_forward(up(x), p, seed)), dropout.dropout_forward(x, p, seed))
+
+
+def test_linear_matches_cpu():
+    x, w, b = normal(0, (3, 37), np.float32), normal(1, (11, 37), np.float32), normal(2, (11,), np.float32)
+    close(GPU["linear"].linear_forward(up(x), up(w), up(b)), linear.linear_forward(x, w, b))
+    grad_y = normal(3, (3, 11), np.float32)
+    for got, want in zip(GPU["linear"].linear_backward(up(x), up(w), up(grad_y)), linear.linear_backward(x, w, grad_y)):
+        close(got, want)
+
+
+def test_softmax_and_cross_entropy_match_cpu():
+    x = normal(0, (4, 13), np.float32, scale=5)
+    labels = np.array([0, 12, 5, 5])
+    close(GPU["softmax"].log_softmax_forward(up(x)), softmax.log_softmax_forward(x))
+    close(GPU["softmax"].softmax_forward(up(x)), softmax.softmax_forward(x))
+    loss, log_y = GPU["softmax"].cross_entropy_forward(up(x), up(labels))
+    cpu_loss, cpu_log_y = softmax.cross_entropy_forward(x, labels)
+    assert rel_error(down(loss), cpu_loss) < 1e-6
+    grad = GPU["softmax"].cross_entropy_backward(log_y, up(labels), up(np.array(0.5, np.float32)))
+    close(grad, softmax.cross_entropy_backward(cpu_log_y, labels, np.float32(0.5)))
+    grad_y = normal(1, x.shape, np.float32)
+    close(GPU["softmax"].softmax_backward(up(softmax.softmax_forward(x)), up(grad_y)),
+          softmax.softmax_backward(softmax.softmax_forward(x), grad_y), 1e-4)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 2, 3)])
+def test_batch_norm_matches_cpu(shape):
+    x = normal(0, shape, np.float32, scale=2) + 1
+    w, b = normal(1, (3,), np.float32) + 1, normal(2, (3,), np.float32)
+    y, mean, var = batchnorm.batch_norm_train_forward(x, w, b, 1e-5)
+    g_y, g_mean, g_var = GPU["batchnorm"].batch_norm_train_forward(up(x), up(w), up(b), 1e-5)
+    close(g_y, y, 1e-4)
+    close(g_mean, mean)
+    close(g_var, var)
+    grad_y = normal(3, shape, np.float32)
+    for training in (True, False):
+        for got, want in zip(GPU["batchnorm"].batch_norm_backward(up(x), g_mean, g_var, up(w), up(grad_y), 1e-5, training),
+                             batchnorm.batch_norm_backward(x, mean, var, w, grad_y, 1e-5, training)):
+            close(got, want, 1e-4)
+
+
+def gpu_tensor(array, requires_grad=True):
+    return mc.tensor(array, requires_grad=requires_grad).to("cuda")
+
+
+@pytest.mark.parametrize("op", ["conv", "pool", "lrn", "linear_ce", "batch_norm", "dropout_relu"])
+def test_gradcheck_through_the_cuda_path(op):
+    if op == "conv":
+        x, w = gpu_tensor(normal(0, (1, 2, 4, 4))), gpu_tensor(normal(1, (2, 1, 3, 3)))
+        result = mc.gradcheck(lambda x, w: F.conv2d(x, w, stride=1, padding=1, groups=2), [x, w], max_coords=6)
+    elif op == "pool":
+        x = gpu_tensor(distinct(0, (1, 2, 5, 5)))
+        result = mc.gradcheck(lambda x: F.max_pool2d(x, 3, 2), [x], max_coords=10)
+    elif op == "lrn":
+        x = gpu_tensor(normal(0, (1, 4, 2, 2)))
+        result = mc.gradcheck(lambda x: F.local_response_norm(x, 3, 0.1, 0.75, 1.0), [x], max_coords=8)
+    elif op == "linear_ce":
+        x, w = gpu_tensor(normal(0, (3, 4))), gpu_tensor(normal(1, (5, 4)))
+        result = mc.gradcheck(lambda x, w: F.cross_entropy(F.linear(x, w), np.array([0, 4, 2])), [x, w], max_coords=8)
+    elif op == "batch_norm":
+        x = gpu_tensor(normal(0, (4, 3)))
+        result = mc.gradcheck(lambda x: F.batch_norm(x, None, None, training=True), [x], max_coords=12)
+    else:
+        x = gpu_tensor(normal(0, (3, 7)) + 0.05)
+        result = mc.gradcheck(lambda x: F.dropout(F.relu(x), 0.4, True, 11), [x], max_coords=10)
+    assert result.ok, result.report()
+
+
+def small_net(seed=0):
+    """alexnet_small, narrowed under the simulator (whose threads are Python threads)."""
+    width = 0.125 if SIMULATED else 1.0
+    return models.alexnet_small(num_classes=3, input_size=15, width=width, seed=seed).train()
+
+
+def test_alexnet_small_step_gives_the_same_loss_and_gradients_on_both_devices():
+    x = normal(0, (1, 3, 15, 15), np.float32)
+    labels = np.array([2])
+    cpu_net, gpu_net = small_net(), small_net().to("cuda")
+    cpu_loss = F.cross_entropy(cpu_net(mc.tensor(x)), labels)
+    cpu_loss.backward()
+
+    gpu_x = mc.tensor(x).to("cuda")
+    before = dict(device.transfers)
+    gpu_loss = F.cross_entropy(gpu_net(gpu_x), labels)
+    gpu_loss.backward()
+    moved = {k: device.transfers[k] - before[k] for k in before}
+    assert moved == {"to_device": 1, "to_host": 0}  # the labels go up; nothing else crosses
+
+    assert abs(gpu_loss.item() - cpu_loss.item()) < 1e-5 * abs(cpu_loss.item())
+    for (name, p_cpu), (_, p_gpu) in zip(cpu_net.named_parameters(), gpu_net.named_parameters()):
+        assert p_gpu.grad is not None and device.is_device_array(p_gpu.grad), name
+        assert rel_error(down(p_gpu.grad), p_cpu.grad) < 1e-4, name
+
+
+def test_device_moves_and_errors():
+    assert mc.cuda.is_available()
+    t = mc.tensor(np.ones((2, 3), np.float32))
+    g = t.to("cuda")
+    assert g.device == "cuda" and "cuda array" in repr(g)
+    np.testing.assert_array_equal(g.cpu().numpy(), t.numpy())
+    with pytest.raises(mc.ArgumentError, match="different devices"):
+        F.linear(g, mc.tensor(np.ones((4, 3), np.float32)))
+    with pytest.raises(mc.ArgumentError, match="runs on the CPU only"):
+        g + g
+    with pytest.raises(mc.ArgumentError, match="device must be 'cpu' or 'cuda'"):
+        t.to("tpu")
+    net = nn.Linear(3, 2).to("cuda")
+    assert all(p.device == "cuda" for p in net.parameters())
+    state = net.state_dict()
+    assert isinstance(state["weight"], np.ndarray)
+    net.load_state_dict(state)
+    assert net.weight.device == "cuda"

@@ -22,11 +22,11 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . > "$out/install.lo
 cat "$out/machine.txt"
 
 echo "== CUDA tests on the real GPU"
-timeout 240 python3 -m pytest tests/cuda -q -p no:cacheprovider 2>&1 | tee "$out/tests.txt"
+timeout 200 python3 -m pytest tests/cuda -q -x -p no:cacheprovider --durations=5 2>&1 | tee "$out/tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
 echo "== CPU vs GPU benchmark"
-timeout 300 python3 -m minicnn bench --batch 16 --repeats 5 --json "$out/bench.json" --png "$out/bench.png" 2>&1 \
+timeout 280 python3 -m minicnn bench --batch 16 --repeats 3 --json "$out/bench.json" --png "$out/bench.png" 2>&1 \
   | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
 

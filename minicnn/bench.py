@@ -1,7 +1,8 @@
 """``minicnn bench``: each op at AlexNet's layer shapes, and a whole training step, on CPU and GPU.
 
-Columns measured in one run: minicnn on the CPU, minicnn on the GPU (when one is
-usable), and PyTorch on the CPU where it is installed. GPU times come from CUDA
+Columns measured in one run: minicnn on the CPU and on the GPU (when one is
+usable), and PyTorch on the same devices where it is installed (TF32 off, so
+both sides compute in plain FP32). GPU times come from CUDA
 events around the launch, after a warm-up call; the warm-up call's wall time is
 reported apart as "first call" (it includes Numba's compilation, or loading
 from its cache). CPU times are medians of ``repeats`` wall-clock runs.
@@ -55,36 +56,40 @@ def layer_cases(n):
             arrays = [rng.standard_normal((n, c, hw, hw), dtype=np.float32),
                       rng.standard_normal((k, c // groups, ksz, ksz), dtype=np.float32) * 0.01,
                       np.zeros(k, np.float32)]
-            return arrays, lambda x, w, b: F.conv2d(x, w, b, stride, pad, groups)
+            return arrays, lambda x, w, b: F.conv2d(x, w, b, stride, pad, groups), \
+                lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride, pad, 1, groups)
         return name, "conv", flops, build
 
     def fc(name, i, o):
         def build(rng):
             arrays = [rng.standard_normal((n, i), dtype=np.float32),
                       rng.standard_normal((o, i), dtype=np.float32) * 0.01, np.zeros(o, np.float32)]
-            return arrays, F.linear
+            return arrays, F.linear, lambda t, x, w, b: t.nn.functional.linear(x, w, b)
         return name, "fc", 2 * n * i * o, build
 
-    def unary(name, shape, fn):
+    def unary(name, shape, fn, torch_fn):
         def build(rng):
-            return [rng.standard_normal(shape, dtype=np.float32)], fn
+            return [rng.standard_normal(shape, dtype=np.float32)], fn, torch_fn
         return name, "memory", 0, build
 
     return [
         conv("conv1", 3, 227, 96, 11, 4, 0, 1),
-        unary("relu1", (n, 96, 55, 55), F.relu),
-        unary("lrn1", (n, 96, 55, 55), F.local_response_norm),
-        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2)),
+        unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x)),
+        unary("lrn1", (n, 96, 55, 55), F.local_response_norm,
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
+        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2)),
         conv("conv2", 96, 27, 256, 5, 1, 2, 2),
-        unary("lrn2", (n, 256, 27, 27), F.local_response_norm),
+        unary("lrn2", (n, 256, 27, 27), F.local_response_norm,
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
         conv("conv3", 256, 13, 384, 3, 1, 1, 1),
         conv("conv4", 384, 13, 384, 3, 1, 1, 2),
         conv("conv5", 384, 13, 256, 3, 1, 1, 2),
         fc("fc6", 9216, 4096),
-        unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1)),
+        unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1), lambda t, x: t.nn.functional.dropout(x, 0.5)),
         fc("fc7", 4096, 4096),
         fc("fc8", 4096, 1000),
-        unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True)),
+        unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True),
+              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True)),
     ]
 
 
@@ -117,8 +122,47 @@ class _Timer:
         return statistics.median(times), first
 
 
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch
+
+
+def measure_torch_layer(build, device, repeats, rng):
+    """The same layer in PyTorch on the same device, or None where PyTorch cannot run there."""
+    torch = _torch()
+    if torch is None or (device == "cuda" and not torch.cuda.is_available()):
+        return None
+    arrays, _, torch_fn = build(rng)
+    tensors = [torch.tensor(a, device=device, requires_grad=True) for a in arrays]
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(fn):
+        fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    y = torch_fn(torch, *tensors)
+    grad = torch.ones_like(y)
+    return {"forward": timed(lambda: torch_fn(torch, *tensors)),
+            "backward": timed(lambda: y.backward(grad, retain_graph=True))}
+
+
 def measure_layer(build, device, repeats, rng):
-    arrays, fn = build(rng)
+    arrays, fn, _ = build(rng)
     tensors = [Tensor(_device.move(a, device), requires_grad=True) for a in arrays]
     timer = _Timer(device, repeats)
     forward, first_forward = timer(lambda: fn(*tensors))
@@ -207,6 +251,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
         row = {"layer": name, "kind": kind, "flops_forward": flops}
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
+            row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
         rows.append(row)
     result = {"machine": describe_machine(), "gpu": gpu, "gpu_missing": gpu_missing, "batch": batch,
               "repeats": repeats, "cpu_sgemm_gflops": cpu_peak, "gpu_fp32_peak_gflops": gpu_peak, "layers": rows}
@@ -228,7 +273,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
 def format_table(result, devices):
     header = ["layer", "pass"]
     for dev in devices:
-        header += [f"{dev} ms", f"{dev} GFLOP/s", f"{dev} % peak"]
+        header += [f"{dev} ms", f"{dev} GFLOP/s", f"{dev} % peak", f"torch {dev} ms"]
     if "cpu" in devices and "cuda" in devices:
         header.append("GPU speed-up")
     peaks = {"cpu": result["cpu_sgemm_gflops"], "cuda": result.get("gpu_fp32_peak_gflops")}
@@ -240,8 +285,10 @@ def format_table(result, devices):
                 seconds = r[dev][direction]
                 flops = r["flops_forward"] * factor
                 rate = flops / seconds / 1e9 if flops else None
+                theirs = r.get(f"torch_{dev}")
                 cells += [f"{seconds * 1e3:.3f}", f"{rate:.0f}" if rate else "-",
-                          f"{100 * rate / peaks[dev]:.0f}%" if rate and peaks[dev] else "-"]
+                          f"{100 * rate / peaks[dev]:.0f}%" if rate and peaks[dev] else "-",
+                          f"{theirs[direction] * 1e3:.3f}" if theirs else "-"]
             if "cpu" in devices and "cuda" in devices:
                 cells.append(f"{r['cpu'][direction] / r['cuda'][direction]:.1f}x")
             rows.append(cells)

@@ -5,7 +5,7 @@ installed as a top-level module: ``package_dir`` maps it into ``minicnn``.
 """
 from setuptools import setup
 
-KERNEL_PACKAGES = ["minicnn.kernels", "minicnn.kernels.reference", "minicnn.kernels.cpu"]
+KERNEL_PACKAGES = ["minicnn.kernels", "minicnn.kernels.reference", "minicnn.kernels.cpu", "minicnn.kernels.cuda"]
 
 setup(
     name="minicnn",
@@ -14,18 +14,20 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=["minicnn"] + KERNEL_PACKAGES,
+    packages=["minicnn", "minicnn.nn", "minicnn.models"] + KERNEL_PACKAGES,
     package_dir={
         "minicnn": "minicnn",
         "minicnn.kernels": "kernels",
         "minicnn.kernels.reference": "kernels/reference",
         "minicnn.kernels.cpu": "kernels/cpu",
+        "minicnn.kernels.cuda": "kernels/cuda",
     },
     install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69"],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6", "numba-cuda>=0.30,<0.31"],
         "image": ["Pillow>=9"],
         "plot": ["matplotlib>=3.6"],
+        "cuda": ["numba-cuda>=0.30,<0.31"],
     },
     entry_points={"console_scripts": ["minicnn = minicnn.cli:main"]},
 )

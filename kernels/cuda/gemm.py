@@ -36,17 +36,34 @@ TILE = TPB * REG
 TK = 4 if SIMULATED else 16
 
 
+def _target_blocks():
+    """Enough blocks to fill the GPU twice over (the simulator: a handful, to test the split)."""
+    if SIMULATED:
+        return 8
+    return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
+
+
 def make_gemm(load_a, load_b, store):
-    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product."""
+    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product.
+
+    Split-K: when the output has too few tiles to fill the GPU but the reduction is
+    long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
+    the reduction is cut into ``splits`` slices, one block per tile and slice, each
+    writing a partial sum; a second kernel adds the slices in a fixed order and
+    stores. No atomics, so the result is the same on every run.
+    """
     kernels = {}
 
     def build(dtype):
         nbtype = from_dtype(np.dtype(dtype))
 
         @cuda.jit
-        def gemm(geom, a, b, out, bias):
+        def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
             m_size, n_size, k_size = geom[0], geom[1], geom[2]
-            g = cuda.blockIdx.z
+            z = cuda.blockIdx.z
+            g = z // splits
+            k_begin = (z % splits) * k_chunk
+            k_end = min(k_size, k_begin + k_chunk)
             tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
             tid = ty * TPB + tx
             row0 = cuda.blockIdx.y * TILE
@@ -57,7 +74,7 @@ def make_gemm(load_a, load_b, store):
             for i in range(REG):
                 for j in range(REG):
                     acc[i, j] = 0
-            for k0 in range(0, k_size, TK):
+            for k0 in range(k_begin, k_end, TK):  # k_chunk is a multiple of TK: slices never overlap
                 for e in range(tid, TK * TILE, TPB * TPB):
                     kk = e // TILE
                     r = e % TILE
@@ -75,15 +92,45 @@ def make_gemm(load_a, load_b, store):
                 for j in range(REG):
                     c = col0 + tx + j * TPB
                     if r < m_size and c < n_size:
-                        store(geom, out, bias, g, r, c, acc[i, j])
+                        if splits == 1:
+                            store(geom, out, bias, g, r, c, acc[i, j])
+                        else:
+                            partial[z, r, c] = acc[i, j]
 
-        return gemm
+        @cuda.jit
+        def add_slices(geom, partial, splits, groups, out, bias):
+            m_size, n_size = geom[0], geom[1]
+            for e in range(cuda.grid(1), groups * m_size * n_size, cuda.gridsize(1)):
+                g = e // (m_size * n_size)
+                r = (e // n_size) % m_size
+                c = e % n_size
+                total = partial[g * splits, r, c]
+                for s in range(1, splits):
+                    total += partial[g * splits + s, r, c]
+                store(geom, out, bias, g, r, c, total)
+
+        return gemm, add_slices
 
     def run(geom, groups, a, b, out, bias):
         key = np.dtype(out.dtype)
         if key not in kernels:
             kernels[key] = build(key)
-        grid = (math.ceil(geom[1] / TILE), math.ceil(geom[0] / TILE), groups)
-        kernels[key][grid, (TPB, TPB)](geom, a, b, out, bias)
+        gemm, add_slices = kernels[key]
+        m_size, n_size, k_size = geom[0], geom[1], geom[2]
+        tiles = math.ceil(n_size / TILE) * math.ceil(m_size / TILE) * groups
+        splits = 1
+        if tiles < _target_blocks():
+            # at least 8 steps of TK per slice, so each block still has real work
+            splits = max(1, min(math.ceil(_target_blocks() / tiles), k_size // (8 * TK)))
+        k_chunk = math.ceil(math.ceil(k_size / splits) / TK) * TK
+        splits = math.ceil(k_size / k_chunk) if k_size else 1
+        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=key)
+        grid = (math.ceil(n_size / TILE), math.ceil(m_size / TILE), groups * splits)
+        gemm[grid, (TPB, TPB)](geom, a, b, out, bias, partial, splits, k_chunk)
+        if splits > 1:
+            total = groups * m_size * n_size
+            threads = 8 if SIMULATED else 256
+            blocks = max(1, min(4 if SIMULATED else 65535, math.ceil(total / threads)))
+            add_slices[blocks, threads](geom, partial, splits, groups, out, bias)
 
     return run

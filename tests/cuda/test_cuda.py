@@ -4,8 +4,6 @@ Runs under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``; tests/test_cuda_s
 starts it in its own process) and unchanged on a real GPU (``pytest tests/cuda``), where
 copies of host arrays into kernels are turned into errors.
 """
-import warnings
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -24,14 +22,9 @@ SIMULATED = GPU["launch"].SIMULATED
 few = settings(max_examples=4 if SIMULATED else 30, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def no_hidden_copies():
-    """On a real GPU, a host array passed to a kernel would be copied silently: make it an error."""
-    from numba.core.errors import NumbaPerformanceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NumbaPerformanceWarning)
-        yield
+# On a real GPU, a host array passed to a kernel would be copied silently, with only this warning:
+# make it an error.
+pytestmark = pytest.mark.filterwarnings("error:Host array used in CUDA kernel")
 
 
 def up(a):
@@ -119,10 +112,11 @@ def test_dropout_masks_are_identical_bit_for_bit(seed, p):
     np.testing.assert_array_equal(down(GPU["dropout"].dropout_forward(up(x), p, seed)), dropout.dropout_forward(x, p, seed))
 
 
-def test_linear_matches_cpu():
-    x, w, b = normal(0, (3, 37), np.float32), normal(1, (11, 37), np.float32), normal(2, (11,), np.float32)
+@pytest.mark.parametrize("n, i, o", [(3, 37, 11), (2, 300, 5)])  # the second splits its long reduction (split-K)
+def test_linear_matches_cpu(n, i, o):
+    x, w, b = normal(0, (n, i), np.float32), normal(1, (o, i), np.float32), normal(2, (o,), np.float32)
     close(GPU["linear"].linear_forward(up(x), up(w), up(b)), linear.linear_forward(x, w, b))
-    grad_y = normal(3, (3, 11), np.float32)
+    grad_y = normal(3, (n, o), np.float32)
     for got, want in zip(GPU["linear"].linear_backward(up(x), up(w), up(grad_y)), linear.linear_backward(x, w, grad_y)):
         close(got, want)
 

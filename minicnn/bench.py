@@ -1,8 +1,9 @@
 """``minicnn bench``: each op at AlexNet's layer shapes, and a whole training step, on CPU and GPU.
 
 Columns measured in one run: minicnn on the CPU and on the GPU (when one is
-usable), and PyTorch on the same devices where it is installed (TF32 off, so
-both sides compute in plain FP32). GPU times come from CUDA
+usable), the readable NumPy reference of ``kernels/reference`` on the CPU, and
+PyTorch on the same devices where it is installed (TF32 off, so both sides
+compute in plain FP32). GPU times come from CUDA
 events around the launch, after a warm-up call; the warm-up call's wall time is
 reported apart as "first call" (it includes Numba's compilation, or loading
 from its cache). CPU times are medians of ``repeats`` wall-clock runs.
@@ -26,6 +27,13 @@ import numpy as np
 from . import device as _device
 from . import functional as F
 from . import models
+from .kernels.reference import activation as ref_activation
+from .kernels.reference import batchnorm as ref_batchnorm
+from .kernels.reference import conv as ref_conv
+from .kernels.reference import dropout as ref_dropout
+from .kernels.reference import linear as ref_linear
+from .kernels.reference import lrn as ref_lrn
+from .kernels.reference import pool as ref_pool
 from .tensor import Tensor
 
 # FP32 peak without tensor cores, TFLOP/s, from NVIDIA's datasheets.
@@ -58,6 +66,11 @@ def layer_cases(n):
                       np.zeros(k, np.float32)]
             return arrays, lambda x, w, b: F.conv2d(x, w, b, stride, pad, groups), \
                 lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride, pad, 1, groups)
+
+        def reference(x, w, b, grad):
+            args = ((stride, stride), ((pad, pad), (pad, pad)), groups)
+            return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
+        build.reference = reference
         return name, "conv", flops, build
 
     def fc(name, i, o):
@@ -65,31 +78,58 @@ def layer_cases(n):
             arrays = [rng.standard_normal((n, i), dtype=np.float32),
                       rng.standard_normal((o, i), dtype=np.float32) * 0.01, np.zeros(o, np.float32)]
             return arrays, F.linear, lambda t, x, w, b: t.nn.functional.linear(x, w, b)
+        build.reference = lambda x, w, b, grad: ((lambda: ref_linear.linear_forward(x, w, b)),
+                                                 (lambda: ref_linear.linear_backward(x, w, grad)))
         return name, "fc", 2 * n * i * o, build
 
-    def unary(name, shape, fn, torch_fn):
+    def unary(name, shape, fn, torch_fn, reference):
         def build(rng):
             return [rng.standard_normal(shape, dtype=np.float32)], fn, torch_fn
+        build.reference = reference
         return name, "memory", 0, build
+
+    def ref_relu(x, grad):
+        return (lambda: ref_activation.relu_forward(x)), (lambda: ref_activation.relu_backward(x, grad))
+
+    def ref_lrn_pair(x, grad):
+        y, scale = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
+        return ((lambda: ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)),
+                (lambda: ref_lrn.lrn_backward(x, y, scale, grad, 5, 1e-4, 0.75, 2.0)))
+
+    def ref_pool_pair(x, grad):
+        args = ((3, 3), (2, 2), (0, 0))
+        _, argmax = ref_pool.max_pool2d_forward(x, *args)
+        return (lambda: ref_pool.max_pool2d_forward(x, *args)), (lambda: ref_pool.max_pool2d_backward(grad, argmax, x.shape))
+
+    def ref_dropout_pair(x, grad):
+        return (lambda: ref_dropout.dropout_forward(x, 0.5, 1)), (lambda: ref_dropout.dropout_backward(grad, 0.5, 1))
+
+    def ref_bn_pair(x, grad):
+        ones, zeros = np.ones(x.shape[1], np.float32), np.zeros(x.shape[1], np.float32)
+        _, mean, var = ref_batchnorm.batch_norm_train_forward(x, ones, zeros, 1e-5)
+        return ((lambda: ref_batchnorm.batch_norm_train_forward(x, ones, zeros, 1e-5)),
+                (lambda: ref_batchnorm.batch_norm_backward(x, mean, var, ones, grad, 1e-5, True)))
 
     return [
         conv("conv1", 3, 227, 96, 11, 4, 0, 1),
-        unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x)),
+        unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x), ref_relu),
         unary("lrn1", (n, 96, 55, 55), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
-        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2)),
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
+        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2),
+              ref_pool_pair),
         conv("conv2", 96, 27, 256, 5, 1, 2, 2),
         unary("lrn2", (n, 256, 27, 27), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0)),
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
         conv("conv3", 256, 13, 384, 3, 1, 1, 1),
         conv("conv4", 384, 13, 384, 3, 1, 1, 2),
         conv("conv5", 384, 13, 256, 3, 1, 1, 2),
         fc("fc6", 9216, 4096),
-        unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1), lambda t, x: t.nn.functional.dropout(x, 0.5)),
+        unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1), lambda t, x: t.nn.functional.dropout(x, 0.5),
+              ref_dropout_pair),
         fc("fc7", 4096, 4096),
         fc("fc8", 4096, 1000),
         unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True),
-              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True)),
+              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True), ref_bn_pair),
     ]
 
 
@@ -161,6 +201,16 @@ def measure_torch_layer(build, device, repeats, rng):
             "backward": timed(lambda: y.backward(grad, retain_graph=True))}
 
 
+def measure_reference(build, repeats, rng):
+    """The NumPy reference of ``kernels/reference`` on the same layer (CPU, wall clock)."""
+    arrays, fn, _ = build(rng)
+    y = fn(*[Tensor(a) for a in arrays])
+    grad = np.ones(y.shape, np.float32)
+    forward, backward = build.reference(*arrays, grad)
+    timer = _Timer("cpu", repeats)
+    return {"forward": timer(forward)[0], "backward": timer(backward)[0]}
+
+
 def measure_layer(build, device, repeats, rng):
     arrays, fn, _ = build(rng)
     tensors = [Tensor(_device.move(a, device), requires_grad=True) for a in arrays]
@@ -226,7 +276,7 @@ def gpu_name():
 
 
 def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, json_path=None, png_path=None,
-        out=sys.stdout):
+        reference=True, out=sys.stdout):
     say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
     devices = list(devices)
     gpu_missing = ""
@@ -252,6 +302,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
             row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
+        row["reference"] = measure_reference(build, max(1, min(repeats, 2)), rng) if reference else None
         rows.append(row)
     result = {"machine": describe_machine(), "gpu": gpu, "gpu_missing": gpu_missing, "batch": batch,
               "repeats": repeats, "cpu_sgemm_gflops": cpu_peak, "gpu_fp32_peak_gflops": gpu_peak, "layers": rows}
@@ -271,7 +322,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
 
 
 def format_table(result, devices):
-    header = ["layer", "pass"]
+    header = ["layer", "pass", "numpy ref ms"]
     for dev in devices:
         header += [f"{dev} ms", f"{dev} GFLOP/s", f"{dev} % peak", f"torch {dev} ms"]
     if "cpu" in devices and "cuda" in devices:
@@ -280,7 +331,8 @@ def format_table(result, devices):
     rows = []
     for r in result["layers"]:
         for direction, factor in (("forward", 1), ("backward", 2)):
-            cells = [r["layer"], direction]
+            ref = r.get("reference")
+            cells = [r["layer"], direction, f"{ref[direction] * 1e3:.1f}" if ref else "-"]
             for dev in devices:
                 seconds = r[dev][direction]
                 flops = r["flops_forward"] * factor
@@ -338,6 +390,8 @@ def add_arguments(parser):
     parser.add_argument("--layers", nargs="*", help="only these layers (conv1 ... fc8, relu1, lrn1, pool1, dropout6, bn)")
     parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both", help="which columns (default both)")
     parser.add_argument("--no-step", action="store_true", help="skip the whole alexnet2012 training step")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the NumPy reference column (the slowest part: its convolutions take seconds)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--png", metavar="PATH", help="write a bar chart (needs matplotlib)")
 
@@ -346,7 +400,8 @@ def run_from_args(args):
     if args.batch < 1 or args.repeats < 1:
         raise SystemExit("minicnn bench: --batch and --repeats must be at least 1")
     devices = ("cpu", "cuda") if args.device == "both" else (args.device,)
-    return run(args.batch, args.repeats, args.layers, devices, not args.no_step, args.json, args.png)
+    return run(args.batch, args.repeats, args.layers, devices, not args.no_step, args.json, args.png,
+               reference=not args.no_reference)
 
 
 def main(argv=None):

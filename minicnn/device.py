@@ -59,10 +59,10 @@ def cuda_available():
 
 def cuda_kernels():
     """The ``minicnn.kernels.cuda`` modules, imported on first use."""
-    from .kernels.cuda import activation, batchnorm, conv, dropout, launch, linear, lrn, pool, softmax
+    from .kernels.cuda import activation, batchnorm, conv, dropout, launch, linear, lrn, pool, sgd, softmax
 
     return {"conv": conv, "pool": pool, "lrn": lrn, "activation": activation, "dropout": dropout,
-            "linear": linear, "softmax": softmax, "batchnorm": batchnorm, "launch": launch}
+            "linear": linear, "softmax": softmax, "batchnorm": batchnorm, "sgd": sgd, "launch": launch}
 
 
 def to_device(array):

@@ -223,3 +223,33 @@ def test_device_moves_and_errors():
     assert isinstance(state["weight"], np.ndarray)
     net.load_state_dict(state)
     assert net.weight.device == "cuda"
+
+
+def test_sgd_kernel_matches_cpu():
+    from minicnn.kernels.cpu import sgd
+
+    p, g, v = (normal(i, (5, 9), np.float32) for i in range(3))
+    gp, gv = up(p), up(v)
+    GPU["sgd"].sgd_step(gp, up(g), gv, 0.01, 0.9, 5e-4)
+    sgd.sgd_step(p, g, v, 0.01, 0.9, 5e-4)
+    close(gp, p, 1e-6)
+    close(gv, v, 1e-6)
+
+
+def test_optimiser_updates_parameters_on_the_device():
+    x, labels = normal(0, (4, 20), np.float32), np.array([1, 0, 2, 1])
+    results = []
+    for dev in ("cpu", "cuda"):
+        mc.manual_seed(5)
+        net = nn.Sequential(("fc1", nn.Linear(20, 8)), ("relu", nn.ReLU()), ("fc2", nn.Linear(8, 3))).to(dev)
+        opt = mc.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        inputs = mc.tensor(x).to(dev)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(net(inputs), labels).backward()
+            before = dict(device.transfers)
+            opt.step()
+            assert device.transfers == before  # the update itself moves nothing
+        results.append([p.numpy() for p in net.parameters()])
+    for cpu_param, gpu_param in zip(*results):
+        assert rel_error(gpu_param, cpu_param) < 1e-5

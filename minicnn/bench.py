@@ -26,7 +26,7 @@ import numpy as np
 
 from . import device as _device
 from . import functional as F
-from . import models
+from . import models, optim
 from .kernels.reference import activation as ref_activation
 from .kernels.reference import batchnorm as ref_batchnorm
 from .kernels.reference import conv as ref_conv
@@ -228,11 +228,12 @@ def measure_training_step(batch, device, repeats):
         net.to("cuda")
     x = Tensor(_device.move(np.random.default_rng(0).standard_normal((batch, 3, 227, 227), dtype=np.float32), device))
     labels = np.arange(batch) % 1000
+    opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
-        for p in net.parameters():
-            p.grad = None
+        opt.zero_grad()
         F.cross_entropy(net(x), labels).backward()
+        opt.step()
 
     seconds, first = _Timer(device, repeats)(step)
     return {"seconds": seconds, "first_call": first, "images_per_second": batch / seconds}
@@ -353,7 +354,7 @@ def format_table(result, devices):
     lines.append("")
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
     for dev, s in result.get("training_step", {}).items():
-        lines.append(f"alexnet2012 training step (forward + loss + backward), batch {result['batch']}, {dev}: "
+        lines.append(f"alexnet2012 training step (forward + loss + backward + SGD update), batch {result['batch']}, {dev}: "
                      f"{s['seconds'] * 1e3:.0f} ms, {s['images_per_second']:.1f} images/s (first step {s['first_call']:.1f} s)")
     return lines
 

@@ -38,6 +38,8 @@ from .tensor import Tensor
 
 # FP32 peak without tensor cores, TFLOP/s, from NVIDIA's datasheets.
 GPU_FP32_PEAK = {"H100": 67.0, "H200": 67.0, "A100": 19.5, "L4": 30.3, "T4": 8.1, "V100": 15.7}
+# Memory bandwidth, TB/s, from the same datasheets (H100 SXM).
+GPU_BANDWIDTH = {"H100": 3.35, "H200": 4.8, "A100": 2.0, "L4": 0.3, "T4": 0.32, "V100": 0.9}
 
 
 def _cuda():
@@ -46,16 +48,27 @@ def _cuda():
     return cuda
 
 
-def _gpu_peak(name):
-    for key, tflops in GPU_FP32_PEAK.items():
+def _gpu_peak(name, table=GPU_FP32_PEAK):
+    """The datasheet figure for this GPU, in G-units per second (GFLOP/s or GB/s), or None."""
+    for key, tera in table.items():
         if key in name:
-            return tflops * 1e3
+            return tera * 1e3
     return None
 
 
+def copy_bandwidth_gbs(repeats=3):
+    """The CPU's measured copy bandwidth: bytes read plus bytes written per second, 256 MB arrays."""
+    src = np.ones(64 * 2**20, np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    best = statistics.median([_time(lambda: np.copyto(dst, src)) for _ in range(repeats)])
+    return 2 * src.nbytes / best / 1e9
+
+
 def layer_cases(n):
-    """(name, kind, flops_forward, build) for AlexNet's layers at batch n. build(rng) returns
-    (inputs as NumPy arrays, function of tensors -> output tensor)."""
+    """(name, kind, work, build) for AlexNet's layers at batch n: work is (forward, backward)
+    FLOPs for "conv"/"fc" and the bytes each pass must at least read and write for "memory".
+    build(rng) returns (input arrays, our function of tensors, PyTorch's function)."""
     def conv(name, c, hw, k, ksz, stride, pad, groups):
         h_out = (hw + 2 * pad - ksz) // stride + 1
         flops = 2 * n * k * h_out * h_out * (c // groups) * ksz * ksz
@@ -71,7 +84,7 @@ def layer_cases(n):
             args = ((stride, stride), ((pad, pad), (pad, pad)), groups)
             return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
         build.reference = reference
-        return name, "conv", flops, build
+        return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):
         def build(rng):
@@ -80,13 +93,16 @@ def layer_cases(n):
             return arrays, F.linear, lambda t, x, w, b: t.nn.functional.linear(x, w, b)
         build.reference = lambda x, w, b, grad: ((lambda: ref_linear.linear_forward(x, w, b)),
                                                  (lambda: ref_linear.linear_backward(x, w, grad)))
-        return name, "fc", 2 * n * i * o, build
+        return name, "fc", (2 * n * i * o, 4 * n * i * o), build
 
-    def unary(name, shape, fn, torch_fn, reference):
+    def unary(name, shape, fn, torch_fn, reference, passes=(2, 3)):
+        """passes: how many arrays of the input's size each pass must at least read or write."""
+        size = 4 * int(np.prod(shape))
+
         def build(rng):
             return [rng.standard_normal(shape, dtype=np.float32)], fn, torch_fn
         build.reference = reference
-        return name, "memory", 0, build
+        return name, "memory", (passes[0] * size, passes[1] * size), build
 
     def ref_relu(x, grad):
         return (lambda: ref_activation.relu_forward(x)), (lambda: ref_activation.relu_backward(x, grad))
@@ -114,22 +130,22 @@ def layer_cases(n):
         conv("conv1", 3, 227, 96, 11, 4, 0, 1),
         unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x), ref_relu),
         unary("lrn1", (n, 96, 55, 55), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair, (3, 5)),
         unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2),
-              ref_pool_pair),
+              ref_pool_pair, (1.75, 1.75)),
         conv("conv2", 96, 27, 256, 5, 1, 2, 2),
         unary("lrn2", (n, 256, 27, 27), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
+              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair, (3, 5)),
         conv("conv3", 256, 13, 384, 3, 1, 1, 1),
         conv("conv4", 384, 13, 384, 3, 1, 1, 2),
         conv("conv5", 384, 13, 256, 3, 1, 1, 2),
         fc("fc6", 9216, 4096),
         unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1), lambda t, x: t.nn.functional.dropout(x, 0.5),
-              ref_dropout_pair),
+              ref_dropout_pair, (2, 2)),
         fc("fc7", 4096, 4096),
         fc("fc8", 4096, 1000),
         unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True),
-              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True), ref_bn_pair),
+              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True), ref_bn_pair, (3, 4)),
     ]
 
 
@@ -288,25 +304,29 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     say(f"minicnn bench: batch {batch}, median of {repeats}; {describe_machine()}")
     if gpu_missing:
         say(f"GPU columns missing: {gpu_missing}")
-    cpu_peak = sgemm_gflops()
+    cpu_peak, cpu_bandwidth = sgemm_gflops(), copy_bandwidth_gbs()
     gpu_peak = _gpu_peak(gpu) if gpu else None
-    say(f"CPU peak (NumPy SGEMM 2048^3): {cpu_peak:.0f} GFLOP/s" +
-        (f"; GPU FP32 peak: {gpu_peak / 1e3:.0f} TFLOP/s (datasheet)" if gpu_peak else ""))
+    gpu_bandwidth = _gpu_peak(gpu, GPU_BANDWIDTH) if gpu else None
+    say(f"CPU peaks (measured): NumPy SGEMM 2048^3 {cpu_peak:.0f} GFLOP/s, copy {cpu_bandwidth:.0f} GB/s" +
+        (f"; GPU peaks (datasheet): FP32 {gpu_peak / 1e3:.0f} TFLOP/s, memory {gpu_bandwidth / 1e3:.2f} TB/s"
+         if gpu_peak else ""))
     rng = np.random.default_rng(0)
     rows = []
     cases = layer_cases(batch)
     if layers:
         cases = [c for c in cases if c[0] in layers]
-    for i, (name, kind, flops, build) in enumerate(cases, 1):
+    for i, (name, kind, work, build) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
-        row = {"layer": name, "kind": kind, "flops_forward": flops}
+        row = {"layer": name, "kind": kind, "work": {"forward": work[0], "backward": work[1]},
+               "unit": "GB/s" if kind == "memory" else "GFLOP/s"}
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
             row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
         row["reference"] = measure_reference(build, max(1, min(repeats, 2)), rng) if reference else None
         rows.append(row)
     result = {"machine": describe_machine(), "gpu": gpu, "gpu_missing": gpu_missing, "batch": batch,
-              "repeats": repeats, "cpu_sgemm_gflops": cpu_peak, "gpu_fp32_peak_gflops": gpu_peak, "layers": rows}
+              "repeats": repeats, "cpu_sgemm_gflops": cpu_peak, "cpu_copy_gbs": cpu_bandwidth,
+              "gpu_fp32_peak_gflops": gpu_peak, "gpu_bandwidth_gbs": gpu_bandwidth, "layers": rows}
     if step:
         print("training step", file=sys.stderr, flush=True)
         result["training_step"] = {dev: measure_training_step(batch, dev, max(1, repeats // 2)) for dev in devices}
@@ -325,23 +345,25 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
 def format_table(result, devices):
     header = ["layer", "pass", "numpy ref ms"]
     for dev in devices:
-        header += [f"{dev} ms", f"{dev} GFLOP/s", f"{dev} % peak", f"torch {dev} ms"]
+        header += [f"{dev} ms", f"{dev} rate", f"{dev} % peak", f"torch {dev} ms"]
+    header.append("unit")
     if "cpu" in devices and "cuda" in devices:
         header.append("GPU speed-up")
-    peaks = {"cpu": result["cpu_sgemm_gflops"], "cuda": result.get("gpu_fp32_peak_gflops")}
+    peaks = {("cpu", "GFLOP/s"): result["cpu_sgemm_gflops"], ("cpu", "GB/s"): result["cpu_copy_gbs"],
+             ("cuda", "GFLOP/s"): result.get("gpu_fp32_peak_gflops"), ("cuda", "GB/s"): result.get("gpu_bandwidth_gbs")}
     rows = []
     for r in result["layers"]:
-        for direction, factor in (("forward", 1), ("backward", 2)):
+        for direction in ("forward", "backward"):
             ref = r.get("reference")
             cells = [r["layer"], direction, f"{ref[direction] * 1e3:.1f}" if ref else "-"]
             for dev in devices:
                 seconds = r[dev][direction]
-                flops = r["flops_forward"] * factor
-                rate = flops / seconds / 1e9 if flops else None
+                rate = r["work"][direction] / seconds / 1e9
+                peak = peaks[(dev, r["unit"])]
                 theirs = r.get(f"torch_{dev}")
-                cells += [f"{seconds * 1e3:.3f}", f"{rate:.0f}" if rate else "-",
-                          f"{100 * rate / peaks[dev]:.0f}%" if rate and peaks[dev] else "-",
+                cells += [f"{seconds * 1e3:.3f}", f"{rate:.0f}", f"{100 * rate / peak:.0f}%" if peak else "-",
                           f"{theirs[direction] * 1e3:.3f}" if theirs else "-"]
+            cells.append(r["unit"])
             if "cpu" in devices and "cuda" in devices:
                 cells.append(f"{r['cpu'][direction] / r['cuda'][direction]:.1f}x")
             rows.append(cells)

@@ -35,25 +35,32 @@ def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
 
 
 @cuda.jit(device=True, inline=True)
-def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
-    """B[(c', p, q), (n, i, j)] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q]."""
-    if kk >= geom[2] or col >= geom[1]:
-        tile[slot_k, slot_mn] = 0
-        return
+def _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn):
+    """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for im2col row kk = (c', p, q) and
+    column m = (n, i, j): 0 in the padding."""
     kh, kw = geom[8], geom[9]
     c = kk // (kh * kw)
     p = (kk // kw) % kh
     q = kk % kw
     plane = geom[14] * geom[15]
-    n = col // plane
-    i = (col % plane) // geom[15]
-    j = col % geom[15]
+    n = m // plane
+    i = (m % plane) // geom[15]
+    j = m % geom[15]
     h = i * geom[10] + p - geom[12]
     w = j * geom[11] + q - geom[13]
     if h < 0 or h >= geom[5] or w < 0 or w >= geom[6]:
         tile[slot_k, slot_mn] = 0
-        return
-    tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+    else:
+        tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
+    """B[(c', p, q), (n, i, j)] of the forward: the im2col matrix."""
+    if kk >= geom[2] or col >= geom[1]:
+        tile[slot_k, slot_mn] = 0
+    else:
+        _x_pad_into(geom, x, g, kk, col, tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)
@@ -75,24 +82,11 @@ def _grad_y_rows(geom, grad_y, g, r, m, tile, slot_k, slot_mn):
 
 @cuda.jit(device=True, inline=True)
 def _im2col_transposed(geom, x, g, m, kk, tile, slot_k, slot_mn):
-    """B[(n, i, j), (c', p, q)]: the im2col matrix read the other way round."""
+    """B[(n, i, j), (c', p, q)] of the weight gradient: the im2col matrix read the other way round."""
     if m >= geom[2] or kk >= geom[1]:
         tile[slot_k, slot_mn] = 0
-        return
-    kh, kw = geom[8], geom[9]
-    c = kk // (kh * kw)
-    p = (kk // kw) % kh
-    q = kk % kw
-    plane = geom[14] * geom[15]
-    n = m // plane
-    i = (m % plane) // geom[15]
-    j = m % geom[15]
-    h = i * geom[10] + p - geom[12]
-    w = j * geom[11] + q - geom[13]
-    if h < 0 or h >= geom[5] or w < 0 or w >= geom[6]:
-        tile[slot_k, slot_mn] = 0
-        return
-    tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+    else:
+        _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)

@@ -83,3 +83,11 @@ def test_bad_layer_arguments():
         nn.BatchNorm2d(3)(mc.tensor(np.ones((2, 3), np.float32)))
     with pytest.raises(mc.ArgumentError, match="Sequential: layer 'x' is a int"):
         nn.Sequential(("x", 3))
+
+
+def test_default_init_can_be_deferred_to_a_model_builder():
+    with nn.init.no_default_init():
+        deferred = nn.Linear(50, 40)
+    drawn = nn.Linear(50, 40)
+    assert not deferred.weight.data.any()
+    assert abs(drawn.weight.data.std() - np.sqrt(2 / 50)) < 0.02

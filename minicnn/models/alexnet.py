@@ -129,7 +129,8 @@ def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
     """The 2012 paper's AlexNet (conv, ReLU, LRN, pool). 60,965,224 parameters for 1000 classes."""
     num_classes = _check_classes("alexnet2012", num_classes)
     input_size = _check_input_size("alexnet2012", input_size, 67)
-    layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=False)
+    with initialisers.no_default_init():  # _initialise draws every weight below
+        layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=False)
     return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), _2012_NOTES), init, seed)
 
 
@@ -137,7 +138,8 @@ def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0)
     """The 2012 network in CaffeNet's order: conv, ReLU, pool, LRN (pooling before normalising)."""
     num_classes = _check_classes("alexnet2012_caffe", num_classes)
     input_size = _check_input_size("alexnet2012_caffe", input_size, 67)
-    layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=True)
+    with initialisers.no_default_init():
+        layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=True)
     notes = dict(_2012_NOTES, lrn1="after pool1 in this order (the paper normalises before pooling)")
     return _initialise(Network("alexnet2012_caffe", layers, (3, input_size, input_size), notes), init, seed)
 
@@ -160,20 +162,21 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
     def bn1d(c):
         return BatchNorm1d(c, eps=1e-3, momentum=0.01)
 
-    layers = [
-        ("conv1", Conv2d(3, 96, 11, stride=4, padding="same")), ("relu1", ReLU()), ("bn1", bn2d(96)),
-        ("pool1", MaxPool2d(3, 2)), ("drop1", Dropout(0.25)),
-        ("conv2", Conv2d(96, 256, 5, padding="same")), ("relu2", ReLU()), ("bn2", bn2d(256)),
-        ("pool2", MaxPool2d(3, 2)), ("drop2", Dropout(0.25)),
-        ("conv3", Conv2d(256, 384, 3, padding="same")), ("relu3", ReLU()), ("bn3", bn2d(384)),
-        ("conv4", Conv2d(384, 384, 3, padding="same")), ("relu4", ReLU()), ("bn4", bn2d(384)),
-        ("conv5", Conv2d(384, 256, 3, padding="same")),
-        ("pool5", MaxPool2d(3, 2)), ("drop5", Dropout(0.25)),
-        ("flatten", Flatten()),
-        ("fc6", Linear(256 * p5 * p5, 4096)), ("relu6", ReLU()), ("bn6", bn1d(4096)), ("drop6", Dropout(0.25)),
-        ("fc7", Linear(4096, 4096)), ("relu7", ReLU()), ("bn7", bn1d(4096)), ("drop7", Dropout(0.25)),
-        ("fc8", Linear(4096, num_classes)),
-    ]
+    with initialisers.no_default_init():
+        layers = [
+            ("conv1", Conv2d(3, 96, 11, stride=4, padding="same")), ("relu1", ReLU()), ("bn1", bn2d(96)),
+            ("pool1", MaxPool2d(3, 2)), ("drop1", Dropout(0.25)),
+            ("conv2", Conv2d(96, 256, 5, padding="same")), ("relu2", ReLU()), ("bn2", bn2d(256)),
+            ("pool2", MaxPool2d(3, 2)), ("drop2", Dropout(0.25)),
+            ("conv3", Conv2d(256, 384, 3, padding="same")), ("relu3", ReLU()), ("bn3", bn2d(384)),
+            ("conv4", Conv2d(384, 384, 3, padding="same")), ("relu4", ReLU()), ("bn4", bn2d(384)),
+            ("conv5", Conv2d(384, 256, 3, padding="same")),
+            ("pool5", MaxPool2d(3, 2)), ("drop5", Dropout(0.25)),
+            ("flatten", Flatten()),
+            ("fc6", Linear(256 * p5 * p5, 4096)), ("relu6", ReLU()), ("bn6", bn1d(4096)), ("drop6", Dropout(0.25)),
+            ("fc7", Linear(4096, 4096)), ("relu7", ReLU()), ("bn7", bn1d(4096)), ("drop7", Dropout(0.25)),
+            ("fc8", Linear(4096, num_classes)),
+        ]
     notes = {
         "conv1": f"'same' padding at stride 4: output ceil({input_size} / 4) = {s1}, with {top} zero rows and "
                  f"columns before the image and {bottom} after",
@@ -206,20 +209,21 @@ def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", s
     p5 = conv_out(p2, 3, 2)
     if p5 < 1:
         raise ArgumentError(f"alexnet_small: input_size {input_size} is too small for three 3x3/2 poolings")
-    layers = [
-        ("conv1", Conv2d(3, c1, 5, stride=stride, padding=2)), ("relu1", ReLU()),
-        ("lrn1", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool1", MaxPool2d(3, 2)),
-        ("conv2", Conv2d(c1, c2, 5, padding=2, groups=2)), ("relu2", ReLU()),
-        ("lrn2", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool2", MaxPool2d(3, 2)),
-        ("conv3", Conv2d(c2, c3, 3, padding=1)), ("relu3", ReLU()),
-        ("conv4", Conv2d(c3, c3, 3, padding=1, groups=2)), ("relu4", ReLU()),
-        ("conv5", Conv2d(c3, c5, 3, padding=1, groups=2)), ("relu5", ReLU()),
-        ("pool5", MaxPool2d(3, 2)),
-        ("flatten", Flatten()),
-        ("fc6", Linear(c5 * p5 * p5, f)), ("relu6", ReLU()), ("drop6", Dropout(0.5)),
-        ("fc7", Linear(f, f)), ("relu7", ReLU()), ("drop7", Dropout(0.5)),
-        ("fc8", Linear(f, num_classes)),
-    ]
+    with initialisers.no_default_init():
+        layers = [
+            ("conv1", Conv2d(3, c1, 5, stride=stride, padding=2)), ("relu1", ReLU()),
+            ("lrn1", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool1", MaxPool2d(3, 2)),
+            ("conv2", Conv2d(c1, c2, 5, padding=2, groups=2)), ("relu2", ReLU()),
+            ("lrn2", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool2", MaxPool2d(3, 2)),
+            ("conv3", Conv2d(c2, c3, 3, padding=1)), ("relu3", ReLU()),
+            ("conv4", Conv2d(c3, c3, 3, padding=1, groups=2)), ("relu4", ReLU()),
+            ("conv5", Conv2d(c3, c5, 3, padding=1, groups=2)), ("relu5", ReLU()),
+            ("pool5", MaxPool2d(3, 2)),
+            ("flatten", Flatten()),
+            ("fc6", Linear(c5 * p5 * p5, f)), ("relu6", ReLU()), ("drop6", Dropout(0.5)),
+            ("fc7", Linear(f, f)), ("relu7", ReLU()), ("drop7", Dropout(0.5)),
+            ("fc8", Linear(f, num_classes)),
+        ]
     return _initialise(Network("alexnet_small", layers, (3, input_size, input_size)), init, seed)
 
 
@@ -236,3 +240,4 @@ def get(name, **kwargs):
     if name not in MODELS:
         raise ArgumentError(f"models: unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name](**kwargs)
+

@@ -43,7 +43,8 @@ class Conv2d(Module):
         self.padding = padding
         self.weight = Parameter(np.zeros((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
-        init.kaiming_normal_(self.weight)
+        if init.default_init_enabled():
+            init.kaiming_normal_(self.weight)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
@@ -65,7 +66,8 @@ class Linear(Module):
         self.out_features = _positive_int("Linear", "out_features", out_features)
         self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
-        init.kaiming_normal_(self.weight)
+        if init.default_init_enabled():
+            init.kaiming_normal_(self.weight)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)

@@ -71,6 +71,19 @@ class GradcheckResult:
         return self.report()
 
 
+def _coordinate_setter(tensor, host):
+    """A function that sets one coordinate of ``tensor``: in place on the CPU; on the GPU in the host
+    copy ``host``, which then goes back to the device for the next evaluation."""
+    flat = host.reshape(-1)
+
+    def set_value(i, value):
+        flat[i] = value
+        if tensor.device != "cpu":
+            tensor.data = _device.move(host, tensor.device)
+
+    return set_value
+
+
 def _as_outputs(out):
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not all(isinstance(o, Tensor) for o in outs):
@@ -130,15 +143,9 @@ def gradcheck(fn, inputs, params=(), *, eps=1e-6, atol=1e-6, rtol=1e-4, max_coor
 
     worst, worst_score, checked, ok = None, -np.inf, 0, True
     for (name, t), grad in zip(named, first):
-        on_device = t.device != "cpu"
-        host = t.numpy().copy() if on_device else t.data
+        host = t.numpy().copy() if t.device != "cpu" else t.data
         flat = host.reshape(-1)
-
-        def set_value(i, value):
-            flat[i] = value
-            if on_device:  # a perturbed copy goes back to the GPU for each evaluation
-                t.data = _device.move(host, t.device)
-
+        set_value = _coordinate_setter(t, host)
         if flat.size <= max_coords:
             coords = np.arange(flat.size)
         else:

@@ -1,6 +1,5 @@
 """max_pool2d: CPU kernel vs reference (tie rule included), gradcheck, PyTorch parity."""
 import numpy as np
-import pytest
 from hypothesis import given
 
 import minicnn as mc

@@ -59,10 +59,11 @@ def cuda_available():
 
 def cuda_kernels():
     """The ``minicnn.kernels.cuda`` modules, imported on first use."""
-    from .kernels.cuda import activation, batchnorm, conv, dropout, launch, linear, lrn, pool, sgd, softmax
+    from .kernels.cuda import activation, adam, batchnorm, conv, dropout, launch, linear, lrn, pool, sgd, softmax
 
     return {"conv": conv, "pool": pool, "lrn": lrn, "activation": activation, "dropout": dropout,
-            "linear": linear, "softmax": softmax, "batchnorm": batchnorm, "sgd": sgd, "launch": launch}
+            "linear": linear, "softmax": softmax, "batchnorm": batchnorm, "sgd": sgd, "adam": adam,
+            "launch": launch}
 
 
 def to_device(array):

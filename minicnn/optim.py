@@ -1,11 +1,14 @@
-"""Optimisers. ``SGD`` with momentum and weight decay, as the 2012 paper trains
-(lr 0.01, momentum 0.9, weight decay 0.0005), used as in PyTorch::
+"""Optimisers and learning-rate schedules, used as in PyTorch::
 
     opt = mc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    opt.zero_grad(); loss.backward(); opt.step()
+    schedule = mc.optim.ReduceLROnPlateau(opt)        # the paper: divide by 10 on a plateau
+    for epoch in ...:
+        for batch in ...:
+            opt.zero_grad(); loss.backward(); opt.step()
+        schedule.step(validation_error)
 
-The update is one fused kernel per parameter (``kernels/*/sgd.py``) on the
-parameter's own device: parameters on the GPU are updated there.
+Each update is one fused kernel per parameter (``kernels/*/sgd.py``, ``kernels/*/adam.py``)
+on the parameter's own device: parameters on the GPU are updated there.
 """
 from __future__ import annotations
 
@@ -15,61 +18,191 @@ import numpy as np
 
 from . import device as _device
 from .errors import ArgumentError, ShapeError
+from .kernels.cpu import adam as _cpu_adam
 from .kernels.cpu import sgd as _cpu_sgd
 
 
-def _number(name, value, low, low_inclusive=True):
+def _number(owner, name, value, low, high=np.inf, low_inclusive=True, high_inclusive=True):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value):
-        raise ArgumentError(f"SGD: {name} must be a number, got {value!r}")
-    if value < low or (value == low and not low_inclusive):
-        raise ArgumentError(f"SGD: {name} must be {'>=' if low_inclusive else '>'} {low}, got {value}")
+        raise ArgumentError(f"{owner}: {name} must be a number, got {value!r}")
+    too_low = value < low or (value == low and not low_inclusive)
+    too_high = value > high or (value == high and not high_inclusive)
+    if too_low or too_high:
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        raise ArgumentError(f"{owner}: {name} must be in {interval}, got {value}")
     return float(value)
 
 
-class SGD:
-    """Stochastic gradient descent: d = g + weight_decay * p; v = momentum * v + d; p -= lr * v."""
+class Optimizer:
+    """Parameters, their per-parameter state (velocities, moments) and hyper-parameters."""
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+    state_names = ()  # the per-parameter arrays a subclass keeps
+
+    def __init__(self, params, hyper):
         self.params = list(params)
         if not self.params:
-            raise ArgumentError("SGD: got an empty list of parameters")
-        self.lr = _number("lr", lr, 0.0, low_inclusive=False)
-        self.momentum = _number("momentum", momentum, 0.0)
-        self.weight_decay = _number("weight_decay", weight_decay, 0.0)
-        self.velocities = [None] * len(self.params)
+            raise ArgumentError(f"{type(self).__name__}: got an empty list of parameters")
+        self.hyper = hyper
+        self.state = [{} for _ in self.params]
+
+    @property
+    def lr(self):
+        return self.hyper["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        self.hyper["lr"] = _number(type(self).__name__, "lr", value, 0.0, low_inclusive=False)
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
 
+    def _arrays(self, i, p):
+        """This parameter's state arrays, created as zeros on its device at its first step."""
+        if not self.state[i]:
+            self.state[i] = {name: _device.full(p.shape, 0, p.dtype, p.device) for name in self.state_names}
+        return self.state[i]
+
+    @staticmethod
+    def _kernels(p, cpu_module, name):
+        return cpu_module if p.device == "cpu" else _device.cuda_kernels()[name]
+
+    def state_dict(self):
+        """Hyper-parameters and per-parameter state, as NumPy arrays (empty before a parameter's first step)."""
+        return {"hyper": dict(self.hyper),
+                "state": [{k: np.array(_device.move(a, "cpu"), copy=True) for k, a in s.items()} for s in self.state]}
+
+    def load_state_dict(self, state):
+        owner = f"{type(self).__name__}.load_state_dict"
+        if set(state) != {"hyper", "state"}:
+            raise ArgumentError(f"{owner}: expected entries ['hyper', 'state'], got {sorted(state)}")
+        if set(state["hyper"]) != set(self.hyper):
+            raise ArgumentError(f"{owner}: hyper-parameters {sorted(state['hyper'])}, expected {sorted(self.hyper)}")
+        if len(state["state"]) != len(self.params):
+            raise ShapeError(f"{owner}: state for {len(state['state'])} parameters, this optimiser has {len(self.params)}")
+        for p, s in zip(self.params, state["state"]):
+            if s and set(s) != set(self.state_names):
+                raise ArgumentError(f"{owner}: per-parameter state {sorted(s)}, expected {sorted(self.state_names)}")
+            for a in s.values():
+                if np.shape(a) != p.shape:
+                    raise ShapeError(f"{owner}: state of shape {np.shape(a)} for a parameter of shape {p.shape}")
+        self.hyper = dict(state["hyper"])
+        self.state = [{k: _device.move(np.array(a, dtype=p.dtype), p.device) for k, a in s.items()}
+                      for p, s in zip(self.params, state["state"])]
+
+
+class SGD(Optimizer):
+    """d = g + weight_decay * p;  v = momentum * v + d;  p -= lr * v   (PyTorch's rule)."""
+
+    state_names = ("velocity",)
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": _number("SGD", "lr", lr, 0.0, low_inclusive=False),
+                                  "momentum": _number("SGD", "momentum", momentum, 0.0),
+                                  "weight_decay": _number("SGD", "weight_decay", weight_decay, 0.0)})
+
     def step(self):
         """One update of every parameter that has a gradient."""
+        h = self.hyper
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            if self.velocities[i] is None:
-                self.velocities[i] = _device.full(p.shape, 0, p.dtype, p.device)
-            kernels = _cpu_sgd if p.device == "cpu" else _device.cuda_kernels()["sgd"]
-            kernels.sgd_step(p.data, p.grad, self.velocities[i], self.lr, self.momentum, self.weight_decay)
+            velocity = self._arrays(i, p)["velocity"]
+            self._kernels(p, _cpu_sgd, "sgd").sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
+                                                       h["weight_decay"])
+
+
+class Adam(Optimizer):
+    """Adam with bias-corrected moments and L2 weight decay, as ``torch.optim.Adam``."""
+
+    state_names = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ArgumentError(f"Adam: betas must be a pair, got {betas!r}")
+        super().__init__(params, {
+            "lr": _number("Adam", "lr", lr, 0.0, low_inclusive=False),
+            "beta1": _number("Adam", "betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
+            "beta2": _number("Adam", "betas[1]", betas[1], 0.0, 1.0, high_inclusive=False),
+            "eps": _number("Adam", "eps", eps, 0.0, low_inclusive=False),
+            "weight_decay": _number("Adam", "weight_decay", weight_decay, 0.0),
+            "steps": 0,
+        })
+
+    def step(self):
+        h = self.hyper
+        h["steps"] += 1
+        c1, c2 = 1 - h["beta1"] ** h["steps"], 1 - h["beta2"] ** h["steps"]
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            s = self._arrays(i, p)
+            self._kernels(p, _cpu_adam, "adam").adam_step(p.data, p.grad, s["m"], s["v"], h["lr"], h["beta1"],
+                                                          h["beta2"], h["eps"], h["weight_decay"], c1, c2)
+
+
+class StepLR:
+    """Multiply the learning rate by ``gamma`` every ``step_size`` calls of ``step()`` (epochs)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
+            raise ArgumentError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        self.optimizer = optimizer
+        self.step_size = int(step_size)
+        self.gamma = _number("StepLR", "gamma", gamma, 0.0, 1.0, low_inclusive=False)
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def step(self):
+        self.epoch += 1
+        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
 
     def state_dict(self):
-        """Settings and velocities (as NumPy arrays; None before a parameter's first step)."""
-        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "velocities": [None if v is None else np.array(_device.move(v, "cpu"), copy=True)
-                               for v in self.velocities]}
+        return {"step_size": self.step_size, "gamma": self.gamma, "base_lr": self.base_lr, "epoch": self.epoch}
 
     def load_state_dict(self, state):
-        missing = {"lr", "momentum", "weight_decay", "velocities"} - set(state)
-        if missing:
-            raise ArgumentError(f"SGD.load_state_dict: missing entries {sorted(missing)}")
-        if len(state["velocities"]) != len(self.params):
-            raise ShapeError(f"SGD.load_state_dict: {len(state['velocities'])} velocities for "
-                             f"{len(self.params)} parameters")
-        for p, v in zip(self.params, state["velocities"]):
-            if v is not None and np.shape(v) != p.shape:
-                raise ShapeError(f"SGD.load_state_dict: a velocity of shape {np.shape(v)} for a parameter of shape {p.shape}")
-        self.lr = _number("lr", state["lr"], 0.0, low_inclusive=False)
-        self.momentum = _number("momentum", state["momentum"], 0.0)
-        self.weight_decay = _number("weight_decay", state["weight_decay"], 0.0)
-        self.velocities = [None if v is None else _device.move(np.array(v, dtype=p.dtype), p.device)
-                           for p, v in zip(self.params, state["velocities"])]
+        self.step_size, self.gamma, self.base_lr, self.epoch = (state[k] for k in ("step_size", "gamma", "base_lr",
+                                                                                   "epoch"))
+
+
+class ReduceLROnPlateau:
+    """The paper's schedule: divide the learning rate by 10 (``factor``) when the validation
+    error (``mode="min"``) has not improved by more than ``threshold`` (relative) for
+    ``patience`` epochs; never below ``min_lr``. ``step(metric)`` once per epoch."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=2, threshold=1e-4, min_lr=0.0):
+        if mode not in ("min", "max"):
+            raise ArgumentError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ArgumentError(f"ReduceLROnPlateau: patience must be an integer >= 0, got {patience!r}")
+        self.optimizer = optimizer
+        self.mode = mode
+        self.factor = _number("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, False, False)
+        self.patience = int(patience)
+        self.threshold = _number("ReduceLROnPlateau", "threshold", threshold, 0.0)
+        self.min_lr = _number("ReduceLROnPlateau", "min_lr", min_lr, 0.0)
+        self.best = None
+        self.bad_epochs = 0
+
+    def _improved(self, metric):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return metric < self.best * (1 - self.threshold)
+        return metric > self.best * (1 + self.threshold)
+
+    def step(self, metric):
+        metric = _number("ReduceLROnPlateau", "metric", metric, -np.inf)
+        if self._improved(metric):
+            self.best, self.bad_epochs = metric, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs > self.patience:
+            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+            self.bad_epochs = 0
+
+    def state_dict(self):
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state):
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]

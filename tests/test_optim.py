@@ -46,14 +46,15 @@ def test_zero_grad_and_parameters_without_gradients():
     assert a.grad is None
 
 
-def test_state_dict_round_trip_continues_identically():
+@pytest.mark.parametrize("make", [lambda ps: mc.optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: mc.optim.Adam(ps)])
+def test_state_dict_round_trip_continues_identically(make):
     def run(steps, resume_at=None):
         p = mc.nn.Parameter(normal(0, (3,), np.float32))
-        opt = mc.optim.SGD([p], lr=0.1, momentum=0.9)
+        opt = make([p])
         for i in range(steps):
             if i == resume_at:
                 state = opt.state_dict()
-                opt = mc.optim.SGD([p], lr=0.1, momentum=0.9)
+                opt = make([p])
                 opt.load_state_dict(state)
             p.grad = normal(10 + i, (3,), np.float32)
             opt.step()
@@ -64,12 +65,66 @@ def test_state_dict_round_trip_continues_identically():
 
 def test_bad_arguments():
     p = mc.nn.Parameter(np.ones(2, np.float32))
-    with pytest.raises(mc.ArgumentError, match="SGD: lr must be > 0.0, got 0"):
+    with pytest.raises(mc.ArgumentError, match=r"SGD: lr must be in \(0.0, inf\], got 0"):
         mc.optim.SGD([p], lr=0)
-    with pytest.raises(mc.ArgumentError, match="SGD: momentum must be >= 0.0, got -0.5"):
+    with pytest.raises(mc.ArgumentError, match=r"SGD: momentum must be in \[0.0, inf\], got -0.5"):
         mc.optim.SGD([p], lr=0.1, momentum=-0.5)
     with pytest.raises(mc.ArgumentError, match="empty list of parameters"):
         mc.optim.SGD([], lr=0.1)
+    with pytest.raises(mc.ArgumentError, match=r"Adam: betas\[1\] must be in \[0.0, 1.0\), got 1.0"):
+        mc.optim.Adam([p], betas=(0.9, 1.0))
     opt = mc.optim.SGD([p], lr=0.1)
-    with pytest.raises(mc.ShapeError, match="2 velocities for 1 parameters"):
-        opt.load_state_dict({"lr": 0.1, "momentum": 0, "weight_decay": 0, "velocities": [None, None]})
+    with pytest.raises(mc.ShapeError, match="state for 2 parameters, this optimiser has 1"):
+        opt.load_state_dict({"hyper": dict(opt.hyper), "state": [{}, {}]})
+    with pytest.raises(mc.ArgumentError, match="expected entries"):
+        opt.load_state_dict({"lr": 0.1})
+    with pytest.raises(mc.ArgumentError, match="StepLR: step_size must be a positive integer"):
+        mc.optim.StepLR(opt, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_matches_reference(dtype):
+    from minicnn.kernels.cpu import adam
+    from minicnn.kernels.reference import adam as adam_ref
+
+    p, g, m = (normal(i, (6, 4), dtype) for i in range(3))
+    v = np.abs(normal(3, (6, 4), dtype))
+    p2, m2, v2 = p.copy(), m.copy(), v.copy()
+    args = (1e-3, 0.9, 0.999, 1e-8, 1e-4, 1 - 0.9 ** 3, 1 - 0.999 ** 3)
+    adam.adam_step(p, g, m, v, *args)
+    adam_ref.adam_step(p2, g, m2, v2, *(dtype(a) for a in args))
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert p.dtype == dtype and rel_error(p, p2) < tol and rel_error(m, m2) < tol and rel_error(v, v2) < tol
+
+
+def test_adam_matches_torch(torch):
+    w0 = normal(0, (5, 3), np.float32)
+    ours = mc.nn.Parameter(w0.copy())
+    theirs = torch.tensor(w0.copy(), requires_grad=True)
+    opt = mc.optim.Adam([ours], lr=0.01, weight_decay=1e-3)
+    topt = torch.optim.Adam([theirs], lr=0.01, weight_decay=1e-3)
+    for i in range(6):
+        g = normal(i + 1, (5, 3), np.float32)
+        ours.grad, theirs.grad = g.copy(), torch.tensor(g)
+        opt.step()
+        topt.step()
+    assert rel_error(ours.data, theirs.detach().numpy()) < 1e-5
+
+
+def test_schedules_follow_torch(torch):
+    p = mc.nn.Parameter(np.ones(2, np.float32))
+    tp = torch.nn.Parameter(torch.ones(2))
+    opt, topt = mc.optim.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1)
+    step, tstep = mc.optim.StepLR(opt, 3, 0.5), torch.optim.lr_scheduler.StepLR(topt, 3, 0.5)
+    for _ in range(8):
+        step.step()
+        tstep.step()
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"])
+    opt, topt = mc.optim.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1)
+    plateau = mc.optim.ReduceLROnPlateau(opt, factor=0.1, patience=2)
+    tplateau = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, factor=0.1, patience=2)
+    for error in [0.9, 0.8, 0.8, 0.81, 0.8, 0.79, 0.5, 0.5, 0.5, 0.5, 0.6]:
+        plateau.step(error)
+        tplateau.step(error)
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"])
+    assert opt.lr == pytest.approx(1e-3)

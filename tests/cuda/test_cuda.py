@@ -253,3 +253,16 @@ def test_optimiser_updates_parameters_on_the_device():
         results.append([p.numpy() for p in net.parameters()])
     for cpu_param, gpu_param in zip(*results):
         assert rel_error(gpu_param, cpu_param) < 1e-5
+
+
+def test_adam_kernel_matches_cpu():
+    from minicnn.kernels.cpu import adam
+
+    p, g, m = (normal(i, (4, 7), np.float32) for i in range(3))
+    v = np.abs(normal(3, (4, 7), np.float32))
+    gp, gm, gv = up(p), up(m), up(v)
+    args = (1e-3, 0.9, 0.999, 1e-8, 1e-4, 1 - 0.9 ** 2, 1 - 0.999 ** 2)
+    GPU["adam"].adam_step(gp, up(g), gm, gv, *args)
+    adam.adam_step(p, g, m, v, *args)
+    for got, want in ((gp, p), (gm, m), (gv, v)):
+        close(got, want, 1e-6)

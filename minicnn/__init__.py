@@ -12,7 +12,7 @@ import os
 # time a busy 2-core machine needs for BLAS (NUMBA.md). Must be set before numba loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import cuda, device, errors, functional, models, nn, optim, random  # noqa: E402
+from . import cuda, data, device, errors, functional, models, nn, optim, random  # noqa: E402
 from .autograd import Function, no_grad, is_grad_enabled  # noqa: E402
 from .errors import ArgumentError, DTypeError, MiniCNNError, ShapeError  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
@@ -22,5 +22,5 @@ from .tensor import Tensor, tensor  # noqa: E402
 __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "Function", "functional", "gradcheck", "errors",
-    "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError", "nn", "models", "random", "manual_seed", "cuda", "device", "optim",
+    "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError", "nn", "models", "random", "manual_seed", "cuda", "device", "optim", "data",
 ]

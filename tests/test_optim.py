@@ -117,6 +117,7 @@ def test_schedules_follow_torch(torch):
     opt, topt = mc.optim.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1)
     step, tstep = mc.optim.StepLR(opt, 3, 0.5), torch.optim.lr_scheduler.StepLR(topt, 3, 0.5)
     for _ in range(8):
+        topt.step()  # PyTorch expects an optimiser step before each scheduler step (a no-op here)
         step.step()
         tstep.step()
         assert opt.lr == pytest.approx(topt.param_groups[0]["lr"])
@@ -124,6 +125,7 @@ def test_schedules_follow_torch(torch):
     plateau = mc.optim.ReduceLROnPlateau(opt, factor=0.1, patience=2)
     tplateau = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, factor=0.1, patience=2)
     for error in [0.9, 0.8, 0.8, 0.81, 0.8, 0.79, 0.5, 0.5, 0.5, 0.5, 0.6]:
+        topt.step()
         plateau.step(error)
         tplateau.step(error)
         assert opt.lr == pytest.approx(topt.param_groups[0]["lr"])

@@ -1,0 +1,89 @@
+"""The 2012 paper's data augmentation, on whole batches (N, C, H, W) at once, each step seeded.
+
+- ``channel_mean(images)`` and ``subtract_mean``: the paper subtracts the mean activity over the
+  training set from each pixel; here the per-channel mean.
+- ``random_crop_flip(images, size, rng)``: a random size x size patch of each image (227 of 256
+  in the paper), mirrored left-right with probability 1/2.
+- ``pca_colour(images)`` and ``pca_colour_shift``: principal components of the training set's
+  RGB values (eigenvectors p_i, eigenvalues l_i of their 3x3 covariance); each image is shifted
+  by [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T with a_i ~ N(0, 0.1) drawn once per image, which changes
+  the intensity and colour of the lighting but not the object.
+- ``ten_crop(images, size)``: the four corner patches and the centre patch, and their mirrors,
+  for evaluation (the paper averages the softmax over the ten).
+
+Each crop is a gather by index arrays (``take_along_axis``), so a batch is cropped without a
+Python loop over its images.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArgumentError, ShapeError
+
+
+def _check_batch(op, images, size=None):
+    if not isinstance(images, np.ndarray) or images.ndim != 4:
+        raise ShapeError(f"{op}: images must be a 4-d array (N, C, H, W), got {getattr(images, 'shape', type(images))}")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ArgumentError(f"{op}: size must be a positive integer, got {size!r}")
+        if size > min(images.shape[2:]):
+            raise ShapeError(f"{op}: crop size {size} is larger than the images, {images.shape[2]}x{images.shape[3]}")
+
+
+def channel_mean(images):
+    """The mean of each channel over a set of images (N, C, H, W) -> (C,), in float64."""
+    _check_batch("channel_mean", images)
+    return images.mean(axis=(0, 2, 3), dtype=np.float64)
+
+
+def subtract_mean(images, mean):
+    return (images - np.asarray(mean, dtype=images.dtype)[None, :, None, None]).astype(images.dtype)
+
+
+def crop(images, tops, lefts, size):
+    """Patch n is images[n, :, tops[n]:tops[n]+size, lefts[n]:lefts[n]+size]."""
+    n, c = images.shape[:2]
+    rows = (tops[:, None] + np.arange(size)[None, :])[:, None, :, None]  # (N, 1, size, 1)
+    cols = (lefts[:, None] + np.arange(size)[None, :])[:, None, None, :]  # (N, 1, 1, size)
+    picked_rows = np.take_along_axis(images, np.broadcast_to(rows, (n, c, size, 1)), axis=2)
+    return np.take_along_axis(picked_rows, np.broadcast_to(cols, (n, c, size, size)), axis=3)
+
+
+def random_crop_flip(images, size, rng):
+    """A random size x size patch of each image, mirrored left-right with probability 1/2."""
+    _check_batch("random_crop_flip", images, size)
+    n, _, h, w = images.shape
+    tops = rng.integers(0, h - size + 1, n)
+    lefts = rng.integers(0, w - size + 1, n)
+    patches = crop(images, tops, lefts, size)
+    flip = rng.random(n) < 0.5
+    patches[flip] = patches[flip, :, :, ::-1]
+    return patches
+
+
+def pca_colour(images):
+    """Eigenvalues (3,) and eigenvectors (3, 3), columns, of the RGB covariance over all pixels."""
+    _check_batch("pca_colour", images)
+    if images.shape[1] != 3:
+        raise ShapeError(f"pca_colour: images must have 3 (RGB) channels, got {images.shape[1]}")
+    pixels = images.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels))
+    return np.clip(eigenvalues, 0, None), eigenvectors
+
+
+def pca_colour_shift(images, eigenvalues, eigenvectors, rng, std=0.1):
+    """Add [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T to every pixel of each image, a_i ~ N(0, std)."""
+    _check_batch("pca_colour_shift", images)
+    alphas = rng.normal(0, std, (images.shape[0], 3))
+    shifts = (alphas * eigenvalues[None, :]) @ eigenvectors.T  # (N, 3): one RGB offset per image
+    return (images + shifts[:, :, None, None]).astype(images.dtype)
+
+
+def ten_crop(images, size):
+    """(10, N, C, size, size): top-left, top-right, bottom-left, bottom-right, centre, then mirrors."""
+    _check_batch("ten_crop", images, size)
+    n, _, h, w = images.shape
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    crops = [crop(images, np.full(n, top), np.full(n, left), size) for top, left in corners]
+    return np.stack(crops + [c[:, :, :, ::-1] for c in crops])

@@ -1,0 +1,75 @@
+"""The paper's augmentations: crops are the right slices, flips mirror, PCA shifts have the asked
+statistics, ten crops are the corners, the centre and their mirrors."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.data import transforms as T
+
+
+def images(n=6, c=3, h=9, w=11, seed=0):
+    return np.random.default_rng(seed).random((n, c, h, w)).astype(np.float32)
+
+
+def test_crop_takes_the_right_slices():
+    x = images()
+    tops, lefts = np.array([0, 1, 2, 3, 4, 0]), np.array([5, 4, 3, 2, 1, 0])
+    patches = T.crop(x, tops, lefts, 5)
+    for n in range(len(x)):
+        np.testing.assert_array_equal(patches[n], x[n, :, tops[n]:tops[n] + 5, lefts[n]:lefts[n] + 5])
+
+
+def test_random_crop_flip_is_seeded_and_flips_about_half():
+    x = images(n=400)
+    a = T.random_crop_flip(x, 7, np.random.default_rng(1))
+    b = T.random_crop_flip(x, 7, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (400, 3, 7, 7) and a.dtype == np.float32
+    rng = np.random.default_rng(1)
+    tops, lefts = rng.integers(0, 3, 400), rng.integers(0, 5, 400)
+    flipped = rng.random(400) < 0.5
+    plain = T.crop(x, tops, lefts, 7)
+    np.testing.assert_array_equal(a[~flipped], plain[~flipped])
+    np.testing.assert_array_equal(a[flipped], plain[flipped][:, :, :, ::-1])
+    assert 0.4 < flipped.mean() < 0.6
+
+
+def test_pca_colour_shift_statistics():
+    x = images(n=2000, h=4, w=4)
+    x[:, 0] *= 3  # red varies most
+    values, vectors = T.pca_colour(x)
+    cov = np.cov(x.transpose(1, 0, 2, 3).reshape(3, -1))
+    np.testing.assert_allclose(cov @ vectors, vectors * values, atol=1e-6)
+    shifted = T.pca_colour_shift(x, values, vectors, np.random.default_rng(0), std=0.1)
+    offsets = (shifted - x)[:, :, 0, 0].astype(np.float64)  # the same offset at every pixel of an image
+    np.testing.assert_allclose((shifted - x)[:, :, 3, 2], offsets, atol=1e-6)
+    alphas = (offsets @ vectors) / values  # back in the eigenbasis: the a_i ~ N(0, 0.1) drawn per image
+    assert np.all(np.abs(alphas.mean(axis=0)) < 3 * 0.1 / np.sqrt(len(x)))
+    np.testing.assert_allclose(alphas.std(axis=0), 0.1, rtol=0.1)
+    correlations = np.corrcoef(alphas.T)[np.triu_indices(3, 1)]
+    assert np.all(np.abs(correlations) < 0.1)
+
+
+def test_ten_crop_corners_centre_and_mirrors():
+    x = images(n=2, h=8, w=8)
+    crops = T.ten_crop(x, 5)
+    assert crops.shape == (10, 2, 3, 5, 5)
+    np.testing.assert_array_equal(crops[0], x[:, :, :5, :5])
+    np.testing.assert_array_equal(crops[3], x[:, :, 3:, 3:])
+    np.testing.assert_array_equal(crops[4], x[:, :, 1:6, 1:6])
+    np.testing.assert_array_equal(crops[9], crops[4][:, :, :, ::-1])
+
+
+def test_mean_subtraction():
+    x = images()
+    centred = T.subtract_mean(x, T.channel_mean(x))
+    np.testing.assert_allclose(centred.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+
+
+def test_bad_input():
+    with pytest.raises(mc.ShapeError, match="random_crop_flip: crop size 12 is larger than the images, 9x11"):
+        T.random_crop_flip(images(), 12, np.random.default_rng(0))
+    with pytest.raises(mc.ShapeError, match="ten_crop: images must be a 4-d array"):
+        T.ten_crop(np.zeros((3, 8, 8)), 4)
+    with pytest.raises(mc.ShapeError, match="pca_colour: images must have 3 .RGB. channels, got 1"):
+        T.pca_colour(images(c=1))

@@ -57,3 +57,63 @@ def test_bad_arguments():
         DataLoader(ShapesDataset(10, 8), 0)
     with pytest.raises(mc.ArgumentError, match="DataLoader: the dataset is empty"):
         DataLoader([], 4)
+
+
+def write_cifar_batch(path, count, seed, labels=None):
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    batch = {b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+             b"labels": list(labels if labels is not None else rng.integers(0, 10, count))}
+    with open(path, "wb") as f:
+        pickle.dump(batch, f)
+    return batch
+
+
+def test_cifar10_reads_the_python_batches(tmp_path):
+    from minicnn.data import CIFAR10
+
+    written = [write_cifar_batch(tmp_path / f"data_batch_{i}", 4, i) for i in range(1, 6)]
+    write_cifar_batch(tmp_path / "test_batch", 3, 9)
+    train, test = CIFAR10(str(tmp_path)), CIFAR10(str(tmp_path), train=False)
+    assert train.images.shape == (20, 3, 32, 32) and len(test) == 3 and train.images.dtype == np.float32
+    first = written[0][b"data"][0].reshape(3, 32, 32) / 255
+    np.testing.assert_allclose(train.images[0], first, atol=1e-7)
+    assert train.labels[:4].tolist() == list(written[0][b"labels"])
+
+
+def test_cifar10_errors(tmp_path):
+    from minicnn.data import CIFAR10
+
+    with pytest.raises(mc.ArgumentError, match="CIFAR10: folder not found"):
+        CIFAR10(str(tmp_path / "nowhere"))
+    with pytest.raises(mc.ArgumentError, match="missing batch file .*test_batch"):
+        CIFAR10(str(tmp_path), train=False)
+    (tmp_path / "test_batch").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(mc.ArgumentError, match="CIFAR10: cannot read .*test_batch"):
+        CIFAR10(str(tmp_path), train=False)
+    import pickle
+
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, f)
+    with pytest.raises(mc.ShapeError, match=r"holds data of shape \(2, 100\)"):
+        CIFAR10(str(tmp_path), train=False)
+
+
+def test_image_folder(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    from minicnn.data import ImageFolder
+
+    for name, colour in (("cats", (255, 0, 0)), ("dogs", (0, 0, 255))):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            image.new("RGB", (40 + 10 * i, 30), colour).save(tmp_path / name / f"{i}.png")
+    data = ImageFolder(str(tmp_path), size=16)
+    assert data.classes == ["cats", "dogs"] and data.images.shape == (4, 3, 16, 16)
+    assert data.labels.tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(data.images[0, :, 5, 5], [1, 0, 0])
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(mc.ArgumentError, match="ImageFolder: cannot read image .*broken.png"):
+        ImageFolder(str(tmp_path), size=16)
+    with pytest.raises(mc.ArgumentError, match="ImageFolder: folder not found"):
+        ImageFolder(str(tmp_path / "nowhere"))

@@ -1,7 +1,9 @@
 """Datasets, batching and augmentation: ``ShapesDataset`` (built in, nothing to download),
-``DataLoader``, and the 2012 paper's transforms in ``minicnn.data.transforms``."""
+``CIFAR10`` and ``ImageFolder`` (from disk), ``DataLoader``, and the 2012 paper's transforms in
+``minicnn.data.transforms``."""
 from . import transforms
+from .folders import CIFAR10, ImageFolder
 from .loader import DataLoader
 from .shapes import CLASSES, ShapesDataset
 
-__all__ = ["DataLoader", "ShapesDataset", "CLASSES", "transforms"]
+__all__ = ["DataLoader", "ShapesDataset", "CLASSES", "CIFAR10", "ImageFolder", "transforms"]

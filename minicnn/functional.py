@@ -466,7 +466,8 @@ class BatchNorm(Function):
             if running_mean is not None:
                 bn.update_running_stats(running_mean, running_var, mean, var, momentum, x.size // x.shape[1])
         else:
-            mean, var = running_mean, running_var
+            # copies: a later training-mode call may update the running statistics before this backward
+            mean, var = _device.copy(running_mean), _device.copy(running_var)
             y = bn.batch_norm_eval_forward(x, mean, var, weight, bias, eps)
         ctx.save_for_backward(x, mean, var, weight, training, eps, kernels)
         return y

@@ -108,8 +108,8 @@ def worked_example(name, layer, x, y):
         i, j = y.shape[2] // 2, y.shape[3] // 2
         kh, kw = layer.kernel_size
         sh, sw = (layer.stride, layer.stride) if isinstance(layer.stride, int) else layer.stride
-        (top, _), (left, _) = F.conv2d_padding(layer.padding, x.shape[2:], (kh, kw), (sh, sw))
-        xp = np.pad(x[0], ((0, 0), (top, top + kh), (left, left + kw)))
+        (top, bottom), (left, right) = F.conv2d_padding(layer.padding, x.shape[2:], (kh, kw), (sh, sw))
+        xp = np.pad(x[0], ((0, 0), (top, bottom), (left, right)))
         cg = layer.in_channels // layer.groups
         w = layer.weight.data[k]
         patch = xp[:cg, i * sh:i * sh + kh, j * sw:j * sw + kw]
@@ -133,8 +133,9 @@ def worked_example(name, layer, x, y):
         lines.append(f"window of y[0,{c},{i},{j}]: rows {i * sh}..{i * sh + kh - 1}, columns {j * sw}..{j * sw + kw - 1} of x[0,{c}]")
         for r in window:
             lines.append("  " + "  ".join(f"{v:9.4f}" for v in r))
+        overlap = f" (windows overlap: stride {sh} < window {kh})" if sh < kh else ""
         lines.append(f"  winner at window ({p},{q}) = {_g(window[p, q])}; the backward sends y's gradient there only"
-                     f" (overlap: stride {sh} < window {kh})" if sh < kh else "")
+                     + overlap)
     elif isinstance(layer, LocalResponseNorm):
         half = layer.size // 2
         i, j = x.shape[2] // 2, x.shape[3] // 2

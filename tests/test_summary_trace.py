@@ -149,3 +149,12 @@ def test_help_on_every_command(capsys):
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--step" in text and "--save-maps" in text and "--input-size" in text
+
+
+def test_pooling_example_names_the_winner_with_and_without_overlap():
+    from minicnn.trace import worked_example
+
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    for layer, overlapping in ((mc.nn.MaxPool2d(2), False), (mc.nn.MaxPool2d(3, 2), True)):
+        lines = worked_example("pool", layer, x, layer(mc.tensor(x)).data)
+        assert "winner at window" in lines[-1] and ("overlap" in lines[-1]) == overlapping

@@ -25,7 +25,3 @@ def scratch(name, shape, dtype):
         _buffers[key] = buffer
     return buffer[:size].reshape(shape)
 
-
-def release():
-    """Drop every scratch buffer (frees the memory; the next call allocates again)."""
-    _buffers.clear()

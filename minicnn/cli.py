@@ -1,4 +1,5 @@
-"""The ``minicnn`` command: ``minicnn trace`` (the step-through) and ``minicnn summary``."""
+"""The ``minicnn`` command: ``trace`` (the step-through), ``summary``, ``bench``, ``train``, ``eval``
+and ``augment``."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,68 @@ def _trace(args):
     run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
               num_classes=args.num_classes, step=args.step, checks=args.checks, json_path=args.json,
               save_maps=args.save_maps, training=not args.eval)
+
+
+# train options: (flag, TrainConfig field, argparse keywords). Each defaults to None, so that
+# the settings actually typed can be told apart (a resumed run must not silently change them).
+_TRAIN_OPTIONS = [
+    ("--dataset", "dataset", dict(choices=["shapes", "cifar10", "folder"],
+                                   help="shapes (built in, the default), cifar10 (python batches in --data) or "
+                                        "folder (--data with train/ and val/, one sub-folder per class)")),
+    ("--data", "data", dict(metavar="DIR", help="the dataset's folder (cifar10, folder)")),
+    ("--train-size", "train_size", dict(type=int, help="shapes: training images (default 5000)")),
+    ("--val-size", "val_size", dict(type=int, help="shapes: validation images (default 1000)")),
+    ("--image-size", "image_size", dict(type=int, help="shapes: drawn size; folder: shorter side resized and "
+                                                       "centre-cropped to this (default 32; 256 for ImageNet-size)")),
+    ("--crop", "crop", dict(type=int, help="network input, random crops of this size (default image size x 227/256)")),
+    ("--width", "width", dict(type=float, help="alexnet_small: channel multiplier (default 1)")),
+    ("--no-dropout", "dropout", dict(action="store_false", default=None, help="ablation: no dropout (alexnet_small)")),
+    ("--no-lrn", "lrn", dict(action="store_false", default=None, help="ablation: no LRN layers (alexnet_small)")),
+    ("--no-overlap", "overlap", dict(action="store_false", default=None,
+                                     help="ablation: 2x2/2 pooling instead of the overlapping 3x3/2 (alexnet_small)")),
+    ("--no-random-crop", "random_crop", dict(action="store_false", default=None,
+                                             help="augmentation off: centre crops, no mirroring")),
+    ("--no-pca", "pca", dict(action="store_false", default=None, help="augmentation off: no PCA colour shift")),
+    ("--epochs", "epochs", dict(type=int, help="epochs to train (default 20; may be raised on --resume)")),
+    ("--batch-size", "batch_size", dict(type=int, help="images per step (default 64)")),
+    ("--optimizer", "optimizer", dict(choices=["sgd", "adam"], help="sgd (momentum, the paper's) or adam")),
+    ("--lr", "lr", dict(type=float, help="learning rate (default 0.01)")),
+    ("--momentum", "momentum", dict(type=float, help="SGD momentum (default 0.9)")),
+    ("--weight-decay", "weight_decay", dict(type=float, help="L2 weight decay (default 5e-4; 0 for alexnet_bn, "
+                                                             "whose loss has its own L2 term)")),
+    ("--schedule", "schedule", dict(choices=["plateau", "step", "none"],
+                                    help="plateau: divide lr by 10 when validation error stops improving (the "
+                                         "paper's, default); step: every --step-size epochs; none")),
+    ("--step-size", "step_size", dict(type=int, help="step schedule: epochs between divisions by 10 (default 10)")),
+    ("--patience", "patience", dict(type=int, help="plateau schedule: epochs without improvement (default 2)")),
+    ("--warmup-epochs", "warmup_epochs", dict(type=int, help="linear learning-rate warm-up (default 1 epoch)")),
+    ("--seed", "seed", dict(type=int, help="seed of the weights, batch order, augmentation and dropout (default 0)")),
+    ("--device", "device", dict(choices=["cpu", "cuda"], help="where to train (default cpu)")),
+]
+
+
+def _train(args):
+    from .train import train_command
+
+    given = {field: getattr(args, field) for _, field, _ in _TRAIN_OPTIONS if getattr(args, field) is not None}
+    if args.model_name or args.given_model:
+        given["model"] = args.model
+    _, outcome = train_command(given, out=args.out, resume=args.resume, overwrite=args.overwrite, plot=args.plot)
+    return 130 if outcome == "interrupted" else 0
+
+
+def _eval(args):
+    from .train import eval_command
+
+    eval_command(args.checkpoint, ten_crop=args.ten_crop, batch_size=args.batch_size, device=args.device,
+                 data=args.data)
+
+
+def _augment(args):
+    from .augment_view import augmentation_figure
+
+    augmentation_figure(args.out, image_size=args.image_size, count=args.count, seed=args.seed)
+    print(f"wrote {args.out}")
 
 
 def build_parser():
@@ -73,6 +136,45 @@ def build_parser():
                                    "warm-up; compile time reported apart), with GFLOP/s and the fraction of peak.")
     add_arguments(b)
     b.set_defaults(run=_bench, model_name=None, model=None, default_model=None)
+
+    tr = sub.add_parser("train", help="train a network (default alexnet_small on the built-in shapes)",
+                        description="Train with the 2012 paper's recipe: SGD with momentum and weight decay, the "
+                                    "learning rate divided by 10 on a plateau, random crops with mirroring and the "
+                                    "PCA colour shift. Shows progress (loss, accuracy, images/s); after each epoch "
+                                    "validates (top-1/top-5 error), appends to OUT/metrics.jsonl and writes "
+                                    "OUT/last.ckpt atomically (and OUT/best.ckpt). Ctrl-C saves and stops; "
+                                    "--resume continues bit for bit.")
+    tr.add_argument("model_name", nargs="?", metavar="MODEL", choices=list(models.MODELS),
+                    help=f"which network: {', '.join(models.MODELS)} (default alexnet_small)")
+    tr.add_argument("--model", dest="given_model", choices=list(models.MODELS), help="the same, as an option")
+    for flag, field, kwargs in _TRAIN_OPTIONS:
+        tr.add_argument(flag, dest=field, **kwargs)
+    tr.add_argument("--out", metavar="DIR", help="where checkpoints and metrics go (default runs/MODEL-DATASET; "
+                                                 "with --resume, the checkpoint's folder)")
+    tr.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="start afresh even if --out already holds a run")
+    tr.add_argument("--plot", metavar="PNG", help="write loss and error curves to this PNG (needs matplotlib)")
+    tr.set_defaults(run=_train, model=None, default_model="alexnet_small")
+
+    ev = sub.add_parser("eval", help="top-1 and top-5 error of a training checkpoint, optionally with ten crops",
+                        description="Evaluate a checkpoint written by minicnn train on its validation set: centre "
+                                    "crops, and with --ten-crop the paper's ten views (four corners, the centre and "
+                                    "their mirrors) with the softmax averaged.")
+    ev.add_argument("checkpoint", metavar="CHECKPOINT", help="a .ckpt file written by minicnn train")
+    ev.add_argument("--ten-crop", action="store_true", help="also evaluate on ten crops per image")
+    ev.add_argument("--batch-size", type=int, default=250, help="images per forward pass (default 250)")
+    ev.add_argument("--data", metavar="DIR", help="the dataset folder, if it moved since training")
+    ev.add_argument("--device", choices=["cpu", "cuda"], help="where to evaluate (default: the training device)")
+    ev.set_defaults(run=_eval, model_name=None, model=None, default_model=None)
+
+    au = sub.add_parser("augment", help="draw the paper's augmentations on built-in shapes, as a PNG",
+                        description="Write a PNG grid: original images, random crops with mirroring, the PCA colour "
+                                    "shift (at the paper's strength and exaggerated), and the ten evaluation crops.")
+    au.add_argument("--out", default="augmentation.png", metavar="PNG", help="output file (default augmentation.png)")
+    au.add_argument("--image-size", type=int, default=64, help="size of the drawn shapes (default 64)")
+    au.add_argument("--count", type=int, default=4, help="images, one per row (default 4)")
+    au.add_argument("--seed", type=int, default=0, help="seed of the images and the augmentation (default 0)")
+    au.set_defaults(run=_augment, model_name=None, model=None, default_model=None)
     return parser
 
 
@@ -90,16 +192,20 @@ def main(argv=None):
         return 0
     if args.model and args.model_name and args.model != args.model_name:
         parser.error(f"two different models given: {args.model_name} and --model {args.model}")
-    args.model = args.model or args.model_name or args.default_model
+    given_model = getattr(args, "given_model", None)
+    if given_model and args.model_name and given_model != args.model_name:
+        parser.error(f"two different models given: {args.model_name} and --model {given_model}")
+    args.model = args.model or given_model or args.model_name or args.default_model
     try:
-        args.run(args)
+        code = args.run(args)
     except MiniCNNError as exc:
-        print(f"minicnn {args.command}: {exc}", file=sys.stderr)
+        message = str(exc).removeprefix(f"{args.command}: ")
+        print(f"minicnn {args.command}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nminicnn {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -143,12 +143,16 @@ def test_bad_trace_arguments(capsys, tmp_path):
 
 
 def test_help_on_every_command(capsys):
-    for argv in (["--help"], ["trace", "--help"], ["summary", "--help"]):
+    for argv in (["--help"], ["trace", "--help"], ["summary", "--help"], ["bench", "--help"], ["train", "--help"],
+                 ["eval", "--help"], ["augment", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--step" in text and "--save-maps" in text and "--input-size" in text
+    assert "--resume" in text and "--no-lrn" in text and "--ten-crop" in text and "--plot" in text
+    for command in ("train", "eval", "augment", "bench", "trace", "summary"):
+        assert command in text
 
 
 def test_pooling_example_names_the_winner_with_and_without_overlap():

@@ -73,3 +73,24 @@ def test_bad_input():
         T.ten_crop(np.zeros((3, 8, 8)), 4)
     with pytest.raises(mc.ShapeError, match="pca_colour: images must have 3 .RGB. channels, got 1"):
         T.pca_colour(images(c=1))
+
+
+def test_centre_crop_is_ten_crops_fifth_view():
+    x = images(h=12, w=10)
+    np.testing.assert_array_equal(T.centre_crop(x, 7), T.ten_crop(x, 7)[4])
+    np.testing.assert_array_equal(T.centre_crop(x, 7), x[:, :, 2:9, 1:8])
+
+
+def test_resize_centre_crop_scales_the_shorter_side_and_keeps_the_middle():
+    pytest.importorskip("PIL")
+    wide = np.zeros((100, 300, 3), np.uint8)  # three vertical bands: red | green | blue
+    wide[:, :100, 0] = wide[:, 100:200, 1] = wide[:, 200:, 2] = 255
+    out = T.resize_centre_crop(wide, 50)  # 100x300 -> 50x150 -> the middle 50 columns: all green
+    assert out.shape == (3, 50, 50) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :, 2:-2].mean(axis=(1, 2)), [0, 1, 0], atol=1e-6)
+    tall = wide.transpose(1, 0, 2).copy()  # 300x100: bands become rows; the middle is green again
+    np.testing.assert_allclose(T.resize_centre_crop(tall, 20)[:, 2:-2].mean(axis=(1, 2)), [0, 1, 0], atol=1e-6)
+    small = np.full((10, 16, 3), 128, np.uint8)  # smaller images are scaled up
+    assert T.resize_centre_crop(small, 32).shape == (3, 32, 32)
+    with pytest.raises(mc.ShapeError, match=r"resize_centre_crop: an array image must be \(H, W, 3\) uint8"):
+        T.resize_centre_crop(np.zeros((4, 4)), 8)

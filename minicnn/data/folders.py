@@ -12,6 +12,7 @@ import pickle
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
+from .transforms import resize_centre_crop
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = ("test_batch",)
@@ -54,7 +55,8 @@ class CIFAR10:
 
 class ImageFolder:
     """``folder/<class name>/<image files>``, any format Pillow reads; each image's shorter side is
-    resized to ``size``, then centre-cropped to size x size. Classes are the sub-folders, sorted."""
+    resized to ``size``, then centre-cropped to size x size (``transforms.resize_centre_crop``).
+    Classes are the sub-folders, sorted."""
 
     def __init__(self, folder, size=64):
         try:
@@ -72,17 +74,13 @@ class ImageFolder:
                 path = os.path.join(folder, name, file)
                 try:
                     with Image.open(path) as img:
-                        img = img.convert("RGB")
-                        scale = size / min(img.size)
-                        img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))))
-                        left, top = (img.width - size) // 2, (img.height - size) // 2
-                        images.append(np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32))
+                        images.append(resize_centre_crop(img, size))
                 except OSError as exc:
                     raise ArgumentError(f"ImageFolder: cannot read image {path}: {exc}") from None
                 labels.append(label)
         if not images:
             raise ArgumentError(f"ImageFolder: no images under {folder}")
-        self.images = (np.stack(images) / np.float32(255)).transpose(0, 3, 1, 2).copy()
+        self.images = np.stack(images)
         self.labels = np.array(labels, dtype=np.int64)
 
     def __len__(self):

@@ -32,10 +32,14 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     def __iter__(self):
-        order = self.order(self.epoch)
         self.epoch += 1
-        for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
+        return self.batches(self.epoch - 1)
+
+    def batches(self, epoch, start=0):
+        """The batches of epoch ``epoch``, from batch number ``start`` on (to resume mid-epoch)."""
+        order = self.order(epoch)
+        for first in range(start * self.batch_size, len(order), self.batch_size):
+            index = order[first:first + self.batch_size]
             if len(index) < self.batch_size and self.drop_last:
                 return
             yield self._batch(index)

@@ -1,7 +1,11 @@
 """The 2012 paper's data augmentation, on whole batches (N, C, H, W) at once, each step seeded.
 
+- ``resize_centre_crop(image, size)``: one image of any size (the paper's first step, for
+  ImageNet's varied resolutions): scale the shorter side to ``size`` (256 in the paper), then
+  take the central size x size square. Needs Pillow.
 - ``channel_mean(images)`` and ``subtract_mean``: the paper subtracts the mean activity over the
   training set from each pixel; here the per-channel mean.
+- ``centre_crop(images, size)``: the central size x size patch of each image.
 - ``random_crop_flip(images, size, rng)``: a random size x size patch of each image (227 of 256
   in the paper), mirrored left-right with probability 1/2.
 - ``pca_colour(images)`` and ``pca_colour_shift``: principal components of the training set's
@@ -48,6 +52,37 @@ def crop(images, tops, lefts, size):
     cols = (lefts[:, None] + np.arange(size)[None, :])[:, None, None, :]  # (N, 1, 1, size)
     picked_rows = np.take_along_axis(images, np.broadcast_to(rows, (n, c, size, 1)), axis=2)
     return np.take_along_axis(picked_rows, np.broadcast_to(cols, (n, c, size, size)), axis=3)
+
+
+def resize_centre_crop(image, size):
+    """A Pillow image (or an (H, W, 3) uint8 array) -> (3, size, size) float32 in [0, 1]: the
+    shorter side scaled to ``size`` (bilinear, antialiased), then the central square."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ArgumentError("resize_centre_crop needs Pillow: pip install 'minicnn[image]'") from None
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ArgumentError(f"resize_centre_crop: size must be a positive integer, got {size!r}")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ShapeError(f"resize_centre_crop: an array image must be (H, W, 3) uint8, got {image.shape} "
+                             f"{image.dtype}")
+        image = Image.fromarray(image)
+    image = image.convert("RGB")
+    scale = size / min(image.size)
+    width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+    image = image.resize((width, height), Image.BILINEAR)
+    left, top = (width - size) // 2, (height - size) // 2
+    square = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / np.float32(255)
+    return np.ascontiguousarray(square.transpose(2, 0, 1))
+
+
+def centre_crop(images, size):
+    """The central size x size patch of each image (the same patch as ten-crop's fifth view)."""
+    _check_batch("centre_crop", images, size)
+    n, _, h, w = images.shape
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(images[:, :, top:top + size, left:left + size])
 
 
 def random_crop_flip(images, size, rng):

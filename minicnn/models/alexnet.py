@@ -187,41 +187,56 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
                        init, seed)
 
 
-def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", seed=0):
+def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", seed=0, dropout=0.5, lrn=True,
+                  overlap=True):
     """AlexNet's structure for 32-64 pixel images: five convs (conv2/4/5 in two groups), LRN
     and overlapping 3x3/2 pooling after conv1 and conv2, pooling after conv5, fc layers of
     256 with dropout 0.5. Images of 64 pixels and more use stride 2 in conv1. ``width``
     scales every layer's channels and features (0.25 makes a network small enough for the
-    CUDA simulator)."""
+    CUDA simulator).
+
+    The paper's ablations, each one switch: ``dropout=0`` drops the dropout layers,
+    ``lrn=False`` the two LRN layers, ``overlap=False`` pools with non-overlapping 2x2/2
+    windows instead of 3x3/2 (the paper's comparison: "s = z = 2")."""
     num_classes = _check_classes("alexnet_small", num_classes)
     input_size = _check_input_size("alexnet_small", input_size, 15)
     if not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise ArgumentError(f"alexnet_small: width must be a number in (0, 4], got {width!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ArgumentError(f"alexnet_small: dropout must be a probability in [0, 1), got {dropout!r}")
 
     def ch(count):  # an even number of channels, so that two groups split them evenly
         return max(2, 2 * round(count * width / 2))
 
     c1, c2, c3, c5, f = ch(48), ch(128), ch(192), ch(128), ch(256)
     stride = 2 if input_size >= 64 else 1
+    window = 3 if overlap else 2
     s1 = conv_out(input_size, 5, stride, 2)
-    p1 = conv_out(s1, 3, 2)
-    p2 = conv_out(p1, 3, 2)
-    p5 = conv_out(p2, 3, 2)
+    p1 = conv_out(s1, window, 2)
+    p2 = conv_out(p1, window, 2)
+    p5 = conv_out(p2, window, 2)
     if p5 < 1:
-        raise ArgumentError(f"alexnet_small: input_size {input_size} is too small for three 3x3/2 poolings")
+        raise ArgumentError(f"alexnet_small: input_size {input_size} is too small for three {window}x{window}/2 poolings")
+
+    def norm(i):
+        return [(f"lrn{i}", LocalResponseNorm(5, 1e-4, 0.75, 2.0))] if lrn else []
+
+    def drop(i):
+        return [(f"drop{i}", Dropout(dropout))] if dropout else []
+
     with initialisers.no_default_init():
         layers = [
             ("conv1", Conv2d(3, c1, 5, stride=stride, padding=2)), ("relu1", ReLU()),
-            ("lrn1", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool1", MaxPool2d(3, 2)),
+            *norm(1), ("pool1", MaxPool2d(window, 2)),
             ("conv2", Conv2d(c1, c2, 5, padding=2, groups=2)), ("relu2", ReLU()),
-            ("lrn2", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), ("pool2", MaxPool2d(3, 2)),
+            *norm(2), ("pool2", MaxPool2d(window, 2)),
             ("conv3", Conv2d(c2, c3, 3, padding=1)), ("relu3", ReLU()),
             ("conv4", Conv2d(c3, c3, 3, padding=1, groups=2)), ("relu4", ReLU()),
             ("conv5", Conv2d(c3, c5, 3, padding=1, groups=2)), ("relu5", ReLU()),
-            ("pool5", MaxPool2d(3, 2)),
+            ("pool5", MaxPool2d(window, 2)),
             ("flatten", Flatten()),
-            ("fc6", Linear(c5 * p5 * p5, f)), ("relu6", ReLU()), ("drop6", Dropout(0.5)),
-            ("fc7", Linear(f, f)), ("relu7", ReLU()), ("drop7", Dropout(0.5)),
+            ("fc6", Linear(c5 * p5 * p5, f)), ("relu6", ReLU()), *drop(6),
+            ("fc7", Linear(f, f)), ("relu7", ReLU()), *drop(7),
             ("fc8", Linear(f, num_classes)),
         ]
     return _initialise(Network("alexnet_small", layers, (3, input_size, input_size)), init, seed)

@@ -1,0 +1,566 @@
+"""Training and evaluation: what ``minicnn train`` and ``minicnn eval`` run.
+
+One epoch: for each batch, in a seeded order, the paper's augmentation (PCA colour shift, mean
+subtraction, random crop with mirror), forward, cross-entropy (plus the model's own L2 term, for
+``alexnet_bn``), backward and one optimiser step; then validation on the centre crops (loss,
+top-1 and top-5 error), one step of the learning-rate schedule, a line in ``metrics.jsonl`` and a
+checkpoint (``last.ckpt``; ``best.ckpt`` when validation top-1 error improves).
+
+Reproducibility: everything random is a function of the seed and of where training is. The batch
+order of epoch e comes from (seed, e), the augmentation of batch b of epoch e from (seed, e, b),
+and each dropout layer's masks from its own seed and call counter, which the checkpoint keeps. A
+run resumed from a checkpoint therefore replays exactly the batches, crops and masks of a run that
+never stopped, and on the CPU computes bit-for-bit the same losses and weights.
+
+Ctrl-C (SIGINT) or SIGTERM finishes the step in flight, writes ``last.ckpt`` at that batch and
+stops; ``minicnn train --resume OUT/last.ckpt`` goes on from there. A second Ctrl-C stops at once
+(the last checkpoint written stays as it was).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from . import checkpoint
+from . import functional as F
+from . import models, optim
+from .autograd import no_grad
+from .data import CIFAR10, DataLoader, ImageFolder, ShapesDataset
+from .data import transforms as T
+from .errors import ArgumentError
+from .nn import Dropout
+from .tensor import Tensor
+
+# The paper trains on 227x227 crops of 256x256 images; smaller images are cropped in proportion.
+CROP_FRACTION = 227 / 256
+SHAPES_TRAIN_SEED, SHAPES_VAL_SEED = 0, 1  # the shapes data is fixed: only the run's own seed varies
+
+
+def default_crop(image_size):
+    return max(1, round(image_size * CROP_FRACTION))
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved in every checkpoint."""
+
+    model: str = "alexnet_small"
+    dataset: str = "shapes"  # shapes | cifar10 | folder
+    data: str | None = None  # the folder of cifar10 or of an image folder (with train/ and val/)
+    train_size: int = 5000  # shapes only
+    val_size: int = 1000  # shapes only
+    image_size: int = 32  # shapes: drawn at this size; folder: shorter side resized, centre crop
+    crop: int | None = None  # network input; default image_size * 227 / 256
+    width: float = 1.0  # alexnet_small only: channel multiplier
+    dropout: bool = True  # the ablations (alexnet_small only)
+    lrn: bool = True
+    overlap: bool = True
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float | None = None  # None: 5e-4, or 0 for a model with its own L2 (alexnet_bn)
+    schedule: str = "plateau"  # plateau (the paper's /10) | step | none
+    step_size: int = 10
+    patience: int = 2
+    warmup_epochs: int = 1  # learning rate ramps up linearly over the first epochs' steps
+    random_crop: bool = True  # random crop and mirror (else centre crop)
+    pca: bool = True  # PCA colour augmentation
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        def positive_int(name, low=1):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ArgumentError(f"train: {name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+
+        for name in ("train_size", "val_size", "epochs", "batch_size", "step_size"):
+            positive_int(name)
+        positive_int("image_size", 8)
+        positive_int("patience", 0)
+        positive_int("warmup_epochs", 0)
+        if self.model not in models.MODELS:
+            raise ArgumentError(f"train: unknown model {self.model!r}; choose from {', '.join(models.MODELS)}")
+        if self.dataset not in ("shapes", "cifar10", "folder"):
+            raise ArgumentError(f"train: dataset must be shapes, cifar10 or folder, got {self.dataset!r}")
+        if self.dataset != "shapes" and not self.data:
+            raise ArgumentError(f"train: dataset {self.dataset} needs --data FOLDER")
+        if self.crop is not None:
+            positive_int("crop")
+            if self.crop > self.image_size:
+                raise ArgumentError(f"train: crop {self.crop} is larger than the images ({self.image_size})")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ArgumentError(f"train: optimizer must be sgd or adam, got {self.optimizer!r}")
+        if self.schedule not in ("plateau", "step", "none"):
+            raise ArgumentError(f"train: schedule must be plateau, step or none, got {self.schedule!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ArgumentError(f"train: device must be cpu or cuda, got {self.device!r}")
+        ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]
+        if self.model != "alexnet_small" and (ablated or self.width != 1.0):
+            changed = ablated + (["width"] if self.width != 1.0 else [])
+            raise ArgumentError(f"train: {', '.join(changed)} can only be changed for alexnet_small, "
+                                f"not {self.model}")
+
+    @property
+    def input_size(self):
+        return self.crop or default_crop(self.image_size)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ArgumentError(f"train: unknown settings {unknown}")
+        return cls(**values)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def load_data(config):
+    """(train, val) datasets with ``images`` (N, 3, H, W) float32 in [0, 1] and ``labels``."""
+    if config.dataset == "shapes":
+        return (ShapesDataset(config.train_size, config.image_size, seed=SHAPES_TRAIN_SEED),
+                ShapesDataset(config.val_size, config.image_size, seed=SHAPES_VAL_SEED))
+    if config.dataset == "cifar10":
+        return CIFAR10(config.data, train=True), CIFAR10(config.data, train=False)
+    splits = [os.path.join(config.data, split) for split in ("train", "val")]
+    for split in splits:
+        if not os.path.isdir(split):
+            raise ArgumentError(f"train: an image folder needs train/ and val/ sub-folders; {split} not found")
+    return ImageFolder(splits[0], config.image_size), ImageFolder(splits[1], config.image_size)
+
+
+class Pipeline:
+    """The paper's input pipeline, fitted to a training set: its per-channel mean and the
+    eigenvalues and eigenvectors of its RGB covariance (for the PCA colour shift)."""
+
+    def __init__(self, mean, eigenvalues, eigenvectors, crop, random_crop=True, pca=True):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+        self.eigenvectors = np.asarray(eigenvectors, dtype=np.float64)
+        self.crop, self.random_crop, self.pca = int(crop), bool(random_crop), bool(pca)
+
+    @classmethod
+    def fit(cls, images, crop, random_crop=True, pca=True):
+        return cls(T.channel_mean(images), *T.pca_colour(images), crop, random_crop, pca)
+
+    def train_batch(self, images, rng):
+        if self.pca:
+            images = T.pca_colour_shift(images, self.eigenvalues, self.eigenvectors, rng)
+        images = T.subtract_mean(images, self.mean)
+        return T.random_crop_flip(images, self.crop, rng) if self.random_crop else T.centre_crop(images, self.crop)
+
+    def eval_batch(self, images):
+        return T.centre_crop(T.subtract_mean(images, self.mean), self.crop)
+
+    def ten_crop_batch(self, images):
+        return T.ten_crop(T.subtract_mean(images, self.mean), self.crop)
+
+    def arrays(self):
+        return {"mean": self.mean, "eigenvalues": self.eigenvalues, "eigenvectors": self.eigenvectors}
+
+
+# ---- model, optimiser, schedule -----------------------------------------------------------------
+def build_model(config, num_classes):
+    kwargs = {"num_classes": num_classes, "input_size": config.input_size, "seed": config.seed}
+    if config.model == "alexnet_small":
+        kwargs.update(width=config.width, dropout=0.5 if config.dropout else 0.0, lrn=config.lrn,
+                      overlap=config.overlap)
+    return models.get(config.model, **kwargs)
+
+
+def weight_decay(config, model):
+    if config.weight_decay is not None:
+        return config.weight_decay
+    return 0.0 if model.weight_decay else 5e-4
+
+
+def build_optimizer(config, model):
+    params, decay = list(model.parameters()), weight_decay(config, model)
+    if config.optimizer == "sgd":
+        return optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay)
+    return optim.Adam(params, lr=config.lr, weight_decay=decay)
+
+
+def build_schedule(config, optimizer):
+    if config.schedule == "plateau":
+        return optim.ReduceLROnPlateau(optimizer, patience=config.patience)
+    if config.schedule == "step":
+        return optim.StepLR(optimizer, config.step_size)
+    return None
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+def top_k_correct(logits, labels, k):
+    """How many rows have their label among the k largest logits."""
+    k = min(k, logits.shape[1])
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, device="cpu"):
+    """Loss and top-1/top-5 error on a dataset, on centre crops or ten crops (softmax averaged)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, top1, top5 = 0.0, 0, 0
+    try:
+        with no_grad():
+            for start in range(0, len(labels), batch_size):
+                x, y = images[start:start + batch_size], labels[start:start + batch_size]
+                views = pipeline.ten_crop_batch(x) if ten_crop else pipeline.eval_batch(x)[None]
+                probs = np.mean([softmax(model(Tensor(np.ascontiguousarray(v)).to(device)).numpy().astype(np.float64))
+                                 for v in views], axis=0)
+                loss_sum += float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-30)).sum())
+                top1 += top_k_correct(probs, y, 1)
+                top5 += top_k_correct(probs, y, 5)
+    finally:
+        model.train(was_training)
+    n = len(labels)
+    return {"loss": loss_sum / n, "top1_error": 1 - top1 / n, "top5_error": 1 - top5 / n}
+
+
+# ---- progress -----------------------------------------------------------------------------------
+class Progress:
+    """One line per epoch, redrawn in place on a terminal; on a pipe or file a line every ~10%."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last_draw, self.last_tenth = 0.0, -1
+
+    def update(self, epoch, epochs, done, total, loss, acc, rate):
+        now = time.monotonic()
+        tenth = 10 * done // total
+        if self.tty and now - self.last_draw < 0.1 and done < total:
+            return
+        if not self.tty and tenth == self.last_tenth:
+            return
+        self.last_draw, self.last_tenth = now, tenth
+        filled = 20 * done // total
+        eta = (total - done) * (self._batch_seconds(rate))
+        line = (f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total} "
+                f"loss {loss:.4f} acc {100 * acc:5.1f}% {rate:6.1f} img/s eta {eta:4.0f}s")
+        self.stream.write(("\r" + line + ("\n" if done == total else "")) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def _batch_seconds(self, rate):
+        return self.batch_size / rate if rate > 0 else 0.0
+
+    def start_epoch(self, batch_size):
+        self.batch_size, self.last_tenth = batch_size, -1
+
+
+def write_metrics(path, history):
+    """All epochs' metrics as JSON lines, replaced atomically (a resumed run rewrites it whole)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def plot_metrics(history, path):
+    """Loss and error curves against epochs, as a PNG (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ArgumentError("--plot needs matplotlib: pip install 'minicnn[plot]'") from None
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (augmented, dropout on)")
+    ax_loss.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_err.plot(epochs, [100 * r["train_top1_error"] for r in history], "o-", label="train top-1")
+    ax_err.plot(epochs, [100 * r["val_top1_error"] for r in history], "o-", label="validation top-1")
+    ax_err.plot(epochs, [100 * r["val_top5_error"] for r in history], "o-", label="validation top-5")
+    ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", ylim=(0, 100))
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """A training run: data, pipeline, model, optimiser, schedule, and where it has got to."""
+
+    def __init__(self, config, out_dir, stream=None, data=None):
+        self.config, self.out_dir = config, os.fspath(out_dir)
+        self.stream = stream or sys.stderr
+        self.train_set, self.val_set = data or load_data(config)
+        if config.input_size > min(self.train_set.images.shape[2:]):
+            raise ArgumentError(f"train: crop {config.input_size} is larger than the images "
+                                f"{self.train_set.images.shape[2:]}")
+        self.num_classes = int(max(self.train_set.labels.max(), self.val_set.labels.max())) + 1
+        self.pipeline = Pipeline.fit(self.train_set.images, config.input_size, config.random_crop, config.pca)
+        self.model = build_model(config, self.num_classes)
+        if config.device != "cpu":
+            self.model.to(config.device)
+        self.optimizer = build_optimizer(config, self.model)
+        self.base_lr = self.optimizer.lr
+        self.schedule = build_schedule(config, self.optimizer)
+        self.loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed, drop_last=True)
+        if len(self.loader) == 0:
+            raise ArgumentError(f"train: batch size {config.batch_size} is larger than the training set "
+                                f"({len(self.train_set)} images)")
+        self.epoch, self.batch, self.steps = 0, 0, 0  # completed epochs; next batch in this epoch
+        self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.history, self.elapsed = [], 0.0
+        self.stop_signal = None
+
+    # -- one step --
+    def train_step(self, images, labels):
+        if self.config.warmup_epochs and self.steps < self.config.warmup_epochs * len(self.loader):
+            self.optimizer.lr = self.base_lr * (self.steps + 1) / (self.config.warmup_epochs * len(self.loader))
+        x = Tensor(np.ascontiguousarray(images)).to(self.config.device)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, labels)
+        if self.model.weight_decay:
+            loss = loss + self.model.regularization_loss()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        return loss.item(), top_k_correct(logits.numpy(), labels, 1)
+
+    def augmentation_rng(self, epoch, batch):
+        return np.random.default_rng([self.config.seed, 2, epoch, batch])
+
+    # -- the loop --
+    def run(self):
+        """Train until ``config.epochs`` epochs are done or a stop signal arrives; returns
+        ``"done"`` or ``"interrupted"``."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.epoch < self.config.epochs:
+                if self._train_epoch() == "interrupted":
+                    path = self.save("last.ckpt")
+                    self.stream.write(f"\nstopped at epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}; "
+                                      f"saved {path}\nresume with: minicnn train --resume {path}\n")
+                    return "interrupted"
+                self._end_epoch()
+                if self.stop_signal is not None:
+                    self.stream.write(f"stopped after epoch {self.epoch}; resume with: minicnn train --resume "
+                                      f"{os.path.join(self.out_dir, 'last.ckpt')}\n")
+                    return "interrupted"
+            return "done"
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum, frame):
+        if self.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, keep the last checkpoint
+        self.stop_signal = signum
+        self.stream.write(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
+                          "(Ctrl-C again to stop without saving)\n")
+
+    def _train_epoch(self):
+        config, total = self.config, len(self.loader)
+        progress = Progress(self.stream)
+        progress.start_epoch(config.batch_size)
+        self.model.train()
+        r = self.running
+        for images, labels in self.loader.batches(self.epoch, start=self.batch):
+            if self.stop_signal is not None:
+                return "interrupted"
+            start = time.perf_counter()
+            x = self.pipeline.train_batch(images, self.augmentation_rng(self.epoch, self.batch))
+            loss, correct = self.train_step(x, labels)
+            if not math.isfinite(loss):
+                raise ArgumentError(f"train: the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
+                                    f"lower the learning rate (now {self.optimizer.lr:g})")
+            self.batch += 1
+            r["loss_sum"] += loss * len(labels)
+            r["correct"] += correct
+            r["seen"] += len(labels)
+            r["seconds"] += time.perf_counter() - start
+            progress.update(self.epoch + 1, config.epochs, self.batch, total, r["loss_sum"] / r["seen"],
+                            r["correct"] / r["seen"], r["seen"] / r["seconds"])
+        return "interrupted" if self.stop_signal is not None and self.batch < total else "done"
+
+    def _end_epoch(self):
+        r = self.running
+        start = time.perf_counter()
+        val = evaluate(self.model, self.pipeline, self.val_set.images, self.val_set.labels, device=self.config.device)
+        seconds = r["seconds"] + time.perf_counter() - start
+        self.elapsed += seconds
+        row = {"epoch": self.epoch + 1, "lr": self.optimizer.lr, "train_loss": r["loss_sum"] / r["seen"],
+               "train_top1_error": 1 - r["correct"] / r["seen"], "val_loss": val["loss"],
+               "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"],
+               "images_per_second": r["seen"] / r["seconds"], "epoch_seconds": seconds,
+               "elapsed_seconds": self.elapsed}
+        self.history.append(row)
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        if isinstance(self.schedule, optim.ReduceLROnPlateau):
+            self.schedule.step(val["top1_error"])
+        elif self.schedule is not None:
+            self.schedule.step()
+        self.stream.write(f"epoch {row['epoch']}/{self.config.epochs}: train loss {row['train_loss']:.4f}, "
+                          f"val loss {row['val_loss']:.4f}, val top-1 error {100 * row['val_top1_error']:.1f}%, "
+                          f"top-5 {100 * row['val_top5_error']:.1f}%, lr {row['lr']:.3g}, "
+                          f"{row['images_per_second']:.0f} img/s, {seconds:.0f} s\n")
+        os.makedirs(self.out_dir, exist_ok=True)
+        write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
+        self.save("last.ckpt")
+        if row["val_top1_error"] <= min(h["val_top1_error"] for h in self.history):
+            self.save("best.ckpt")
+
+    # -- checkpoints --
+    def save(self, name):
+        arrays = {f"model:{k}": v for k, v in self.model.state_dict().items()}
+        opt_state = self.optimizer.state_dict()
+        for i, state in enumerate(opt_state["state"]):
+            arrays.update({f"optimizer:{i}:{k}": v for k, v in state.items()})
+        arrays.update({f"pipeline:{k}": v for k, v in self.pipeline.arrays().items()})
+        meta = {
+            "format": "minicnn training checkpoint",
+            "config": dataclasses.asdict(self.config),
+            "model": self.config.model,
+            "num_classes": self.num_classes,
+            "epoch": self.epoch, "batch": self.batch, "steps": self.steps, "base_lr": self.base_lr,
+            "running": self.running, "history": self.history, "elapsed": self.elapsed,
+            "optimizer": {"hyper": opt_state["hyper"], "stepped": [bool(s) for s in opt_state["state"]]},
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "dropout": {name: {"seed": m.seed, "calls": m.calls}
+                        for name, m in self.model.named_modules() if isinstance(m, Dropout)},
+        }
+        return checkpoint.save(os.path.join(self.out_dir, name), arrays, meta)
+
+    def restore(self, arrays, meta, path="checkpoint"):
+        """Put the run back where ``save`` left it."""
+        if meta.get("model") != self.config.model or meta.get("num_classes") != self.num_classes:
+            raise checkpoint.CheckpointError(
+                f"{path} is for {meta.get('model')} with {meta.get('num_classes')} classes; this run trains "
+                f"{self.config.model} with {self.num_classes} classes")
+        self.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model:")})
+        stepped = meta["optimizer"]["stepped"]
+        state = [{name: arrays[f"optimizer:{i}:{name}"] for name in self.optimizer.state_names} if was else {}
+                 for i, was in enumerate(stepped)]
+        self.optimizer.load_state_dict({"hyper": meta["optimizer"]["hyper"], "state": state})
+        if self.schedule is not None:
+            self.schedule.load_state_dict(meta["schedule"])
+        self.pipeline = Pipeline(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"],
+                                 arrays["pipeline:eigenvectors"], self.config.input_size, self.config.random_crop,
+                                 self.config.pca)
+        dropout = dict(self.model.named_modules())
+        for name, values in meta["dropout"].items():
+            dropout[name].seed, dropout[name].calls = values["seed"], values["calls"]
+        self.epoch, self.batch, self.steps, self.base_lr = meta["epoch"], meta["batch"], meta["steps"], meta["base_lr"]
+        self.running, self.history, self.elapsed = dict(meta["running"]), list(meta["history"]), meta["elapsed"]
+
+
+def open_checkpoint(path):
+    """(arrays, meta, config) of a training checkpoint, with a clear error for anything else."""
+    arrays, meta = checkpoint.load(path)
+    if meta.get("format") != "minicnn training checkpoint" or "config" not in meta:
+        raise checkpoint.CheckpointError(f"{path} is a minicnn checkpoint but not of a training run")
+    return arrays, meta, TrainConfig.from_dict(meta["config"])
+
+
+# ---- the commands -------------------------------------------------------------------------------
+# Settings a resumed run may change: how far to train, where, and what to draw. Anything else
+# would make the resumed run a different run.
+RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def config_for_resume(meta_config, given, path):
+    """The checkpoint's config, with ``given`` (the options typed on the command line) checked
+    against it: changing the model, data or hyper-parameters of a run mid-way is refused."""
+    values = dataclasses.asdict(meta_config)
+    clashes = [f"--{k.replace('_', '-')} {v!r} (the checkpoint has {values[k]!r})" for k, v in given.items()
+               if k not in RESUMABLE_CHANGES and values[k] != v]
+    if clashes:
+        raise checkpoint.CheckpointError(f"{path} was written by a different run configuration: "
+                                         + "; ".join(clashes) + ". Start a new run with another --out instead.")
+    values.update({k: v for k, v in given.items() if k in RESUMABLE_CHANGES})
+    return TrainConfig.from_dict(values)
+
+
+def train_command(given, out=None, resume=None, overwrite=False, plot=None, stream=None):
+    """``minicnn train``: ``given`` holds the settings typed on the command line. Returns the
+    trainer (its ``history`` holds the metrics) and whether it finished or was interrupted."""
+    stream = stream or sys.stderr
+    if resume:
+        arrays, meta, saved = open_checkpoint(resume)
+        config = config_for_resume(saved, given, resume)
+        out = out or os.path.dirname(os.path.abspath(resume))
+    else:
+        config = TrainConfig(**given)
+        out = out or os.path.join("runs", f"{config.model}-{config.dataset}")
+        if os.path.exists(os.path.join(out, "last.ckpt")) and not overwrite:
+            raise ArgumentError(f"train: {out} already holds a run (last.ckpt); continue it with --resume "
+                                f"{os.path.join(out, 'last.ckpt')}, or choose another --out, or pass --overwrite")
+    stream.write(f"loading {config.dataset} ...\n")
+    trainer = Trainer(config, out, stream)
+    if resume:
+        trainer.restore(arrays, meta, resume)
+        stream.write(f"resumed {resume}: epoch {trainer.epoch + 1}, batch {trainer.batch}\n")
+    n_params = trainer.model.num_parameters()
+    stream.write(f"training {config.model} ({n_params:,} parameters) on {config.dataset}: {len(trainer.train_set)} "
+                 f"training and {len(trainer.val_set)} validation images, {config.input_size}x{config.input_size} "
+                 f"crops, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
+                 f"on {config.device}; checkpoints and metrics in {out}\n")
+    outcome = trainer.run()
+    if plot and trainer.history:
+        plot_metrics(trainer.history, plot)
+        stream.write(f"wrote {plot}\n")
+    if outcome == "done" and trainer.history:
+        best = min(trainer.history, key=lambda row: row["val_top1_error"])
+        stream.write(f"done in {trainer.elapsed / 60:.1f} min: best validation top-1 error "
+                     f"{100 * best['val_top1_error']:.1f}% (accuracy {100 * (1 - best['val_top1_error']):.1f}%) at "
+                     f"epoch {best['epoch']}; evaluate with: minicnn eval {os.path.join(out, 'best.ckpt')} --ten-crop\n")
+    return trainer, outcome
+
+
+def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, stream=None):
+    """``minicnn eval``: top-1 and top-5 error of a checkpoint on its validation set."""
+    stream = stream or sys.stdout
+    arrays, meta, config = open_checkpoint(path)
+    changes = {k: v for k, v in (("device", device), ("data", data)) if v is not None}
+    config = TrainConfig.from_dict({**dataclasses.asdict(config), **changes})
+    _, val_set = load_data(config)
+    num_classes = meta["num_classes"]
+    model = build_model(config, num_classes)
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model:")})
+    if config.device != "cpu":
+        model.to(config.device)
+    pipeline = Pipeline(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"], arrays["pipeline:eigenvectors"],
+                        config.input_size)
+    if int(val_set.labels.max()) >= num_classes:
+        raise ArgumentError(f"eval: the data has labels up to {int(val_set.labels.max())}, the model "
+                            f"{num_classes} classes")
+    results = {}
+    for mode in (["centre", "ten-crop"] if ten_crop else ["centre"]):
+        start = time.perf_counter()
+        r = evaluate(model, pipeline, val_set.images, val_set.labels, batch_size, mode == "ten-crop", config.device)
+        r["seconds"] = time.perf_counter() - start
+        results[mode] = r
+        stream.write(f"{config.model} after epoch {meta['epoch']}, {len(val_set.labels)} validation images, "
+                     f"{'ten crops (softmax averaged)' if mode == 'ten-crop' else 'centre crop'}: "
+                     f"top-1 error {100 * r['top1_error']:.2f}%, top-5 error {100 * r['top5_error']:.2f}%, "
+                     f"loss {r['loss']:.4f} ({r['seconds']:.1f} s)\n")
+    return results

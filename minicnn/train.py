@@ -313,7 +313,9 @@ class Trainer:
         if config.input_size > min(self.train_set.images.shape[2:]):
             raise ArgumentError(f"train: crop {config.input_size} is larger than the images "
                                 f"{self.train_set.images.shape[2:]}")
-        self.num_classes = int(max(self.train_set.labels.max(), self.val_set.labels.max())) + 1
+        classes = getattr(self.train_set, "classes", None)
+        self.num_classes = len(classes) if classes else int(max(self.train_set.labels.max(),
+                                                                 self.val_set.labels.max())) + 1
         self.pipeline = Pipeline.fit(self.train_set.images, config.input_size, config.random_crop, config.pca)
         self.model = build_model(config, self.num_classes)
         if config.device != "cpu":
@@ -370,7 +372,7 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _on_signal(self, signum, frame):
+    def _on_signal(self, signum, _frame):
         if self.stop_signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, keep the last checkpoint
         self.stop_signal = signum

@@ -6,6 +6,7 @@ import pytest
 import minicnn as mc
 from minicnn import models, nn
 from tests.helpers import rel_error
+from benchmarks.torch_twin import torch_alexnet
 from tests.strategies import normal
 
 F = mc.functional
@@ -114,51 +115,6 @@ def test_gradcheck_alexnet2012_sampled():
     params = [(n, p) for n, p in model.named_parameters() if n.endswith("weight")]
     result = mc.gradcheck(logits, [x], params=params, max_coords=2)
     assert result.ok and result.checked == 2 * (1 + len(params))
-
-
-def torch_alexnet(torch, ours, lrn_size=5):
-    """The same network in PyTorch, with our weights copied in."""
-    tnn = torch.nn
-    layers = []
-    for name, m in ours.named_children():
-        if isinstance(m, nn.Conv2d):
-            t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, 0 if m.padding == "same" else m.padding,
-                           groups=m.groups)
-            if m.padding == "same":  # TensorFlow's rule, which may pad one more after than before
-                (top, bottom), (left, right) = F.conv2d_padding("same", _input_hw(ours, name), m.kernel_size, _pair(m.stride))
-                layers.append(tnn.ZeroPad2d((left, right, top, bottom)))
-        elif isinstance(m, nn.Linear):
-            t = tnn.Linear(m.in_features, m.out_features)
-        elif isinstance(m, nn.LocalResponseNorm):
-            t = tnn.LocalResponseNorm(m.size, alpha=m.alpha * m.size, beta=m.beta, k=m.k)
-        elif isinstance(m, nn.MaxPool2d):
-            t = tnn.MaxPool2d(m.kernel_size, m.stride)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            t = (tnn.BatchNorm1d if isinstance(m, nn.BatchNorm1d) else tnn.BatchNorm2d)(
-                m.num_features, eps=m.eps, momentum=m.momentum)
-        elif isinstance(m, nn.Dropout):
-            t = tnn.Identity()  # parity is checked without dropout
-        else:
-            t = {nn.ReLU: tnn.ReLU, nn.Flatten: tnn.Flatten}[type(m)]()
-        for pname, p in m.named_parameters():
-            getattr(t, pname).data = torch.tensor(p.data)
-        layers.append(t)
-    return tnn.Sequential(*layers)
-
-
-def _pair(v):
-    return v if isinstance(v, tuple) else (v, v)
-
-
-def _input_hw(model, layer_name):
-    """Spatial size entering a layer, from a no-grad forward of zeros."""
-    x = mc.tensor(np.zeros((1, *model.input_size), np.float32))
-    with mc.no_grad():
-        for name, m in model.named_children():
-            if name == layer_name:
-                return x.shape[2:]
-            x = m(x) if not isinstance(m, nn.Dropout) else x
-    raise KeyError(layer_name)
 
 
 # float32 parity uses Kaiming weights: with the paper's N(0, 0.01) weights the float32 gradients that

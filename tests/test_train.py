@@ -237,7 +237,7 @@ def _train_side_by_side(torch, dtype, steps):
     from minicnn import models, optim
     from minicnn.data import DataLoader
     from minicnn.tensor import Tensor
-    from tests.test_models import torch_alexnet
+    from benchmarks.torch_twin import torch_alexnet
 
     model = models.alexnet_small(10, 18, width=0.25, dropout=0, seed=5).astype(dtype)
     reference = torch_alexnet(torch, model).to(getattr(torch, np.dtype(dtype).name))

@@ -15,7 +15,7 @@
 - ``ten_crop(images, size)``: the four corner patches and the centre patch, and their mirrors,
   for evaluation (the paper averages the softmax over the ten).
 
-Each crop is a gather by index arrays (``take_along_axis``), so a batch is cropped without a
+Each crop indexes a sliding-window view of the batch (``sliding_window_view``), so a batch is cropped without a
 Python loop over its images.
 """
 from __future__ import annotations
@@ -47,11 +47,10 @@ def subtract_mean(images, mean):
 
 def crop(images, tops, lefts, size):
     """Patch n is images[n, :, tops[n]:tops[n]+size, lefts[n]:lefts[n]+size]."""
-    n, c = images.shape[:2]
-    rows = (tops[:, None] + np.arange(size)[None, :])[:, None, :, None]  # (N, 1, size, 1)
-    cols = (lefts[:, None] + np.arange(size)[None, :])[:, None, None, :]  # (N, 1, 1, size)
-    picked_rows = np.take_along_axis(images, np.broadcast_to(rows, (n, c, size, 1)), axis=2)
-    return np.take_along_axis(picked_rows, np.broadcast_to(cols, (n, c, size, size)), axis=3)
+    # windows[n, c, i, j] is the size x size patch whose top-left pixel is (i, j): a view, no copy.
+    # Indexing it with (n, tops[n], lefts[n]) copies exactly the N chosen patches, once.
+    windows = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(2, 3))
+    return windows[np.arange(len(images)), :, tops, lefts]
 
 
 def resize_centre_crop(image, size):

@@ -266,3 +266,28 @@ def test_adam_kernel_matches_cpu():
     adam.adam_step(p, g, m, v, *args)
     for got, want in ((gp, p), (gm, m), (gv, v)):
         close(got, want, 1e-6)
+
+
+def test_training_on_the_gpu_follows_the_cpu(tmp_path):
+    """``minicnn train --device cuda``: one step and a validation pass give the CPU's losses, and
+    the GPU run's checkpoint resumes on the CPU. (One image per batch: the simulator is slow.)"""
+    import io
+
+    from minicnn.data import ShapesDataset
+    from minicnn.train import TrainConfig, Trainer, open_checkpoint
+
+    data = (ShapesDataset(1, 17, seed=0, num_classes=3), ShapesDataset(1, 17, seed=1, num_classes=3))
+    histories = {}
+    for dev in ("cpu", "cuda"):
+        config = TrainConfig(train_size=1, val_size=1, image_size=17, width=0.125 if SIMULATED else 1.0,
+                             batch_size=1, epochs=1, device=dev)
+        trainer = Trainer(config, tmp_path / dev, io.StringIO(), data)
+        assert trainer.run() == "done"
+        histories[dev] = trainer.history[0]
+    for key in ("train_loss", "val_loss"):
+        assert abs(histories["cpu"][key] - histories["cuda"][key]) < 1e-4 * abs(histories["cpu"][key]), key
+    arrays, meta, config = open_checkpoint(tmp_path / "cuda" / "last.ckpt")
+    on_cpu = Trainer(TrainConfig(**{**config.__dict__, "device": "cpu", "epochs": 2}), tmp_path / "resumed",
+                     io.StringIO(), data)
+    on_cpu.restore(arrays, meta)
+    assert on_cpu.run() == "done" and len(on_cpu.history) == 2

@@ -1,0 +1,417 @@
+"""The 2012 AlexNet on this CPU: minicnn against PyTorch, side by side, in one run.
+
+    python benchmarks/alexnet_cpu.py                          # batch 64, 3 repeats, writes the report
+    python benchmarks/alexnet_cpu.py --batch 16 --repeats 5 --out-md docs/alexnet_cpu.md
+
+What it measures, alternating minicnn and PyTorch (same shapes, same weights, same thread count),
+each figure the median of ``--repeats`` runs after a warm-up run:
+
+- the machine's reference speeds at the start: NumPy SGEMM (GFLOP/s, 2048^3) and copy bandwidth;
+- a whole training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay) and
+  the eval-mode forward pass, in images/s;
+- every layer's forward and backward (layers run one at a time on detached inputs, so each
+  backward is timed alone), with GFLOP/s and the fraction of SGEMM for convolutions and fully
+  connected layers, GB/s and the fraction of copy bandwidth for the memory-bound ones, and the
+  optimiser step alone;
+- the whole step again in a child process started with glibc told to keep freed memory
+  (``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=268435456``), both
+  engines in that same environment;
+- peak memory (max RSS) of two training steps, each engine in a process of its own;
+- time to the first line of ``minicnn trace`` with the Numba cache warm.
+
+It writes a markdown report and JSON (``--out-md``, ``--out-json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import minicnn as mc
+from minicnn import functional as F
+from minicnn import nn, optim
+from minicnn.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops
+from minicnn.tensor import Tensor
+
+MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736", "MALLOC_TOP_PAD_": "268435456"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(mc_threads())
+    return torch
+
+
+def mc_threads():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def build(model_name, batch, seed=0):
+    """The minicnn network (the paper's init), an input batch and labels."""
+    net = mc.models.get(model_name, seed=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *net.input_size), dtype=np.float32)
+    labels = np.arange(batch) % net.fc8.out_features
+    return net, x, labels
+
+
+def torch_twin(torch, net):
+    sys.path.insert(0, HERE)
+    from torch_twin import torch_alexnet
+
+    twin = torch_alexnet(torch, net)
+    for i, layer in enumerate(net.children()):  # the twin drops dropout for parity; here it does the same work
+        if isinstance(layer, nn.Dropout):
+            twin[i] = torch.nn.Dropout(layer.p)
+    return twin
+
+
+# ---- whole steps ------------------------------------------------------------------------------
+def minicnn_step(net, x, labels):
+    opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    xt = Tensor(x)
+
+    def step():
+        net.train()
+        opt.zero_grad()
+        F.cross_entropy(net(xt), labels).backward()
+        opt.step()
+
+    def forward():
+        net.eval()
+        with mc.no_grad():
+            net(xt)
+
+    return step, forward, opt
+
+
+def torch_step(torch, twin, x, labels):
+    opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    xt, yt = torch.tensor(x), torch.tensor(labels)
+
+    def step():
+        twin.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(xt), yt).backward()
+        opt.step()
+
+    def forward():
+        twin.eval()
+        with torch.no_grad():
+            twin(xt)
+
+    return step, forward, opt
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(repeats, **candidates):
+    """Median seconds of each candidate, run alternately, after one warm-up run each."""
+    for fn in candidates.values():
+        fn()
+    times = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+# ---- per layer ----------------------------------------------------------------------------------
+def layer_work(net, x_shape):
+    """(kind, forward work, backward work) per layer: FLOPs for conv/fc, bytes for the rest."""
+    work = {}
+    h = mc.tensor(np.zeros(x_shape, np.float32))
+    with mc.no_grad():
+        for i, (name, layer) in enumerate(net.named_children()):
+            out = layer(h)
+            n_in, n_out = int(np.prod(h.shape)), int(np.prod(out.shape))
+            if isinstance(layer, nn.Conv2d):
+                macs = n_out * layer.weight.shape[1] * layer.weight.shape[2] * layer.weight.shape[3]
+                work[name] = ("flop", 2 * macs, 2 * macs * (1 if i == 0 else 2))  # conv1: no input gradient
+            elif isinstance(layer, nn.Linear):
+                macs = n_out * layer.in_features
+                work[name] = ("flop", 2 * macs, 4 * macs)
+            elif isinstance(layer, nn.Flatten):
+                work[name] = ("none", 0, 0)
+            else:  # read the input, write the output; backward reads the gradient (and input), writes one
+                work[name] = ("bytes", 4 * (n_in + n_out), 4 * (n_in + 2 * n_out) if isinstance(layer, nn.MaxPool2d)
+                              else 4 * (2 * n_in + n_out))
+            h = out
+    return work
+
+
+def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads):
+    """Two closures: the forward of every layer, one at a time, on detached inputs (``leaf(h,
+    requires_grad)``), and the backward of each in reverse order, passing the gradient by hand;
+    each records its seconds per layer in the returned ``state``. Works for both engines: their
+    tensors share ``backward(grad)`` and ``.grad``."""
+    state = {}
+
+    def forward():
+        zero_grads()
+        h, ins, outs, secs = first_input(), [], [], []
+        for i, layer in enumerate(layers):
+            x = leaf(h, i > 0)
+            start = time.perf_counter()
+            out = layer(x)
+            secs.append(time.perf_counter() - start)
+            ins.append(x)
+            outs.append(out)
+            h = out
+        state.update(ins=ins, outs=outs, grad=logits_grad(h), fwd=secs)
+
+    def backward():
+        grad, secs = state["grad"], [0.0] * len(layers)
+        for i in reversed(range(len(layers))):
+            start = time.perf_counter()
+            state["outs"][i].backward(grad)
+            secs[i] = time.perf_counter() - start
+            grad = state["ins"][i].grad
+        state["bwd"] = secs
+
+    return forward, backward, state
+
+
+def minicnn_layers(net, x, labels):
+    def logits_grad(h):
+        logits = Tensor(h.data, requires_grad=True)
+        F.cross_entropy(logits, labels).backward()
+        return logits.grad
+
+    def zero_grads():
+        net.train()
+        net.zero_grad()
+
+    return layer_by_layer(list(net.children()), lambda: Tensor(x), lambda h, grad: Tensor(h.data, requires_grad=grad),
+                          logits_grad, zero_grads)
+
+
+def torch_layers(torch, twin, x, labels):
+    def logits_grad(h):
+        logits = h.detach().requires_grad_(True)
+        torch.nn.functional.cross_entropy(logits, torch.tensor(labels)).backward()
+        return logits.grad
+
+    def zero_grads():
+        twin.train()
+        twin.zero_grad(set_to_none=True)
+
+    return layer_by_layer(list(twin), lambda: torch.tensor(x), lambda h, grad: h.detach().requires_grad_(grad),
+                          logits_grad, zero_grads)
+
+
+def per_layer(net, x, labels, torch, twin, repeats):
+    names = [name for name, _ in net.named_children()]
+    runs = {"minicnn": minicnn_layers(net, x, labels)}
+    if torch is not None:
+        runs["pytorch"] = torch_layers(torch, twin, x, labels)
+    samples = {k: {"fwd": [], "bwd": []} for k in runs}
+    for r in range(repeats + 1):
+        for key, (f, b, st) in runs.items():
+            f()
+            b()
+            if r:  # the first round is the warm-up
+                samples[key]["fwd"].append(st["fwd"])
+                samples[key]["bwd"].append(st["bwd"])
+    return names, {k: {p: np.median(np.array(v[p]), axis=0).tolist() for p in v} for k, v in samples.items()}
+
+
+def optimiser_step(net, x, labels, torch, twin, repeats):
+    step, _, opt = minicnn_step(net, x, labels)
+    step()
+    candidates = {"minicnn": opt.step}
+    if torch is not None:
+        tstep, _, topt = torch_step(torch, twin, x, labels)
+        tstep()
+        candidates["pytorch"] = topt.step
+    return alternate(repeats, **candidates)
+
+
+# ---- child processes ----------------------------------------------------------------------------
+def child(mode, model_name, batch, repeats):
+    """Run in a process of its own: 'memory-minicnn'/'memory-pytorch' (peak RSS of two steps) or
+    'steps' (whole training steps of both engines, alternating)."""
+    torch = _torch() if mode in ("memory-pytorch", "steps") else None
+    net, x, labels = build(model_name, batch)
+    if mode == "steps":
+        step, _, _ = minicnn_step(net, x, labels)
+        candidates = {"minicnn": step}
+        if torch is not None:
+            candidates["pytorch"] = torch_step(torch, torch_twin(torch, net), x, labels)[0]
+        return alternate(repeats, **candidates)
+    if mode == "memory-pytorch":
+        twin = torch_twin(torch, net)
+        del net
+        step = torch_step(torch, twin, x, labels)[0]
+    else:
+        step = minicnn_step(net, x, labels)[0]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_mb": peak / 1024, "model_built_mb": before / 1024}
+
+
+def run_child(mode, model_name, batch, repeats, env=None):
+    command = [sys.executable, os.path.abspath(__file__), "--child", mode, "--model", model_name,
+               "--batch", str(batch), "--repeats", str(repeats)]
+    result = subprocess.run(command, env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"alexnet_cpu: child {mode} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def warm_trace_start():
+    """Seconds from starting ``minicnn trace`` to its first line of output (cache warm: run once first)."""
+    command = [sys.executable, "-m", "minicnn", "trace", "--checks", "0"]
+    subprocess.run(command, capture_output=True)
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process.stdout.readline()
+    first = time.perf_counter() - start
+    process.communicate()
+    return first
+
+
+# ---- report -------------------------------------------------------------------------------------
+def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
+    torch = _torch()
+    result = {"machine": describe_machine(), "model": model_name, "batch": batch, "repeats": repeats,
+              "threads": mc_threads(), "torch": torch.__version__ if torch is not None else None}
+    progress("reference speeds ...")
+    result["sgemm_gflops"] = sgemm_gflops()
+    result["copy_gbs"] = copy_bandwidth_gbs()
+    net, x, labels = build(model_name, batch)
+    twin = torch_twin(torch, net) if torch is not None else None
+    progress("whole training step and forward ...")
+    step, forward, _ = minicnn_step(net, x, labels)
+    candidates = {"minicnn step": step, "minicnn forward": forward}
+    if torch is not None:
+        tstep, tforward, _ = torch_step(torch, twin, x, labels)
+        candidates.update({"pytorch step": tstep, "pytorch forward": tforward})
+    result["whole"] = alternate(repeats, **candidates)
+    progress("per layer ...")
+    names, layers = per_layer(net, x, labels, torch, twin, repeats)
+    result["layers"] = {"names": names, "times": layers, "work": layer_work(net, x.shape)}
+    progress("optimiser step ...")
+    result["optimiser_step"] = optimiser_step(net, x, labels, torch, twin, repeats)
+    result["parameters"] = net.num_parameters()
+    del net, twin, step, forward, candidates
+    progress("whole step with the allocator keeping freed memory (child process) ...")
+    result["whole_malloc_keep"] = run_child("steps", model_name, batch, repeats, MALLOC_KEEP)
+    progress("peak memory (child processes) ...")
+    result["memory"] = {"minicnn": run_child("memory-minicnn", model_name, batch, 1)}
+    if torch is not None:
+        result["memory"]["pytorch"] = run_child("memory-pytorch", model_name, batch, 1)
+    progress("warm trace start ...")
+    result["trace_first_output_s"] = warm_trace_start()
+    return result
+
+
+def format_report(r):
+    b, whole = r["batch"], r["whole"]
+    has_torch = r["torch"] is not None
+    out = [f"`python benchmarks/alexnet_cpu.py --batch {b} --repeats {r['repeats']}`: {r['model']} "
+           f"({r['parameters']:,} parameters), batch {b}, float32, {r['threads']} threads; medians of "
+           f"{r['repeats']} runs after a warm-up, minicnn and PyTorch {r['torch'] or '(not installed)'} alternating.",
+           "", f"Machine: {r['machine']}. NumPy SGEMM {r['sgemm_gflops']:.0f} GFLOP/s, copy bandwidth "
+           f"{r['copy_gbs']:.1f} GB/s (read + write), both measured at the start of the run.", ""]
+    out += ["| | minicnn | PyTorch | minicnn / PyTorch time |", "|---|---|---|---|"]
+
+    def row(label, ours, theirs):
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        out.append(f"| {label} | {1e3 * ours:.0f} ms ({b / ours:.1f} img/s) | "
+                   + (f"{1e3 * theirs:.0f} ms ({b / theirs:.1f} img/s)" if theirs else "-") + f" | {ratio} |")
+
+    row("training step", whole["minicnn step"], whole.get("pytorch step"))
+    keep = r["whole_malloc_keep"]
+    row("training step, glibc keeping freed memory", keep["minicnn"], keep.get("pytorch"))
+    row("forward (eval mode)", whole["minicnn forward"], whole.get("pytorch forward"))
+    opt = r["optimiser_step"]
+    sgd_bytes = 5 * 4 * r["parameters"]
+    out.append(f"| SGD step alone ({sgd_bytes / 1e9:.2f} GB moved) | {1e3 * opt['minicnn']:.0f} ms "
+               f"({sgd_bytes / opt['minicnn'] / 1e9:.1f} GB/s) | "
+               + (f"{1e3 * opt['pytorch']:.0f} ms ({sgd_bytes / opt['pytorch'] / 1e9:.1f} GB/s)" if has_torch else "-")
+               + (f" | {opt['minicnn'] / opt['pytorch']:.2f} |" if has_torch else " | - |"))
+    mem = r["memory"]
+    out.append(f"| peak RSS of two steps (after building) | {mem['minicnn']['peak_mb']:.0f} MB "
+               f"({mem['minicnn']['model_built_mb']:.0f}) | "
+               + (f"{mem['pytorch']['peak_mb']:.0f} MB ({mem['pytorch']['model_built_mb']:.0f})" if has_torch else "-")
+               + (f" | {mem['minicnn']['peak_mb'] / mem['pytorch']['peak_mb']:.2f} |" if has_torch else " | - |"))
+    out += ["", f"Warm `minicnn trace` start: first line after {r['trace_first_output_s']:.2f} s.", "",
+            "Per layer (each layer timed alone on a detached input; backward includes the weight gradient). "
+            "Convolutions and fc layers: GFLOP/s and % of SGEMM; the others: GB/s of the bytes they must "
+            "read and write, and % of copy bandwidth.", "",
+            "| layer | fwd minicnn | fwd PyTorch | bwd minicnn | bwd PyTorch | fwd rate (% peak) | bwd rate (% peak) |",
+            "|---|---|---|---|---|---|---|"]
+    layers = r["layers"]
+    for i, name in enumerate(layers["names"]):
+        kind, work_f, work_b = layers["work"][name]
+        ours = layers["times"]["minicnn"]
+        theirs = layers["times"].get("pytorch")
+
+        def rate(work, seconds):
+            if kind == "none" or seconds <= 0:
+                return "-"
+            if kind == "flop":
+                g = work / seconds / 1e9
+                return f"{g:.0f} GFLOP/s ({100 * g / r['sgemm_gflops']:.0f}%)"
+            g = work / seconds / 1e9
+            return f"{g:.1f} GB/s ({100 * g / r['copy_gbs']:.0f}%)"
+
+        def ms(t):
+            return f"{1e3 * t:.1f}"
+
+        out.append(f"| {name} | {ms(ours['fwd'][i])} | {ms(theirs['fwd'][i]) if theirs else '-'} | "
+                   f"{ms(ours['bwd'][i])} | {ms(theirs['bwd'][i]) if theirs else '-'} | "
+                   f"{rate(work_f, ours['fwd'][i])} | {rate(work_b, ours['bwd'][i])} |")
+    totals = [sum(layers["times"][k][p]) for k in layers["times"] for p in ("fwd", "bwd")]
+    out.append("| **sum** | " + " | ".join(f"**{1e3 * t:.0f}**" for t in
+                                           ([totals[0], totals[2], totals[1], totals[3]] if has_torch else
+                                            [totals[0], 0, totals[1], 0])) + " | | |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--model", default="alexnet2012", help="network (default alexnet2012)")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure after a warm-up (default 3)")
+    parser.add_argument("--out-md", default="alexnet_cpu.md", help="markdown report (default alexnet_cpu.md)")
+    parser.add_argument("--out-json", default="alexnet_cpu.json", help="JSON results (default alexnet_cpu.json)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.repeats < 1:
+        parser.error("--batch and --repeats must be positive")
+    if args.child:
+        print(json.dumps(child(args.child, args.model, args.batch, args.repeats)))
+        return
+    result = measure(args.model, args.batch, args.repeats, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    report = format_report(result)
+    with open(args.out_md, "w") as f:
+        f.write(report)
+    with open(args.out_json, "w") as f:
+        json.dump(result, f, indent=1)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

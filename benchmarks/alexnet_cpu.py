@@ -16,7 +16,8 @@ each figure the median of ``--repeats`` runs after a warm-up run:
 - the whole step again in a child process started with glibc told to keep freed memory
   (``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_TOP_PAD_=268435456``), both
   engines in that same environment;
-- peak memory (max RSS) of two training steps, each engine in a process of its own;
+- peak memory (the high-water mark of RSS, VmHWM) of two training steps, each engine in a process
+  of its own;
 - time to the first line of ``minicnn trace`` with the Numba cache warm.
 
 It writes a markdown report and JSON (``--out-md``, ``--out-json``).
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -262,11 +262,20 @@ def child(mode, model_name, batch, repeats):
         step = torch_step(torch, twin, x, labels)[0]
     else:
         step = minicnn_step(net, x, labels)[0]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_mb("VmRSS")
     step()
     step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mb": peak / 1024, "model_built_mb": before / 1024}
+    return {"peak_mb": _status_mb("VmHWM"), "model_built_mb": before}
+
+
+def _status_mb(field):
+    """A memory figure of this process from /proc/self/status, in MB. (Not ru_maxrss: Linux carries
+    that over from the parent across fork and exec, so a child would report the parent's peak.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"alexnet_cpu: no {field} in /proc/self/status")
 
 
 def run_child(mode, model_name, batch, repeats, env=None):

@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 
+from minicnn.bench import describe_machine
 from minicnn.train import train_command
 
 RUNS = {
@@ -53,8 +54,7 @@ def run_all(out, epochs, ablation_epochs, only):
 
 
 def report(histories, out):
-    lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-             f"(python {platform.python_version()}).", "",
+    lines = [f"Machine: {describe_machine()}, python {platform.python_version()}.", "",
              "| run | epochs | best val top-1 error (epoch) | val top-5 error there | final train loss | "
              "wall time (min) | images/s |", "|---|---|---|---|---|---|---|"]
     for label, h in histories.items():

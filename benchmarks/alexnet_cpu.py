@@ -8,7 +8,8 @@ each figure the median of ``--repeats`` runs after a warm-up run:
 
 - the machine's reference speeds at the start: NumPy SGEMM (GFLOP/s, 2048^3) and copy bandwidth;
 - a whole training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay) and
-  the eval-mode forward pass, in images/s;
+  the eval-mode forward pass, in images/s; and the training step of the same network written as
+  textbook NumPy (``numpy_textbook.py``: DeZero/CS231n-style im2col and ``@``);
 - every layer's forward and backward (layers run one at a time on detached inputs, so each
   backward is timed alone), with GFLOP/s and the fraction of SGEMM for convolutions and fully
   connected layers, GB/s and the fraction of copy bandwidth for the memory-bound ones, and the
@@ -42,6 +43,9 @@ from minicnn.tensor import Tensor
 
 MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736", "MALLOC_TOP_PAD_": "268435456"}
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # the sibling modules torch_twin and numpy_textbook
+
+from numpy_textbook import TextbookNet  # noqa: E402
 
 
 def _torch():
@@ -69,7 +73,6 @@ def build(model_name, batch, seed=0):
 
 
 def torch_twin(torch, net):
-    sys.path.insert(0, HERE)
     from torch_twin import torch_alexnet
 
     twin = torch_alexnet(torch, net)
@@ -131,6 +134,13 @@ def alternate(repeats, **candidates):
         for name, fn in candidates.items():
             times[name].append(timed(fn))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def time_textbook(net, x, labels):
+    """Seconds of the second of two training steps of the textbook NumPy network (its saved
+    activations and im2col matrices, several GB, are freed on return)."""
+    textbook = TextbookNet(net)
+    return [timed(lambda: textbook.train_step(x, labels)) for _ in range(2)][-1]
 
 
 # ---- per layer ----------------------------------------------------------------------------------
@@ -316,6 +326,8 @@ def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
         tstep, tforward, _ = torch_step(torch, twin, x, labels)
         candidates.update({"pytorch step": tstep, "pytorch forward": tforward})
     result["whole"] = alternate(repeats, **candidates)
+    progress("textbook NumPy training step (two runs) ...")
+    result["textbook_step"] = time_textbook(net, x, labels)
     progress("per layer ...")
     names, layers = per_layer(net, x, labels, torch, twin, repeats)
     result["layers"] = {"names": names, "times": layers, "work": layer_work(net, x.shape)}
@@ -353,6 +365,10 @@ def format_report(r):
     keep = r["whole_malloc_keep"]
     row("training step, glibc keeping freed memory", keep["minicnn"], keep.get("pytorch"))
     row("forward (eval mode)", whole["minicnn forward"], whole.get("pytorch forward"))
+    textbook = r["textbook_step"]
+    out.append(f"| training step of the textbook NumPy im2col network (`numpy_textbook.py`, second of two runs) "
+               f"| {1e3 * textbook:.0f} ms ({b / textbook:.1f} img/s): minicnn is {textbook / whole['minicnn step']:.1f}x "
+               f"faster | | |")
     opt = r["optimiser_step"]
     sgd_bytes = 5 * 4 * r["parameters"]
     out.append(f"| SGD step alone ({sgd_bytes / 1e9:.2f} GB moved) | {1e3 * opt['minicnn']:.0f} ms "

@@ -58,7 +58,8 @@ _TRAIN_OPTIONS = [
                                     help="plateau: divide lr by 10 when validation error stops improving (the "
                                          "paper's, default); step: every --step-size epochs; none")),
     ("--step-size", "step_size", dict(type=int, help="step schedule: epochs between divisions by 10 (default 10)")),
-    ("--patience", "patience", dict(type=int, help="plateau schedule: epochs without improvement (default 2)")),
+    ("--patience", "patience", dict(type=int, help="plateau schedule: epochs without improvement tolerated "
+                                                   "(default 2: the third in a row divides the lr)")),
     ("--warmup-epochs", "warmup_epochs", dict(type=int, help="linear learning-rate warm-up (default 1 epoch)")),
     ("--seed", "seed", dict(type=int, help="seed of the weights, batch order, augmentation and dropout (default 0)")),
     ("--device", "device", dict(choices=["cpu", "cuda"], help="where to train (default cpu)")),

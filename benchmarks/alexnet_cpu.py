@@ -42,10 +42,10 @@ from minicnn.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops
 from minicnn.tensor import Tensor
 
 MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736", "MALLOC_TOP_PAD_": "268435456"}
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # the sibling modules torch_twin and numpy_textbook
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules below
 
 from numpy_textbook import TextbookNet  # noqa: E402
+from torch_twin import torch_alexnet  # noqa: E402
 
 
 def _torch():
@@ -73,8 +73,6 @@ def build(model_name, batch, seed=0):
 
 
 def torch_twin(torch, net):
-    from torch_twin import torch_alexnet
-
     twin = torch_alexnet(torch, net)
     for i, layer in enumerate(net.children()):  # the twin drops dropout for parity; here it does the same work
         if isinstance(layer, nn.Dropout):

@@ -34,6 +34,7 @@ class CheckpointError(MiniCNNError, ValueError):
 
 
 def _digest(f, length):
+    """SHA-256 of the next ``length`` bytes of ``f`` (fewer if the file ends first), in chunks."""
     sha = hashlib.sha256()
     left = length
     while left:
@@ -42,7 +43,7 @@ def _digest(f, length):
             break
         sha.update(block)
         left -= len(block)
-    return sha.hexdigest(), length - left
+    return sha.hexdigest()
 
 
 def save(path, arrays, meta):
@@ -60,7 +61,7 @@ def save(path, arrays, meta):
             np.savez(f, __meta__=meta_bytes, **arrays)
             length = f.tell() - HEADER_SIZE
             f.seek(HEADER_SIZE)
-            digest, _ = _digest(f, length)
+            digest = _digest(f, length)
             f.seek(0)
             f.write(_HEADER % (digest.encode(), length))
             f.flush()
@@ -100,7 +101,7 @@ def load(path):
         if size != HEADER_SIZE + expected_length:
             raise CheckpointError(f"{path} is truncated or has extra bytes: the header promises "
                                   f"{expected_length} bytes of data, the file holds {max(size - HEADER_SIZE, 0)}")
-        digest, _ = _digest(f, expected_length)
+        digest = _digest(f, expected_length)
         if digest != expected_digest:
             raise CheckpointError(f"{path} is corrupt: its SHA-256 is {digest[:16]}..., the header records "
                                   f"{expected_digest[:16]}...")

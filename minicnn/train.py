@@ -168,7 +168,13 @@ class Pipeline:
         return T.ten_crop(T.subtract_mean(images, self.mean), self.crop)
 
     def arrays(self):
-        return {"mean": self.mean, "eigenvalues": self.eigenvalues, "eigenvectors": self.eigenvectors}
+        """What a checkpoint keeps, under "pipeline:<name>"."""
+        return {f"pipeline:{name}": getattr(self, name) for name in ("mean", "eigenvalues", "eigenvectors")}
+
+    @classmethod
+    def from_arrays(cls, arrays, crop, random_crop=True, pca=True):
+        return cls(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"], arrays["pipeline:eigenvectors"], crop,
+                   random_crop, pca)
 
 
 # ---- model, optimiser, schedule -----------------------------------------------------------------
@@ -240,7 +246,8 @@ def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, de
 class Progress:
     """One line per epoch, redrawn in place on a terminal; on a pipe or file a line every ~10%."""
 
-    def __init__(self, stream=None):
+    def __init__(self, batch_size, stream=None):
+        self.batch_size = batch_size
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_draw, self.last_tenth = 0.0, -1
@@ -254,17 +261,11 @@ class Progress:
             return
         self.last_draw, self.last_tenth = now, tenth
         filled = 20 * done // total
-        eta = (total - done) * (self._batch_seconds(rate))
+        eta = (total - done) * self.batch_size / rate if rate > 0 else 0.0
         line = (f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total} "
                 f"loss {loss:.4f} acc {100 * acc:5.1f}% {rate:6.1f} img/s eta {eta:4.0f}s")
         self.stream.write(("\r" + line + ("\n" if done == total else "")) if self.tty else line + "\n")
         self.stream.flush()
-
-    def _batch_seconds(self, rate):
-        return self.batch_size / rate if rate > 0 else 0.0
-
-    def start_epoch(self, batch_size):
-        self.batch_size, self.last_tenth = batch_size, -1
 
 
 def write_metrics(path, history):
@@ -381,8 +382,7 @@ class Trainer:
 
     def _train_epoch(self):
         config, total = self.config, len(self.loader)
-        progress = Progress(self.stream)
-        progress.start_epoch(config.batch_size)
+        progress = Progress(config.batch_size, self.stream)
         self.model.train()
         r = self.running
         for images, labels in self.loader.batches(self.epoch, start=self.batch):
@@ -437,7 +437,7 @@ class Trainer:
         opt_state = self.optimizer.state_dict()
         for i, state in enumerate(opt_state["state"]):
             arrays.update({f"optimizer:{i}:{k}": v for k, v in state.items()})
-        arrays.update({f"pipeline:{k}": v for k, v in self.pipeline.arrays().items()})
+        arrays.update(self.pipeline.arrays())
         meta = {
             "format": "minicnn training checkpoint",
             "config": dataclasses.asdict(self.config),
@@ -458,21 +458,24 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path} is for {meta.get('model')} with {meta.get('num_classes')} classes; this run trains "
                 f"{self.config.model} with {self.num_classes} classes")
-        self.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model:")})
+        self.model.load_state_dict(model_state(arrays))
         stepped = meta["optimizer"]["stepped"]
         state = [{name: arrays[f"optimizer:{i}:{name}"] for name in self.optimizer.state_names} if was else {}
                  for i, was in enumerate(stepped)]
         self.optimizer.load_state_dict({"hyper": meta["optimizer"]["hyper"], "state": state})
         if self.schedule is not None:
             self.schedule.load_state_dict(meta["schedule"])
-        self.pipeline = Pipeline(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"],
-                                 arrays["pipeline:eigenvectors"], self.config.input_size, self.config.random_crop,
-                                 self.config.pca)
+        self.pipeline = Pipeline.from_arrays(arrays, self.config.input_size, self.config.random_crop, self.config.pca)
         dropout = dict(self.model.named_modules())
         for name, values in meta["dropout"].items():
             dropout[name].seed, dropout[name].calls = values["seed"], values["calls"]
         self.epoch, self.batch, self.steps, self.base_lr = meta["epoch"], meta["batch"], meta["steps"], meta["base_lr"]
         self.running, self.history, self.elapsed = dict(meta["running"]), list(meta["history"]), meta["elapsed"]
+
+
+def model_state(arrays):
+    """The model's state_dict out of a checkpoint's arrays (saved under "model:<name>")."""
+    return {name.removeprefix("model:"): value for name, value in arrays.items() if name.startswith("model:")}
 
 
 def open_checkpoint(path):
@@ -547,11 +550,10 @@ def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, s
     _, val_set = load_data(config)
     num_classes = meta["num_classes"]
     model = build_model(config, num_classes)
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model:")})
+    model.load_state_dict(model_state(arrays))
     if config.device != "cpu":
         model.to(config.device)
-    pipeline = Pipeline(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"], arrays["pipeline:eigenvectors"],
-                        config.input_size)
+    pipeline = Pipeline.from_arrays(arrays, config.input_size)
     if int(val_set.labels.max()) >= num_classes:
         raise ArgumentError(f"eval: the data has labels up to {int(val_set.labels.max())}, the model "
                             f"{num_classes} classes")

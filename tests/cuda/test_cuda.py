@@ -271,6 +271,7 @@ def test_adam_kernel_matches_cpu():
 def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     """``minicnn train --device cuda``: one step and a validation pass give the CPU's losses, and
     the GPU run's checkpoint resumes on the CPU. (One image per batch: the simulator is slow.)"""
+    import dataclasses
     import io
 
     from minicnn.data import ShapesDataset
@@ -287,7 +288,6 @@ def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     for key in ("train_loss", "val_loss"):
         assert abs(histories["cpu"][key] - histories["cuda"][key]) < 1e-4 * abs(histories["cpu"][key]), key
     arrays, meta, config = open_checkpoint(tmp_path / "cuda" / "last.ckpt")
-    on_cpu = Trainer(TrainConfig(**{**config.__dict__, "device": "cpu", "epochs": 2}), tmp_path / "resumed",
-                     io.StringIO(), data)
+    on_cpu = Trainer(dataclasses.replace(config, device="cpu", epochs=2), tmp_path / "resumed", io.StringIO(), data)
     on_cpu.restore(arrays, meta)
     assert on_cpu.run() == "done" and len(on_cpu.history) == 2

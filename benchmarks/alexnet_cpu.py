@@ -33,9 +33,8 @@ import subprocess
 import sys
 import time
 
+import minicnn as mc  # before numpy: it sets the BLAS thread settings (minicnn/__init__.py)
 import numpy as np
-
-import minicnn as mc
 from minicnn import functional as F
 from minicnn import nn, optim
 from minicnn.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops

@@ -22,9 +22,8 @@ import statistics
 import sys
 import time
 
+import minicnn as mc  # before numpy: it sets the BLAS thread settings (minicnn/__init__.py)
 import numpy as np
-
-import minicnn as mc
 from minicnn.kernels.reference import activation as ref_act
 from minicnn.kernels.reference import batchnorm as ref_bn
 from minicnn.kernels.reference import conv as ref_conv

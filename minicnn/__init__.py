@@ -11,6 +11,11 @@ import os
 # Numba's OpenMP workers otherwise spin for milliseconds after every parallel loop,
 # time a busy 2-core machine needs for BLAS (NUMBA.md). Must be set before numba loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# NumPy's OpenBLAS workers likewise spin after each matrix product (2^28 cycles by
+# default) and took a core from the Numba kernel that ran next: im2col of AlexNet's
+# conv2 took 105 ms right after a GEMM against 70 ms alone. 2^4 cycles puts them to sleep
+# at once. OpenBLAS reads this when NumPy first loads it: import minicnn before numpy.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import cuda, data, device, errors, functional, models, nn, optim, random  # noqa: E402
 from .autograd import Function, no_grad, is_grad_enabled  # noqa: E402

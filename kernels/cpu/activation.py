@@ -11,6 +11,8 @@ compute float32 inputs in float64.
 import numpy as np
 from numba import njit, prange
 
+from . import workspace
+
 
 @njit(parallel=True, cache=True)
 def _relu_forward(x, y):
@@ -55,7 +57,7 @@ def _tanh_backward(y, grad_y, one, grad_x):
 
 
 def _flat_map(kernel, first, *rest):
-    out = np.empty_like(first)
+    out = workspace.empty_like(first)
     kernel(first.reshape(-1), *[r.reshape(-1) if isinstance(r, np.ndarray) else r for r in rest], out.reshape(-1))
     return out
 

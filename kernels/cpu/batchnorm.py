@@ -18,6 +18,8 @@ cancellation when the mean is large.
 import numpy as np
 from numba import njit, prange
 
+from . import workspace
+
 
 @njit(parallel=True, cache=True)
 def _channel_stats(x, mean, var):
@@ -95,7 +97,7 @@ def batch_norm_train_forward(x, weight, bias, eps):
 
 def batch_norm_eval_forward(x, mean, var, weight, bias, eps):
     invstd = (1 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
-    y = np.empty_like(x)
+    y = workspace.empty_like(x)
     _normalise(_as_ncl(x), mean, weight * invstd, bias, _as_ncl(y))
     return y
 
@@ -106,7 +108,7 @@ def batch_norm_backward(x, mean, var, weight, grad_y, eps, training):
     grad_weight = np.empty(x.shape[1], dtype=x.dtype)
     grad_bias = np.empty(x.shape[1], dtype=x.dtype)
     _grad_sums(x3, mean, invstd, g3, grad_weight, grad_bias)
-    grad_x = np.empty_like(x)
+    grad_x = workspace.empty_like(x)
     if training:
         _train_grad_x(x3, mean, invstd, weight, g3, grad_weight, grad_bias, _as_ncl(grad_x))
     else:

@@ -1,150 +1,267 @@
-"""2-D convolution on the CPU: Numba im2col/col2im feeding NumPy's SGEMM.
+"""2-D convolution on the CPU: Numba im2col/col2im feeding NumPy's SGEMM, a block of images at a time.
 
 The math (see ``kernels/reference/conv.py`` for the same formulas as loops):
 
     y[n, k, i, j] = b[k] + sum_{c', p, q} w[k, c', p, q] * x_pad[n, g*C/G + c', i*sh + p, j*sw + q]
 
-im2col turns it into one matrix product per group. Row r = (c*kh + p)*kw + q and
-column m = (n*H_out + i)*W_out + j of the matrix ``cols`` (C*kh*kw, N*H_out*W_out) hold
+im2col turns it into one matrix product per group. For a block of images n0 .. n0+B-1,
+row r = (c*kh + p)*kw + q and column m = (n'*H_out + i)*W_out + j (n' = n - n0) of the
+matrix ``cols`` (C*kh*kw, B*H_out*W_out) hold (the wide form below lays out columns otherwise)
 
-    cols[r, m] = x_pad[n, c, i*sh + p, j*sw + q]
+    cols[r, m] = x_pad[n, c, i*sh + p, j*sw + q]      (0 where that falls in the padding)
 
-so that, with the rows of group g forming the block cols_g (C/G*kh*kw, N*H_out*W_out)
+so that, with the rows of group g forming the block cols_g (C/G*kh*kw, B*H_out*W_out)
 and w_g = w[group g].reshape(K/G, C/G*kh*kw):
 
-    y_g          = w_g @ cols_g                      (K/G, N*H_out*W_out), then to NCHW
-    dL/dw_g      = grad_y_g @ cols_g^T               one large GEMM over the whole batch
+    y_g          = w_g @ cols_g                      (K/G, B*H_out*W_out), then to NCHW
+    dL/dw_g     += grad_y_g @ cols_g^T               summed over the blocks in order
     dL/dcols_g   = w_g^T @ grad_y_g                  then col2im adds each entry back to
-                                                     the x_pad element it was copied from
+                                                     the x element it was copied from
     dL/db[k]     = sum over (n, i, j) of grad_y[n, k, i, j]
 
-Why this design: on the development machine (2 Zen 3 cores) NumPy's SGEMM runs at
-~150-170 GFLOP/s, while the best direct Numba convolution reached ~30 (NUMBA.md).
-One GEMM over the whole batch (instead of one per image) gives BLAS the largest
-matrices. The im2col matrix lives in a reused scratch buffer (``workspace.py``).
+Why this design: on the development machines NumPy's SGEMM runs at 150-210 GFLOP/s,
+while the best direct Numba convolution reached ~30 (NUMBA.md). Why blocks of images:
+the whole batch's im2col matrix is large (conv2 at batch 64: 448 MB, and as much again
+for its gradient), so it went out to memory and back, and it was most of the extra peak
+memory. A block's matrix (about ``BLOCK_BYTES``) is still a large GEMM for BLAS, and
+the loop over blocks runs a handful of times per call (batch 64: 7 to 16). The block size
+depends only on the shapes, so the sums, and the result, do not depend on the thread count.
+The matrices live in reused scratch buffers (``workspace.py``).
 
-Threads: im2col and col2im run in parallel over (n, c) planes. In col2im each
-plane of grad_x is owned by exactly one iteration, so no two threads ever add into
-the same element and the result does not depend on the thread count.
+Two forms of im2col:
+
+- Stride 1 (AlexNet's conv2-5) takes the *wide* form. Each image's columns are laid out
+  as rows of the padded input's width W_pad (not W_out): column n*R + i*W_pad + j with
+  R = H_out*W_pad. Then the row (c, p, q) of one image is x_pad[n, c] read flat from
+  offset p*W_pad + q, one contiguous run of R values, copied in one loop. The GEMM also
+  computes W_pad - W_out columns per output row that are not outputs (15% more work at
+  13x13 and 27x27); the transposition to NCHW skips them, and the backward puts zeros
+  there, so they add nothing to dL/dw or dL/dx. This made im2col 3-5x faster than the
+  per-output-row copies of the general form (runs of 13 values each), which cost more
+  than the GEMM at the 13x13 layers.
+- Any other stride takes the general form: runs of W_out values per output row. Padding
+  is not materialised: im2col writes zeros where a window hangs over the edge and col2im
+  skips those entries; the columns j that fall inside the image are one range per
+  (q, row), so the inner loops have no branches.
+
+Threads: im2col and col2im run in parallel over the block's (n, c) planes. In col2im
+each plane of grad_x is owned by exactly one iteration, so no two threads ever add into
+the same element.
 """
 import numpy as np
 from numba import njit, prange
 
+from . import workspace
 from .workspace import scratch
 
+BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
+
+
+@njit(cache=True, inline="always")
+def _inside(offset, stride, size, count):
+    """The range [lo, hi) of j in [0, count) with 0 <= j*stride + offset < size."""
+    lo = max(0, (stride - 1 - offset) // stride)
+    hi = min(count, (size - 1 - offset) // stride + 1)
+    return lo, max(lo, hi)
+
 
 @njit(parallel=True, cache=True)
-def _im2col(x_pad, kh, kw, sh, sw, h_out, w_out, cols):
-    n_batch, channels = x_pad.shape[0], x_pad.shape[1]
+def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
+    n_block, channels, height, width = x.shape
     plane = h_out * w_out
-    for nc in prange(n_batch * channels):
+    zero = cols.dtype.type(0)
+    for nc in prange(n_block * channels):
         n = nc // channels
         c = nc % channels
         for p in range(kh):
             for q in range(kw):
                 row = (c * kh + p) * kw + q
+                j_lo, j_hi = _inside(q - left, sw, width, w_out)
                 for i in range(h_out):
                     col = n * plane + i * w_out
-                    h = i * sh + p
-                    for j in range(w_out):
-                        cols[row, col + j] = x_pad[n, c, h, j * sw + q]
+                    h = i * sh + p - top
+                    if h < 0 or h >= height:
+                        cols[row, col : col + w_out] = zero
+                        continue
+                    cols[row, col : col + j_lo] = zero
+                    for j in range(j_lo, j_hi):
+                        cols[row, col + j] = x[n, c, h, j * sw + q - left]
+                    cols[row, col + j_hi : col + w_out] = zero
 
 
 @njit(parallel=True, cache=True)
-def _col2im(grad_cols, kh, kw, sh, sw, h_out, w_out, grad_x_pad):
-    """grad_x_pad (zeroed) += each grad_cols entry at the x_pad position it came from."""
-    n_batch, channels = grad_x_pad.shape[0], grad_x_pad.shape[1]
+def _col2im(grad_cols, kh, kw, sh, sw, top, left, h_out, w_out, grad_x):
+    """grad_x = the sum of each grad_cols entry at the x position it was copied from."""
+    n_block, channels, height, width = grad_x.shape
     plane = h_out * w_out
-    for nc in prange(n_batch * channels):
+    for nc in prange(n_block * channels):
         n = nc // channels
         c = nc % channels
+        grad_x[n, c] = 0
         for p in range(kh):
             for q in range(kw):
                 row = (c * kh + p) * kw + q
+                j_lo, j_hi = _inside(q - left, sw, width, w_out)
                 for i in range(h_out):
+                    h = i * sh + p - top
+                    if h < 0 or h >= height:
+                        continue
                     col = n * plane + i * w_out
-                    h = i * sh + p
-                    for j in range(w_out):
-                        grad_x_pad[n, c, h, j * sw + q] += grad_cols[row, col + j]
+                    for j in range(j_lo, j_hi):
+                        grad_x[n, c, h, j * sw + q - left] += grad_cols[row, col + j]
+
+
+@njit(parallel=True, cache=True)
+def _im2col_wide(x, kh, kw, top, left, h_pad, w_pad, h_out, cols):
+    """Stride 1 only: cols[(c*kh + p)*kw + q, n*R + m] = x_pad_flat[n, c, p*w_pad + q + m]
+    for m in [0, R), R = h_out*w_pad: one contiguous copy per (row, image)."""
+    n_block, channels, height, width = x.shape
+    run = h_out * w_pad
+    padded = np.zeros((n_block * channels, h_pad * w_pad + kw - 1), dtype=x.dtype)
+    for nc in prange(n_block * channels):
+        n = nc // channels
+        c = nc % channels
+        plane = padded[nc]  # the zero border stays zero: only the inside is written
+        for h in range(height):
+            start = (h + top) * w_pad + left
+            for w in range(width):
+                plane[start + w] = x[n, c, h, w]
+        for p in range(kh):
+            for q in range(kw):
+                offset = p * w_pad + q
+                dst = cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
+                for m in range(run):
+                    dst[m] = plane[offset + m]
+
+
+@njit(parallel=True, cache=True)
+def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, w_pad, h_out, grad_x):
+    """The adjoint of ``_im2col_wide``: each plane sums its rows' runs in a padded
+    accumulator, then keeps the inside."""
+    n_block, channels, height, width = grad_x.shape
+    run = h_out * w_pad
+    padded = np.empty((n_block * channels, h_pad * w_pad + kw - 1), dtype=grad_x.dtype)
+    for nc in prange(n_block * channels):
+        n = nc // channels
+        c = nc % channels
+        plane = padded[nc]
+        plane[:] = 0
+        for p in range(kh):
+            for q in range(kw):
+                offset = p * w_pad + q
+                src = grad_cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
+                for m in range(run):
+                    plane[offset + m] += src[m]
+        for h in range(height):
+            start = (h + top) * w_pad + left
+            for w in range(width):
+                grad_x[n, c, h, w] = plane[start + w]
 
 
 @njit(parallel=True, cache=True)
 def _channel_major_to_nchw(y_cm, bias, y):
-    """y[n, k, :] = y_cm[k, n, :] + bias[k]  (GEMM output order -> NCHW)."""
-    channels, n_batch = y_cm.shape[0], y_cm.shape[1]
+    """y[n, k, i, j] = y_cm[k, n, i*R + j] + bias[k], R = the GEMM's row length (>= W_out)."""
+    n_batch, channels, h_out, w_out = y.shape
+    row_len = y_cm.shape[2] // h_out
     for nk in prange(n_batch * channels):
         n = nk // channels
         k = nk % channels
         b = bias[k]
-        for m in range(y_cm.shape[2]):
-            y[n, k, m] = y_cm[k, n, m] + b
+        for i in range(h_out):
+            for j in range(w_out):
+                y[n, k, i, j] = y_cm[k, n, i * row_len + j] + b
 
 
 @njit(parallel=True, cache=True)
 def _nchw_to_channel_major(g, g_cm):
-    """g_cm[k, n, :] = g[n, k, :]  (NCHW -> the GEMM's order)."""
-    n_batch, channels = g.shape[0], g.shape[1]
+    """g_cm[k, n, i*R + j] = g[n, k, i, j], and 0 in the columns j >= W_out of a wide row."""
+    n_batch, channels, h_out, w_out = g.shape
+    row_len = g_cm.shape[2] // h_out
+    zero = g_cm.dtype.type(0)
     for kn in prange(channels * n_batch):
         k = kn // n_batch
         n = kn % n_batch
-        for m in range(g.shape[2]):
-            g_cm[k, n, m] = g[n, k, m]
+        for i in range(h_out):
+            for j in range(w_out):
+                g_cm[k, n, i * row_len + j] = g[n, k, i, j]
+            for j in range(w_out, row_len):
+                g_cm[k, n, i * row_len + j] = zero
 
 
-def _pad(x, padding):
-    (top, bottom), (left, right) = padding
-    if top == bottom == left == right == 0:
-        return x
-    n, c, h, w = x.shape
-    x_pad = np.zeros((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
-    x_pad[:, :, top : top + h, left : left + w] = x
-    return x_pad
+class _Geometry:
+    """The sizes one convolution call needs, its blocks of images, and its im2col/col2im."""
 
+    def __init__(self, x_shape, w_shape, stride, padding, groups, itemsize):
+        self.n, self.c, self.h, self.w = x_shape
+        self.k, _, self.kh, self.kw = w_shape
+        (self.top, bottom), (self.left, right) = padding
+        self.sh, self.sw = stride
+        self.groups = groups
+        self.h_pad, self.w_pad = self.h + self.top + bottom, self.w + self.left + right
+        self.h_out = (self.h_pad - self.kh) // self.sh + 1
+        self.w_out = (self.w_pad - self.kw) // self.sw + 1
+        # Stride 1 takes the wide form: GEMM rows as long as the padded input's rows.
+        self.wide = self.sh == 1 and self.sw == 1
+        self.run = self.h_out * (self.w_pad if self.wide else self.w_out)  # GEMM columns per image
+        self.rows = self.c * self.kh * self.kw
+        per_image = self.rows * self.run * itemsize
+        self.block = max(1, min(self.n, BLOCK_BYTES // max(per_image, 1)))
 
-def _im2col_of(x, kh, kw, stride, padding):
-    x_pad = _pad(x, padding)
-    n, c, hp, wp = x_pad.shape
-    h_out = (hp - kh) // stride[0] + 1
-    w_out = (wp - kw) // stride[1] + 1
-    cols = scratch("conv.cols", (c * kh * kw, n * h_out * w_out), x.dtype)
-    _im2col(x_pad, kh, kw, stride[0], stride[1], h_out, w_out, cols)
-    return cols, h_out, w_out
+    def blocks(self):
+        return [(n0, min(self.n, n0 + self.block)) for n0 in range(0, self.n, self.block)]
+
+    def im2col(self, x_block):
+        """The block's im2col matrix, viewed per group: (G, C/G*kh*kw, images*run)."""
+        cols = scratch("conv.cols", (self.rows, x_block.shape[0] * self.run), x_block.dtype)
+        if self.wide:
+            _im2col_wide(x_block, self.kh, self.kw, self.top, self.left, self.h_pad, self.w_pad, self.h_out, cols)
+        else:
+            _im2col(x_block, self.kh, self.kw, self.sh, self.sw, self.top, self.left, self.h_out, self.w_out, cols)
+        return cols.reshape(self.groups, self.rows // self.groups, -1)
+
+    def col2im(self, grad_cols, grad_x_block):
+        if self.wide:
+            _col2im_wide(grad_cols, self.kh, self.kw, self.top, self.left, self.h_pad, self.w_pad, self.h_out,
+                         grad_x_block)
+        else:
+            _col2im(grad_cols, self.kh, self.kw, self.sh, self.sw, self.top, self.left, self.h_out, self.w_out,
+                    grad_x_block)
 
 
 def conv2d_forward(x, w, b, stride, padding, groups):
-    n = x.shape[0]
-    k, c_per_group, kh, kw = w.shape
-    cols, h_out, w_out = _im2col_of(x, kh, kw, stride, padding)
-    y_cm = np.empty((groups, k // groups, n * h_out * w_out), dtype=x.dtype)
-    np.matmul(w.reshape(groups, k // groups, c_per_group * kh * kw), cols.reshape(groups, -1, cols.shape[1]), out=y_cm)
-    y = np.empty((n, k, h_out, w_out), dtype=x.dtype)
+    geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
+    k = geo.k
+    w_g = w.reshape(groups, k // groups, -1)
     bias = b if b is not None else np.zeros(k, dtype=x.dtype)
-    _channel_major_to_nchw(y_cm.reshape(k, n, h_out * w_out), bias, y.reshape(n, k, h_out * w_out))
+    y = workspace.empty((geo.n, k, geo.h_out, geo.w_out), x.dtype)
+    for n0, n1 in geo.blocks():
+        cols_g = geo.im2col(x[n0:n1])
+        y_cm = scratch("conv.y", (groups, k // groups, cols_g.shape[2]), x.dtype)
+        np.matmul(w_g, cols_g, out=y_cm)
+        _channel_major_to_nchw(y_cm.reshape(k, n1 - n0, geo.run), bias, y[n0:n1])
     return y
 
 
 def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
     """Returns (grad_x, grad_w, grad_b); an entry is None where ``needs_input_grad`` says so."""
-    n, c, h, wd = x.shape
-    k, c_per_group, kh, kw = w.shape
-    h_out, w_out = grad_y.shape[2:]
-    m = n * h_out * w_out
-    grad_y_cm = scratch("conv.grad_y", (k, n, h_out * w_out), x.dtype)
-    _nchw_to_channel_major(grad_y.reshape(n, k, h_out * w_out), grad_y_cm)
-    grad_y_g = grad_y_cm.reshape(groups, k // groups, m)
-    grad_x = grad_w = grad_b = None
-    if needs_input_grad[2]:
-        grad_b = grad_y_cm.reshape(k, m).sum(axis=1)
-    if needs_input_grad[1]:
-        cols, _, _ = _im2col_of(x, kh, kw, stride, padding)
-        grad_w = np.matmul(grad_y_g, cols.reshape(groups, -1, m).transpose(0, 2, 1)).reshape(w.shape)
-    if needs_input_grad[0]:
-        grad_cols = scratch("conv.grad_cols", (groups, c_per_group * kh * kw, m), x.dtype)
-        np.matmul(w.reshape(groups, k // groups, -1).transpose(0, 2, 1), grad_y_g, out=grad_cols)
-        (top, bottom), (left, right) = padding
-        grad_x_pad = np.zeros((n, c, h + top + bottom, wd + left + right), dtype=x.dtype)
-        _col2im(grad_cols.reshape(c * kh * kw, m), kh, kw, stride[0], stride[1], h_out, w_out, grad_x_pad)
-        grad_x = grad_x_pad if grad_x_pad.shape == x.shape else np.ascontiguousarray(
-            grad_x_pad[:, :, top : top + h, left : left + wd]
-        )
-    return grad_x, grad_w, grad_b
+    geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
+    k = geo.k
+    w_g = w.reshape(groups, k // groups, -1)
+    grad_x = workspace.empty(x.shape, x.dtype) if needs_input_grad[0] else None
+    grad_w = np.zeros(w_g.shape, dtype=w.dtype) if needs_input_grad[1] else None
+    grad_b = np.zeros(k, dtype=x.dtype) if needs_input_grad[2] else None
+    grad_w_block = np.empty_like(grad_w) if grad_w is not None else None
+    for n0, n1 in geo.blocks():
+        grad_y_cm = scratch("conv.grad_y", (k, n1 - n0, geo.run), x.dtype)
+        _nchw_to_channel_major(grad_y[n0:n1], grad_y_cm)
+        grad_y_g = grad_y_cm.reshape(groups, k // groups, -1)
+        if grad_b is not None:
+            grad_b += grad_y_cm.reshape(k, -1).sum(axis=1)
+        if grad_w is not None:
+            cols_g = geo.im2col(x[n0:n1])
+            grad_w += np.matmul(grad_y_g, cols_g.transpose(0, 2, 1), out=grad_w_block)
+        if grad_x is not None:
+            grad_cols = scratch("conv.grad_cols", (groups, geo.rows // groups, grad_y_g.shape[2]), x.dtype)
+            np.matmul(w_g.transpose(0, 2, 1), grad_y_g, out=grad_cols)
+            geo.col2im(grad_cols.reshape(geo.rows, -1), grad_x[n0:n1])
+    return grad_x, None if grad_w is None else grad_w.reshape(w.shape), grad_b

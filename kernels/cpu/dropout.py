@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..reference.dropout import keep_threshold, seed_key
+from . import workspace
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _MUL1 = np.uint64(0x7FEB352D)
@@ -48,7 +49,7 @@ def _dropout_apply(x, key, threshold, scale, y):
 
 
 def dropout_forward(x, p, seed):
-    y = np.empty_like(x)
+    y = workspace.empty_like(x)
     _dropout_apply(x.reshape(-1), np.uint64(seed_key(seed)), np.uint64(keep_threshold(p)),
                    x.dtype.type(1 / (1 - p)), y.reshape(-1))
     return y

@@ -22,6 +22,8 @@ dtype, so float32 stays float32.
 import numpy as np
 from numba import njit, prange
 
+from . import workspace
+
 
 @njit(cache=True, inline="always")
 def _times_power(v, s, beta, three_quarters):
@@ -83,17 +85,17 @@ def _planes(a):
 
 def lrn_forward(x, size, alpha, beta, k):
     t = x.dtype.type
-    y = np.empty_like(x)
-    scale = np.empty_like(x)
+    y = workspace.empty_like(x)
+    scale = workspace.empty_like(x)
     _lrn_forward(_planes(x), size // 2, t(alpha), t(beta), t(k), beta == 0.75, _planes(y), _planes(scale))
     return y, scale
 
 
 def lrn_backward(x, y, scale, grad_y, size, alpha, beta, k):
     t = x.dtype.type
-    ratio = np.empty_like(x)
+    ratio = workspace.empty_like(x)
     _ratio(grad_y.reshape(-1), y.reshape(-1), scale.reshape(-1), ratio.reshape(-1))
-    grad_x = np.empty_like(x)
+    grad_x = workspace.empty_like(x)
     _lrn_backward(_planes(x), _planes(scale), _planes(grad_y), _planes(ratio), size // 2,
                   t(2 * alpha * beta), t(beta), beta == 0.75, _planes(grad_x))
     return grad_x

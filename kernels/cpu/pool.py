@@ -18,6 +18,8 @@ iteration, so the backward's sums never race.
 import numpy as np
 from numba import njit, prange
 
+from . import workspace
+
 
 @njit(parallel=True, cache=True)
 def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
@@ -57,8 +59,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     n, c, h, w = x.shape
     h_out = (h + 2 * ph - kh) // sh + 1
     w_out = (w + 2 * pw - kw) // sw + 1
-    y = np.empty((n, c, h_out, w_out), dtype=x.dtype)
-    argmax = np.empty((n, c, h_out, w_out), dtype=np.int64)
+    y = workspace.empty((n, c, h_out, w_out), x.dtype)
+    argmax = workspace.empty((n, c, h_out, w_out), np.int64)
     _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax)
     return y, argmax
 
@@ -66,6 +68,6 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
 def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size=None, stride=None, padding=None):
     """Scatters grad_y to the winners; the window arguments are only needed by the GPU's gather form."""
     n, c, h, w = x_shape
-    grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
+    grad_x = workspace.zeros((n * c, h * w), grad_y.dtype)
     _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x)
     return grad_x.reshape(x_shape)

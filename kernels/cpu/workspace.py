@@ -1,15 +1,38 @@
-"""Scratch buffers reused from call to call.
+"""Memory the CPU kernels reuse from call to call, so a training step does not page-fault.
 
-A convolution's im2col matrix is large (conv1 at batch 16: 70 MB). Allocating it
-afresh on every call costs more in page faults than the matrix product itself
-(measured 20-34 GFLOP/s against 100+ with a reused buffer, see NUMBA.md), so each
-named buffer is kept and grown to the largest size asked for. A buffer's
-contents are only valid until the next request of the same name: kernels use
-them within one call and never return them. Not thread-safe: one op runs at a time.
+Why: memory the process gets fresh from the operating system is zeroed page by page on
+first touch. Here a fresh 74 MB array (AlexNet's conv1 output at batch 64) took 18-27 ms to
+fill, a reused one 9 ms. glibc hands every block over 32 MB straight back to the system
+when NumPy frees it, so without reuse each training step pays those page faults again for
+every activation and gradient; the im2col matrix, allocated per call, ran the convolution at
+20-34 GFLOP/s instead of 100+ (NUMBA.md).
+
+Two kinds of reused memory:
+
+- ``scratch(name, shape, dtype)``: a named buffer, grown to the largest size asked for. Its
+  contents are valid only until the next request of the same name: a kernel uses it within
+  one call and never returns it (the im2col matrix).
+- ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), taken
+  from a cache of blocks that are no longer used. Every NumPy view of a block keeps a
+  reference to the block (``view.base``), so a block is free exactly when the cache holds
+  the only reference to it. A request takes a free block of the same size, or allocates a
+  new one. Blocks under ``MIN_BYTES`` come from ``np.empty``: glibc already reuses those.
+  The cache keeps at most ``MAX_FREE_BYTES`` of free blocks; past that it drops the free
+  blocks used longest ago, so a change of shapes (another batch size) does not pile up
+  memory.
+
+Not thread-safe: one op runs at a time.
 """
+import sys
+
 import numpy as np
 
+MIN_BYTES = 1 << 20
+MAX_FREE_BYTES = 1 << 30
+_ALIGN = 1 << 12
+
 _buffers = {}
+_blocks = []  # 1-D uint8 arrays, in order of last use, oldest first
 
 
 def scratch(name, shape, dtype):
@@ -25,3 +48,70 @@ def scratch(name, shape, dtype):
         _buffers[key] = buffer
     return buffer[:size].reshape(shape)
 
+
+def _is_free(i):
+    # The references to a free block: the list's slot and getrefcount's own argument.
+    # Every array made from the block adds one.
+    return sys.getrefcount(_blocks[i]) == 2
+
+
+def _trim(keep_bytes):
+    """Drop the free blocks used longest ago until at most ``keep_bytes`` of free blocks remain."""
+    free = [i for i in range(len(_blocks)) if _is_free(i)]
+    free_bytes = sum(_blocks[i].size for i in free)
+    drop = []
+    for i in free:
+        if free_bytes <= keep_bytes:
+            break
+        free_bytes -= _blocks[i].size
+        drop.append(i)
+    for i in reversed(drop):
+        del _blocks[i]
+
+
+def empty(shape, dtype):
+    """An uninitialised C-contiguous array, in a reused block when it is large."""
+    dtype = np.dtype(dtype)
+    count = 1
+    for extent in shape:
+        count *= extent
+    nbytes = count * dtype.itemsize
+    if nbytes < MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
+    size = -(-nbytes // _ALIGN) * _ALIGN
+    for i in range(len(_blocks)):
+        if _blocks[i].size == size and _is_free(i):
+            block = _blocks.pop(i)
+            break
+    else:
+        _trim(MAX_FREE_BYTES - size)
+        block = np.empty(size, dtype=np.uint8)
+    _blocks.append(block)
+    return block.view(dtype)[:count].reshape(shape)
+
+
+def empty_like(a):
+    return empty(a.shape, a.dtype)
+
+
+def zeros(shape, dtype):
+    out = empty(shape, dtype)
+    out.fill(0)
+    return out
+
+
+def cached_bytes():
+    """(bytes in use, bytes free) of the blocks the cache holds."""
+    used = free = 0
+    for i in range(len(_blocks)):
+        if _is_free(i):
+            free += _blocks[i].size
+        else:
+            used += _blocks[i].size
+    return used, free
+
+
+def release():
+    """Forget every cached block and scratch buffer (arrays still in use stay valid)."""
+    _blocks.clear()
+    _buffers.clear()

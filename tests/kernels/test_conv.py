@@ -99,3 +99,24 @@ def test_input_gradient_is_skipped_when_not_needed():
     w = mc.tensor(normal(1, (3, 2, 3, 3), np.float32), requires_grad=True)
     F.conv2d(x, w).sum().backward()
     assert x.grad is None and w.grad.shape == (3, 2, 3, 3)
+
+
+@given(case=conv_cases(), seed=seeds)
+def test_one_image_per_block_matches_reference(case, seed):
+    """The kernel cuts the batch into blocks of images (``BLOCK_BYTES``); at the AlexNet sizes
+    a batch of 64 makes 4 to 10 blocks. Blocks of one image must give the reference's answer."""
+    x, w, b = _arrays(case, seed, np.float64)
+    x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images, so 3 to 6 blocks
+    padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
+    args = (case["stride"], padding, case["groups"])
+    saved = cpu.BLOCK_BYTES
+    cpu.BLOCK_BYTES = 1
+    try:
+        y = cpu.conv2d_forward(x, w, b, *args)
+        grad_y = normal(seed + 3, y.shape, np.float64)
+        grads = cpu.conv2d_backward(x, w, grad_y, *args)
+    finally:
+        cpu.BLOCK_BYTES = saved
+    assert rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(np.float64)
+    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
+        assert rel_error(got, want) < tolerance(np.float64)

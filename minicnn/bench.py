@@ -234,7 +234,7 @@ def measure_layer(build, device, repeats, rng):
     forward, first_forward = timer(lambda: fn(*tensors))
     y = fn(*tensors)
     grad = _device.move(np.ones(y.shape, np.float32), device)
-    backward, first_backward = timer(lambda: y.backward(grad))
+    backward, first_backward = timer(lambda: y.backward(grad, retain_graph=True))
     return {"forward": forward, "backward": backward, "first_call": first_forward + first_backward}
 
 

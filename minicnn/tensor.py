@@ -94,10 +94,12 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Compute d self / d leaf for every leaf that requires grad, into ``leaf.grad``.
 
         ``grad`` defaults to 1 for a one-element tensor (a loss); other shapes must pass it.
+        The graph's saved arrays are freed on the way unless ``retain_graph=True`` (needed to
+        call backward on the same graph again).
         """
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad (no graph was recorded)")
@@ -114,7 +116,7 @@ class Tensor:
             grad = np.asarray(grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ShapeError(f"backward: gradient has shape {grad.shape}, expected {self.shape}")
-        autograd.backward(self, grad)
+        autograd.backward(self, grad, retain_graph)
 
     # ---- arithmetic -----------------------------------------------------------
     def __add__(self, other):

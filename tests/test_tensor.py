@@ -164,3 +164,30 @@ def test_custom_function_plugs_into_the_engine():
 def test_repr_mentions_grad_and_creator():
     x = mc.tensor(np.ones(2), requires_grad=True)
     assert "requires_grad=True" in repr(x) and "creator=Mul" in repr(x * 2)
+
+
+def test_backward_frees_the_graph_unless_told_to_keep_it():
+    x = mc.tensor(np.arange(1.0, 7.0).reshape(2, 3), requires_grad=True)
+    hidden = mc.functional.relu(x * 2.0)
+    loss = (hidden * hidden).sum()
+    loss.backward(retain_graph=True)
+    np.testing.assert_allclose(x.grad, 8.0 * x.data)
+    loss.backward()  # the second backward through a kept graph accumulates
+    np.testing.assert_allclose(x.grad, 16.0 * x.data)
+    assert hidden.creator.ctx is None and hidden.creator.inputs == ()  # saved arrays and links dropped
+    with pytest.raises(RuntimeError, match="freed by an earlier backward.*retain_graph=True"):
+        loss.backward()
+
+
+def test_backward_lets_go_of_the_activations():
+    """After backward the loss no longer holds the intermediate tensors, nor their arrays."""
+    import weakref
+
+    w = mc.tensor(np.ones((4, 4)), requires_grad=True)
+    hidden = mc.tensor(np.ones((3, 4))) @ w
+    alive = weakref.ref(hidden)
+    loss = mc.functional.relu(hidden).sum()
+    del hidden
+    assert alive() is not None  # the graph holds it until backward
+    loss.backward()
+    assert alive() is None and w.grad is not None

@@ -48,8 +48,10 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
 
 @njit(parallel=True, cache=True)
 def _max_pool_backward(grad_y, argmax, grad_x):
-    """grad_x: (N*C, H*W) zeroed; grad_y, argmax: (N*C, H_out*W_out)."""
+    """grad_x: (N*C, H*W); grad_y, argmax: (N*C, H_out*W_out). Each plane is zeroed by the
+    iteration that owns it, while it is in cache, instead of in a pass of its own."""
     for plane in prange(grad_y.shape[0]):
+        grad_x[plane] = 0
         for m in range(grad_y.shape[1]):
             grad_x[plane, argmax[plane, m]] += grad_y[plane, m]
 
@@ -60,7 +62,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     h_out = (h + 2 * ph - kh) // sh + 1
     w_out = (w + 2 * pw - kw) // sw + 1
     y = workspace.empty((n, c, h_out, w_out), x.dtype)
-    argmax = workspace.empty((n, c, h_out, w_out), np.int64)
+    index_type = np.int32 if h * w < 2**31 else np.int64  # an index within one plane: int32 halves its memory
+    argmax = workspace.empty((n, c, h_out, w_out), index_type)
     _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax)
     return y, argmax
 
@@ -68,6 +71,6 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
 def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size=None, stride=None, padding=None):
     """Scatters grad_y to the winners; the window arguments are only needed by the GPU's gather form."""
     n, c, h, w = x_shape
-    grad_x = workspace.zeros((n * c, h * w), grad_y.dtype)
+    grad_x = workspace.empty((n * c, h * w), grad_y.dtype)
     _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x)
     return grad_x.reshape(x_shape)

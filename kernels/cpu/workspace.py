@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 MIN_BYTES = 1 << 20
-MAX_FREE_BYTES = 128 << 20
+MAX_FREE_BYTES = 256 << 20
 _ALIGN = 1 << 12
 
 _buffers = {}

@@ -191,3 +191,28 @@ def test_backward_lets_go_of_the_activations():
     assert alive() is not None  # the graph holds it until backward
     loss.backward()
     assert alive() is None and w.grad is not None
+
+
+def test_a_leaf_takes_its_gradient_only_when_nothing_else_uses_it():
+    """Leaves keep a kernel's fresh gradient as it is (no 244 MB copy per AlexNet step) but
+    never share memory with the caller's array or with another tensor's gradient."""
+    from minicnn.kernels.cpu import workspace
+
+    user_grad = np.ones((2, 3))
+    x = mc.tensor(np.zeros((2, 3)), requires_grad=True)
+    x.backward(user_grad)  # the root is the leaf itself
+    assert not np.shares_memory(x.grad, user_grad)
+    x.grad = None
+    x.reshape(3, 2).backward(user_grad.reshape(3, 2))  # a view of the caller's array comes back
+    assert not np.shares_memory(x.grad, user_grad)
+    a, b = (mc.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    (a + b).backward(np.full(3, 2.0))  # Add hands the same array to both inputs
+    assert not np.shares_memory(a.grad, b.grad)
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0, 2.0])
+
+    rng = np.random.default_rng(0)
+    w = mc.tensor(rng.standard_normal((600, 600), dtype=np.float32), requires_grad=True)  # 1.4 MB: cached
+    inputs = rng.standard_normal((4, 600), dtype=np.float32)
+    mc.functional.linear(mc.tensor(inputs), w).backward(np.ones((4, 600), np.float32))
+    np.testing.assert_allclose(w.grad, np.ones((600, 4), np.float32) @ inputs, rtol=1e-5)
+    assert any(w.grad.base is block for block in workspace._blocks)  # taken, not copied

@@ -248,7 +248,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     k = geo.k
     w_g = w.reshape(groups, k // groups, -1)
     grad_x = workspace.empty(x.shape, x.dtype) if needs_input_grad[0] else None
-    grad_w = np.zeros(w_g.shape, dtype=w.dtype) if needs_input_grad[1] else None
+    grad_w = workspace.zeros(w_g.shape, w.dtype) if needs_input_grad[1] else None
     grad_b = np.zeros(k, dtype=x.dtype) if needs_input_grad[2] else None
     grad_w_block = np.empty_like(grad_w) if grad_w is not None else None
     for n0, n1 in geo.blocks():

@@ -215,4 +215,4 @@ def test_a_leaf_takes_its_gradient_only_when_nothing_else_uses_it():
     inputs = rng.standard_normal((4, 600), dtype=np.float32)
     mc.functional.linear(mc.tensor(inputs), w).backward(np.ones((4, 600), np.float32))
     np.testing.assert_allclose(w.grad, np.ones((600, 4), np.float32) @ inputs, rtol=1e-5)
-    assert any(w.grad.base is block for block in workspace._blocks)  # taken, not copied
+    assert any(w.grad.base is region.owner for region in workspace._regions)  # taken, not copied

@@ -1,28 +1,30 @@
 """Memory the CPU kernels reuse from call to call, so a training step does not page-fault.
 
 Why: memory the process gets fresh from the operating system is zeroed page by page on
-first touch. Here a fresh 74 MB array (AlexNet's conv1 output at batch 64) took 18-27 ms to
-fill, a reused one 9 ms. glibc hands every block over 32 MB straight back to the system
-when NumPy frees it, so without reuse each training step pays those page faults again for
-every activation and gradient; the im2col matrix, allocated per call, ran the convolution at
-20-34 GFLOP/s instead of 100+ (NUMBA.md).
+first touch, and on these VMs a page fault is dear. A fresh 74 MB array (AlexNet's conv1
+output at batch 64) took 18-27 ms to fill, a reused one 9 ms. glibc hands every block over
+32 MB straight back to the system when NumPy frees it, so without reuse each training step
+pays those faults again for every activation and gradient. In a whole AlexNet step a fault
+cost about 75 us: 2,570 faults turned lrn1's 51 ms backward into 243 ms.
 
 Two kinds of reused memory:
 
 - ``scratch(name, shape, dtype)``: a named buffer, grown to the largest size asked for. Its
   contents are valid only until the next request of the same name: a kernel uses it within
   one call and never returns it (the im2col matrix).
-- ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), taken
-  from a cache of blocks that are no longer used. Every NumPy view of a block keeps a
-  reference to the block (``view.base``), so a block is free exactly when the cache holds
-  the only reference to it. A request takes a free block of the same size, or allocates a
-  new one. Blocks under ``MIN_BYTES`` come from ``np.empty``: glibc already reuses those.
-  Before it allocates a new block, the cache drops the free blocks used longest ago until
-  at most ``MAX_FREE_BYTES`` of free blocks remain. Free blocks of the wrong size at the
-  peak are memory the process holds for nothing: AlexNet's training step at batch 64
-  peaked at 2266 MB with no cap, 2048 MB with 512 MiB and 1803 MB with 128 MiB. The speed
-  did not change measurably: the small cap costs ~15,000 page faults per step (0 with no
-  cap), a few tens of ms. A change of shapes (another batch size) does not pile up memory.
+- ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), carved
+  from arenas of ``ARENA_BYTES`` that are kept for the life of the process (a request
+  larger than that gets an arena of its own). A request takes the smallest gap between the
+  pieces still in use that fits it (best fit), so neighbouring freed pieces merge into
+  one gap by themselves, and only when no gap fits is a new arena allocated (arenas that
+  nothing uses are given back first). Each piece is handed out through an owner object
+  that becomes the NumPy base of the array, and every view of the array keeps the array,
+  so a piece is free exactly when only the cache refers to its owner. Arrays under
+  ``MIN_BYTES`` come from ``np.empty``: glibc already reuses those.
+  An earlier design kept whole blocks per exact size: with a cap of 128 MiB on the free
+  blocks it cost ~15,000 page faults per step (the blocks of one size were free while
+  another size was needed) and peaked at 1803 MB; with no cap, no faults and 2266 MB.
+  The arenas give both: no faults after the first step and a peak of 1722 MB.
 - ``unshared(array)``: whether nothing but the caller uses an array's memory, so autograd
   can keep a fresh gradient as a leaf's ``.grad`` instead of copying it.
 
@@ -33,11 +35,10 @@ import sys
 import numpy as np
 
 MIN_BYTES = 1 << 20
-MAX_FREE_BYTES = 128 << 20
+ARENA_BYTES = 256 << 20
 _ALIGN = 1 << 12
 
 _buffers = {}
-_blocks = []  # 1-D uint8 arrays, in order of last use, oldest first
 
 
 def scratch(name, shape, dtype):
@@ -54,28 +55,71 @@ def scratch(name, shape, dtype):
     return buffer[:size].reshape(shape)
 
 
-def _is_free(i):
-    # The references to a free block: the list's slot and getrefcount's own argument.
-    # Every array made from the block adds one.
-    return sys.getrefcount(_blocks[i]) == 2
+class _Region:
+    """A piece of an arena handed out as one array. ``owner`` exports the piece through
+    ``__array_interface__`` and becomes the base of the array (NumPy keeps a non-array base
+    as it is), and every view of the array keeps the array, so the owner's reference count
+    says whether anything still uses the piece."""
+
+    __slots__ = ("arena", "offset", "size", "owner")
+
+    def __init__(self, arena, offset, size, shape, dtype):
+        self.arena, self.offset, self.size = arena, offset, size
+        self.owner = _Owner()
+        self.owner.memory = _arenas[arena]  # keeps the arena alive while the array lives
+        self.owner.__array_interface__ = {
+            "data": (_arenas[arena].ctypes.data + offset, False),
+            "shape": tuple(shape),
+            "typestr": dtype.str,
+            "version": 3,
+        }
+
+    def free(self):
+        # References to a free region's owner: this slot and getrefcount's argument.
+        return sys.getrefcount(self.owner) == 2
 
 
-def _trim(keep_bytes):
-    """Drop the free blocks used longest ago until at most ``keep_bytes`` of free blocks remain."""
-    free = [i for i in range(len(_blocks)) if _is_free(i)]
-    free_bytes = sum(_blocks[i].size for i in free)
-    drop = []
-    for i in free:
-        if free_bytes <= keep_bytes:
-            break
-        free_bytes -= _blocks[i].size
-        drop.append(i)
-    for i in reversed(drop):
-        del _blocks[i]
+class _Owner:
+    __slots__ = ("__array_interface__", "memory")
+
+
+_arenas = []   # 1-D uint8 arrays, ARENA_BYTES or one request's size
+_regions = []  # the _Region of every array handed out and maybe still in use
+
+
+def _best_gap(size):
+    """(arena, offset) of the smallest free gap of at least ``size`` bytes, or None.
+    Forgets the regions no longer in use first: their bytes are gaps again."""
+    _regions[:] = [r for r in _regions if not r.free()]
+    used = {}
+    for r in _regions:
+        used.setdefault(r.arena, []).append((r.offset, r.size))
+    best = None
+    for arena, memory in enumerate(_arenas):
+        start = 0
+        for offset, length in sorted(used.get(arena, [])) + [(memory.size, 0)]:
+            gap = offset - start
+            if gap >= size and (best is None or gap < best[0]):
+                best = (gap, arena, start)
+            start = max(start, offset + length)
+    return None if best is None else best[1:]
+
+
+def _grow(size):
+    """A new arena for ``size`` bytes; arenas nothing uses are given back first."""
+    in_use = {r.arena for r in _regions}
+    if any(i not in in_use for i in range(len(_arenas))):
+        kept = [i for i in range(len(_arenas)) if i in in_use]
+        renumber = {old: new for new, old in enumerate(kept)}
+        _arenas[:] = [_arenas[i] for i in kept]
+        for r in _regions:
+            r.arena = renumber[r.arena]
+    _arenas.append(np.empty(max(ARENA_BYTES, size), dtype=np.uint8))
+    return len(_arenas) - 1, 0
 
 
 def empty(shape, dtype):
-    """An uninitialised C-contiguous array, in a reused block when it is large."""
+    """An uninitialised C-contiguous array, in reused memory when it is large."""
     dtype = np.dtype(dtype)
     count = 1
     for extent in shape:
@@ -84,15 +128,10 @@ def empty(shape, dtype):
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     size = -(-nbytes // _ALIGN) * _ALIGN
-    for i in range(len(_blocks)):
-        if _blocks[i].size == size and _is_free(i):
-            block = _blocks.pop(i)
-            break
-    else:
-        _trim(MAX_FREE_BYTES - size)
-        block = np.empty(size, dtype=np.uint8)
-    _blocks.append(block)
-    return block.view(dtype)[:count].reshape(shape)
+    arena, offset = _best_gap(size) or _grow(size)
+    region = _Region(arena, offset, size, shape, dtype)
+    _regions.append(region)
+    return np.asarray(region.owner)
 
 
 def empty_like(a):
@@ -133,25 +172,21 @@ def unshared(array):
     base = array.base
     if base is None:
         return True
-    if not any(block is base for block in _blocks):
+    if not any(region.owner is base for region in _regions):
         return False
-    # References to a block only this array uses: the cache's list, array.base, ``base``
-    # here and getrefcount's argument.
+    # References to the owner of a region only this array uses: the region, array.base,
+    # ``base`` here and getrefcount's argument.
     return sys.getrefcount(base) == 4
 
 
 def cached_bytes():
-    """(bytes in use, bytes free) of the blocks the cache holds."""
-    used = free = 0
-    for i in range(len(_blocks)):
-        if _is_free(i):
-            free += _blocks[i].size
-        else:
-            used += _blocks[i].size
-    return used, free
+    """(bytes in use, bytes free) of the arenas."""
+    used = sum(r.size for r in _regions if not r.free())
+    return used, sum(a.size for a in _arenas) - used
 
 
 def release():
-    """Forget every cached block and scratch buffer (arrays still in use stay valid)."""
-    _blocks.clear()
+    """Forget every arena and scratch buffer (arrays still in use stay valid)."""
+    _arenas.clear()
+    _regions.clear()
     _buffers.clear()

@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minicnn.kernels.cpu import workspace
 
@@ -38,19 +40,47 @@ def test_zeros_are_zero_after_reuse():
 
 
 def test_small_arrays_come_from_numpy():
-    before = len(workspace._blocks)
+    before = len(workspace._regions)
     small = workspace.empty((10, 10), np.float64)
-    assert small.base is None and len(workspace._blocks) == before
+    assert small.base is None and len(workspace._regions) == before
 
 
-def test_free_blocks_are_capped(monkeypatch):
-    """A request that allocates first drops the free blocks used longest ago, down to the cap."""
-    monkeypatch.setattr(workspace, "MAX_FREE_BYTES", 3 << 20)
-    for rows in range(256, 2048, 128):  # a new size every time, each freed before the next request
-        array = workspace.empty((rows, 1024), np.float32)
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 40), st.integers(0, 1000)), min_size=1, max_size=40))
+def test_live_arrays_never_overlap_and_keep_their_values(operations):
+    """Random requests (1-40 MiB, some over the arena size) and frees: every live array keeps
+    what was written into it, no two live arrays share memory, and freed memory is reused."""
+    saved = workspace.ARENA_BYTES
+    workspace.ARENA_BYTES = 32 << 20
+    workspace.release()  # count only this example's arrays
+    try:
+        live = []
+        for allocate, mib, pick in operations:
+            if allocate or not live:
+                array = workspace.empty((mib << 18,), np.float32)
+                array.fill(len(live) + 0.5)
+                live.append((array, len(live) + 0.5))
+            else:
+                live.pop(pick % len(live))
+            array = None
+            for array, value in live:
+                assert array[0] == value and array[-1] == value
+            array = None  # the loop variable must not keep a popped array in use
+            for i in range(len(live)):
+                for j in range(i + 1, len(live)):
+                    assert not np.shares_memory(live[i][0], live[j][0])
         used, free = workspace.cached_bytes()
-        assert free <= 3 << 20 and used >= array.nbytes
-        del array
+        assert used == sum(-(-a.nbytes // 4096) * 4096 for a, _ in live)
+    finally:
+        workspace.ARENA_BYTES = saved
+
+
+def test_arenas_nobody_uses_are_given_back_when_the_cache_grows():
+    workspace.release()
+    first = workspace.empty((1 << 20,), np.float32)  # 4 MiB, in a fresh arena
+    del first
+    big = workspace.empty((workspace.ARENA_BYTES // 4 + 1,), np.float32)  # fits no arena: a new one
+    assert len(workspace._arenas) == 1 and big.nbytes > workspace.ARENA_BYTES
 
 
 def test_import_sets_the_blas_thread_settings():

@@ -39,6 +39,8 @@ ARENA_BYTES = 256 << 20
 _ALIGN = 1 << 12
 
 _buffers = {}
+_arenas = []   # 1-D uint8 arrays, ARENA_BYTES or one request's size
+_regions = []  # the _Region of every array handed out and maybe still in use
 
 
 def scratch(name, shape, dtype):
@@ -81,10 +83,6 @@ class _Region:
 
 class _Owner:
     __slots__ = ("__array_interface__", "memory")
-
-
-_arenas = []   # 1-D uint8 arrays, ARENA_BYTES or one request's size
-_regions = []  # the _Region of every array handed out and maybe still in use
 
 
 def _best_gap(size):
@@ -165,7 +163,7 @@ def unshared(array):
     The autograd engine then stores a gradient as a leaf's ``.grad`` as it is instead of
     copying it (PyTorch steals a gradient the same way when its use count is 1): for
     AlexNet that is 244 MB not copied, and fc6's 151 MB gradient not held twice, each step.
-    The array must own its memory, or be the only array on a block of this cache.
+    The array must own its memory, or be the only array on a region of the arenas.
     """
     if sys.getrefcount(array) != _ALONE:
         return False

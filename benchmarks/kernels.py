@@ -191,7 +191,7 @@ def measure_case(build, repeats, with_reference, with_torch, rng):
     out = {}
     y = fns["ours"]()
     out["ours_fwd"] = median_time(fns["ours"], repeats)
-    out["ours_bwd"] = median_time(lambda: y.backward(grad), repeats)
+    out["ours_bwd"] = median_time(lambda: y.backward(grad, retain_graph=True), repeats)
     if with_reference:
         out["ref_fwd"] = median_time(fns["ref_fwd"], repeats)
         out["ref_bwd"] = median_time(fns["ref_bwd"], repeats)

@@ -100,7 +100,10 @@ def ones_like(array):
 def add(a, b):
     if is_device_array(a):
         return cuda_kernels()["launch"].add(a, b)
-    return a + b
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return a + b
+    out = workspace.empty(a.shape, a.dtype)  # reused memory: accumulating fc6's 151 MB gradient
+    return np.add(a, b, out=out)             # into fresh memory page-faulted for 0.5 s
 
 
 def copy(array):

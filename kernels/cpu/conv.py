@@ -52,7 +52,6 @@ import numpy as np
 from numba import njit, prange
 
 from . import workspace
-from .workspace import scratch
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
 
@@ -212,7 +211,7 @@ class _Geometry:
 
     def im2col(self, x_block):
         """The block's im2col matrix, viewed per group: (G, C/G*kh*kw, images*run)."""
-        cols = scratch("conv.cols", (self.rows, x_block.shape[0] * self.run), x_block.dtype)
+        cols = workspace.scratch("conv.cols", (self.rows, x_block.shape[0] * self.run), x_block.dtype)
         if self.wide:
             _im2col_wide(x_block, self.kh, self.kw, self.top, self.left, self.h_pad, self.w_pad, self.h_out, cols)
         else:
@@ -236,7 +235,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     y = workspace.empty((geo.n, k, geo.h_out, geo.w_out), x.dtype)
     for n0, n1 in geo.blocks():
         cols_g = geo.im2col(x[n0:n1])
-        y_cm = scratch("conv.y", (groups, k // groups, cols_g.shape[2]), x.dtype)
+        y_cm = workspace.scratch("conv.y", (groups, k // groups, cols_g.shape[2]), x.dtype)
         np.matmul(w_g, cols_g, out=y_cm)
         _channel_major_to_nchw(y_cm.reshape(k, n1 - n0, geo.run), bias, y[n0:n1])
     return y
@@ -252,7 +251,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     grad_b = np.zeros(k, dtype=x.dtype) if needs_input_grad[2] else None
     grad_w_block = np.empty_like(grad_w) if grad_w is not None else None
     for n0, n1 in geo.blocks():
-        grad_y_cm = scratch("conv.grad_y", (k, n1 - n0, geo.run), x.dtype)
+        grad_y_cm = workspace.scratch("conv.grad_y", (k, n1 - n0, geo.run), x.dtype)
         _nchw_to_channel_major(grad_y[n0:n1], grad_y_cm)
         grad_y_g = grad_y_cm.reshape(groups, k // groups, -1)
         if grad_b is not None:
@@ -261,7 +260,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
             cols_g = geo.im2col(x[n0:n1])
             grad_w += np.matmul(grad_y_g, cols_g.transpose(0, 2, 1), out=grad_w_block)
         if grad_x is not None:
-            grad_cols = scratch("conv.grad_cols", (groups, geo.rows // groups, grad_y_g.shape[2]), x.dtype)
+            grad_cols = workspace.scratch("conv.grad_cols", (groups, geo.rows // groups, grad_y_g.shape[2]), x.dtype)
             np.matmul(w_g.transpose(0, 2, 1), grad_y_g, out=grad_cols)
             geo.col2im(grad_cols.reshape(geo.rows, -1), grad_x[n0:n1])
     return grad_x, None if grad_w is None else grad_w.reshape(w.shape), grad_b

@@ -63,18 +63,22 @@ class _Region:
     as it is), and every view of the array keeps the array, so the owner's reference count
     says whether anything still uses the piece."""
 
-    __slots__ = ("arena", "offset", "size", "owner")
+    __slots__ = ("offset", "size", "owner")
 
     def __init__(self, arena, offset, size, shape, dtype):
-        self.arena, self.offset, self.size = arena, offset, size
+        self.offset, self.size = offset, size
         self.owner = _Owner()
-        self.owner.memory = _arenas[arena]  # keeps the arena alive while the array lives
+        self.owner.arena = arena  # keeps the arena alive while the array lives
         self.owner.__array_interface__ = {
-            "data": (_arenas[arena].ctypes.data + offset, False),
+            "data": (arena.ctypes.data + offset, False),
             "shape": tuple(shape),
             "typestr": dtype.str,
             "version": 3,
         }
+
+    @property
+    def arena(self):
+        return self.owner.arena
 
     def free(self):
         # References to a free region's owner: this slot and getrefcount's argument.
@@ -82,20 +86,18 @@ class _Region:
 
 
 class _Owner:
-    __slots__ = ("__array_interface__", "memory")
+    __slots__ = ("__array_interface__", "arena")
 
 
 def _best_gap(size):
     """(arena, offset) of the smallest free gap of at least ``size`` bytes, or None.
     Forgets the regions no longer in use first: their bytes are gaps again."""
     _regions[:] = [r for r in _regions if not r.free()]
-    used = {}
-    for r in _regions:
-        used.setdefault(r.arena, []).append((r.offset, r.size))
     best = None
-    for arena, memory in enumerate(_arenas):
+    for arena in _arenas:
         start = 0
-        for offset, length in sorted(used.get(arena, [])) + [(memory.size, 0)]:
+        pieces = sorted((r.offset, r.size) for r in _regions if r.arena is arena)
+        for offset, length in pieces + [(arena.size, 0)]:
             gap = offset - start
             if gap >= size and (best is None or gap < best[0]):
                 best = (gap, arena, start)
@@ -105,15 +107,9 @@ def _best_gap(size):
 
 def _grow(size):
     """A new arena for ``size`` bytes; arenas nothing uses are given back first."""
-    in_use = {r.arena for r in _regions}
-    if any(i not in in_use for i in range(len(_arenas))):
-        kept = [i for i in range(len(_arenas)) if i in in_use]
-        renumber = {old: new for new, old in enumerate(kept)}
-        _arenas[:] = [_arenas[i] for i in kept]
-        for r in _regions:
-            r.arena = renumber[r.arena]
+    _arenas[:] = [a for a in _arenas if any(r.arena is a for r in _regions)]
     _arenas.append(np.empty(max(ARENA_BYTES, size), dtype=np.uint8))
-    return len(_arenas) - 1, 0
+    return _arenas[-1], 0
 
 
 def empty(shape, dtype):

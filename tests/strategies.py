@@ -7,14 +7,14 @@ FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
 
 @st.composite
-def conv_cases(draw, max_size=9):
-    """Arguments of a small conv2d: shapes, stride, padding, groups (with and without bias)."""
+def conv_cases(draw, max_size=9, kernel=None, stride=None):
+    """Arguments of a small conv2d: shapes, stride, padding, groups (with and without bias).
+    ``kernel`` (kh, kw) and ``stride`` fix those instead of drawing them."""
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     c_per_group = draw(st.integers(1, 3))
     k_per_group = draw(st.integers(1, 3))
-    kh = draw(st.integers(1, 5))
-    kw = draw(st.integers(1, 5))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kh, kw = kernel or (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    stride = stride or (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = draw(st.one_of(
         st.tuples(st.integers(0, 2), st.integers(0, 2)),
         st.sampled_from(["same", "valid"]),

@@ -6,6 +6,7 @@ from hypothesis import given
 import minicnn as mc
 from minicnn.functional import conv2d_padding
 from minicnn.kernels.cpu import conv as cpu
+from minicnn.kernels.cpu import winograd
 from minicnn.kernels.reference import conv as ref
 from tests.helpers import rel_error, tolerance
 from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
@@ -120,3 +121,60 @@ def test_one_image_per_block_matches_reference(case, seed):
     assert rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(np.float64)
     for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
         assert rel_error(got, want) < tolerance(np.float64)
+
+
+@given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds, dtype=FLOAT_DTYPES)
+def test_winograd_matches_reference(case, seed, dtype):
+    """Stride-1 3x3 convolutions (AlexNet's conv3-5) take Winograd F(2x2, 3x3) for the output
+    and dL/dx: odd and even sizes (tiles hanging over the edge), uneven padding, groups,
+    blocks of one image and of the whole batch."""
+    x, w, b = _arrays(case, seed, dtype)
+    x = np.concatenate([x, -0.5 * x[::-1]])
+    padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
+    assert winograd.applies(w.shape, case["stride"], padding)
+    args = (case["stride"], padding, case["groups"])
+    expected = ref.conv2d_forward(x, w, b, *args)
+    grad_y = normal(seed + 3, expected.shape, dtype)
+    want = ref.conv2d_backward(x, w, grad_y, *args)
+    saved = winograd.BLOCK_BYTES
+    for block_bytes in (1, saved):
+        winograd.BLOCK_BYTES = block_bytes
+        try:
+            y = cpu.conv2d_forward(x, w, b, *args)
+            got = cpu.conv2d_backward(x, w, grad_y, *args)
+        finally:
+            winograd.BLOCK_BYTES = saved
+        assert y.dtype == dtype and y.shape == expected.shape
+        assert rel_error(y, expected) < tolerance(dtype)
+        for g, wanted in zip(got, want):
+            assert g.dtype == dtype and rel_error(g, wanted) < tolerance(dtype)
+
+
+@given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds)
+def test_im2col_path_still_matches_for_3x3(case, seed):
+    """With Winograd turned off, the same convolutions go through im2col and agree."""
+    x, w, b = _arrays(case, seed, np.float64)
+    padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
+    args = (case["stride"], padding, case["groups"])
+    cpu.WINOGRAD = False
+    try:
+        y = cpu.conv2d_forward(x, w, b, *args)
+        grad_y = normal(seed + 3, y.shape, np.float64)
+        grads = cpu.conv2d_backward(x, w, grad_y, *args)
+    finally:
+        cpu.WINOGRAD = True
+    assert rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(np.float64)
+    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
+        assert rel_error(got, want) < tolerance(np.float64)
+
+
+@pytest.mark.parametrize("w_shape, stride, padding, expected", [
+    ((4, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), True),
+    ((4, 2, 3, 3), (1, 1), ((0, 2), (2, 0)), True),
+    ((4, 2, 3, 3), (2, 2), ((1, 1), (1, 1)), False),  # stride 2
+    ((4, 2, 3, 3), (1, 1), ((3, 3), (1, 1)), False),  # padding beyond the kernel's reach
+    ((4, 2, 5, 5), (1, 1), ((2, 2), (2, 2)), False),  # conv2's 5x5
+    ((4, 2, 3, 1), (1, 1), ((1, 1), (0, 0)), False),
+])
+def test_winograd_applies_only_to_stride_1_3x3(w_shape, stride, padding, expected):
+    assert winograd.applies(w_shape, stride, padding) is expected

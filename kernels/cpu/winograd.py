@@ -1,0 +1,183 @@
+"""Winograd F(2x2, 3x3): stride-1 3x3 convolution with 2.25x fewer multiply-adds (AlexNet's conv3-5).
+
+The math (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015). The
+2x2 outputs y[2a:2a+2, 2b:2b+2] of one channel's 3x3 correlation need only the 4x4 input
+tile d = x_pad[2a:2a+4, 2b:2b+4], and with
+
+    B^T = [[1, 0, -1,  0],      G = [[1,    0,   0],      A^T = [[1, 1,  1,  0],
+           [0, 1,  1,  0],           [1/2,  1/2, 1/2],            [0, 1, -1, -1]]
+           [0, -1, 1,  0],           [1/2, -1/2, 1/2],
+           [0, 1,  0, -1]]           [0,    0,   1]]
+
+    y[2a:2a+2, 2b:2b+2] = A^T [ (G w G^T) * (B^T d B) ] A      (* element by element, 4x4)
+
+The sum over input channels commutes with A^T . A, so for each of the 16 entries e of a
+transformed 4x4 tile the channel sum is one matrix product, per group:
+
+    U[e, k, c] = (G w[k, c] G^T)[e]                 the kernels, (16, K, C/G)
+    V[e, c, t] = (B^T d[c, t] B)[e]                 tile t of every image in the block, (16, C, T)
+    M[e, k, t] = sum over c of U[e, k, c] V[e, c, t]   16 GEMMs (K/G, C/G) @ (C/G, T) per group
+    y[k, tile t] = A^T M[:, k, t] A  (+ b[k]),      the part of the 2x2 block inside the output
+
+A direct 3x3 convolution costs 9 multiply-adds per output and input channel; this costs 16
+per 2x2 outputs: 2.25x fewer, less the tiles that hang over the edge (13x13 outputs take
+7x7 tiles: 1.94x fewer). The transforms only add and halve, so float32 results stay within
+a few ulp-scaled roundings of the direct sum (tests/kernels/test_conv.py compares them).
+
+dL/dx of a stride-1 convolution is the stride-1 convolution of grad_y with each kernel
+flipped and its two channel axes swapped (within each group), padded by 2 - pad on each
+side: ``conv2d_input_grad`` sends it through the same forward. (dL/dw stays with im2col in
+conv.py: its GEMM has the long sum over images and pixels, which Winograd does not shorten.)
+
+Layout and threads: the block's images are cut into tiles t = (n*tiles_h + a)*tiles_w + b;
+the input transform runs in parallel over (n, c) planes, the output transform over (n, k)
+planes, so each writes its own elements. The products run in NumPy's SGEMM.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import workspace
+
+BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 32 images; 32 MB ran 5-30% slower)
+
+
+def applies(w_shape, stride, padding):
+    """Whether this path computes the convolution: 3x3 kernels, stride 1, each pad 0..2."""
+    (top, bottom), (left, right) = padding
+    return (tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1)
+            and all(0 <= pad <= 2 for pad in (top, bottom, left, right)))
+
+
+@njit(cache=True, inline="always")
+def _g(a, b, c, half):
+    """G @ (a, b, c)."""
+    return a, (a + b + c) * half, (a - b + c) * half, c
+
+
+@njit(parallel=True, cache=True)
+def _transform_kernels(w, u):
+    """u[4*r + s, k, c] = (G w[k, c] G^T)[r, s]."""
+    n_out, n_in = w.shape[0], w.shape[1]
+    half = w.dtype.type(0.5)
+    for kc in prange(n_out * n_in):
+        k = kc // n_in
+        c = kc % n_in
+        g = w[k, c]
+        col0 = _g(g[0, 0], g[1, 0], g[2, 0], half)  # the columns of G w
+        col1 = _g(g[0, 1], g[1, 1], g[2, 1], half)
+        col2 = _g(g[0, 2], g[1, 2], g[2, 2], half)
+        for r in range(4):
+            row = _g(col0[r], col1[r], col2[r], half)  # row r of (G w) G^T
+            for s in range(4):
+                u[4 * r + s, k, c] = row[s]
+
+
+@njit(cache=True, inline="always")
+def _bt(d0, d1, d2, d3):
+    """B^T @ (d0, d1, d2, d3)."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(cache=True, inline="always")
+def _store4(v, e, c, t, row):
+    v[e, c, t] = row[0]
+    v[e + 1, c, t] = row[1]
+    v[e + 2, c, t] = row[2]
+    v[e + 3, c, t] = row[3]
+
+
+@njit(parallel=True, cache=True)
+def _transform_input(x, top, left, tiles_h, tiles_w, v):
+    """v[4*r + s, c, t] = (B^T d B)[r, s] for tile t = (n*tiles_h + a)*tiles_w + b of plane (n, c),
+    d = x_pad[n, c, 2a:2a+4, 2b:2b+4] (zero outside x)."""
+    n_block, channels, height, width = x.shape
+    pad_h, pad_w = 2 * tiles_h + 2, 2 * tiles_w + 2
+    padded = np.zeros((channels * n_block, pad_h, pad_w), dtype=x.dtype)
+    for cn in prange(channels * n_block):
+        c = cn // n_block  # channel-major, so that consecutive planes fill v[e, c] from left to right
+        n = cn % n_block
+        plane = padded[cn]  # the border stays zero: only the inside is written
+        for h in range(height):
+            for w in range(width):
+                plane[h + top, w + left] = x[n, c, h, w]
+        for a in range(tiles_h):
+            base = (n * tiles_h + a) * tiles_w
+            for b in range(tiles_w):
+                i, j = 2 * a, 2 * b
+                col0 = _bt(plane[i, j], plane[i + 1, j], plane[i + 2, j], plane[i + 3, j])  # columns of B^T d
+                col1 = _bt(plane[i, j + 1], plane[i + 1, j + 1], plane[i + 2, j + 1], plane[i + 3, j + 1])
+                col2 = _bt(plane[i, j + 2], plane[i + 1, j + 2], plane[i + 2, j + 2], plane[i + 3, j + 2])
+                col3 = _bt(plane[i, j + 3], plane[i + 1, j + 3], plane[i + 2, j + 3], plane[i + 3, j + 3])
+                t = base + b
+                _store4(v, 0, c, t, _bt(col0[0], col1[0], col2[0], col3[0]))
+                _store4(v, 4, c, t, _bt(col0[1], col1[1], col2[1], col3[1]))
+                _store4(v, 8, c, t, _bt(col0[2], col1[2], col2[2], col3[2]))
+                _store4(v, 12, c, t, _bt(col0[3], col1[3], col2[3], col3[3]))
+
+
+@njit(cache=True, inline="always")
+def _at(m0, m1, m2, m3):
+    """A^T @ (m0, m1, m2, m3)."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(parallel=True, cache=True)
+def _transform_output(m, bias, tiles_h, tiles_w, y):
+    """y[n, k, 2a + r, 2b + s] = (A^T M[:, k, t] A)[r, s] + bias[k] where inside y."""
+    n_block, channels, h_out, w_out = y.shape
+    for kn in prange(channels * n_block):
+        k = kn // n_block  # channel-major: consecutive planes read m[e, k] from left to right
+        n = kn % n_block
+        bk = bias[k]
+        for a in range(tiles_h):
+            base = (n * tiles_h + a) * tiles_w
+            for b in range(tiles_w):
+                t = base + b
+                col0 = _at(m[0, k, t], m[4, k, t], m[8, k, t], m[12, k, t])  # columns of A^T M
+                col1 = _at(m[1, k, t], m[5, k, t], m[9, k, t], m[13, k, t])
+                col2 = _at(m[2, k, t], m[6, k, t], m[10, k, t], m[14, k, t])
+                col3 = _at(m[3, k, t], m[7, k, t], m[11, k, t], m[15, k, t])
+                top_row = _at(col0[0], col1[0], col2[0], col3[0])  # rows of (A^T M) A
+                y[n, k, 2 * a, 2 * b] = top_row[0] + bk
+                if 2 * b + 1 < w_out:
+                    y[n, k, 2 * a, 2 * b + 1] = top_row[1] + bk
+                if 2 * a + 1 < h_out:
+                    bottom_row = _at(col0[1], col1[1], col2[1], col3[1])
+                    y[n, k, 2 * a + 1, 2 * b] = bottom_row[0] + bk
+                    if 2 * b + 1 < w_out:
+                        y[n, k, 2 * a + 1, 2 * b + 1] = bottom_row[1] + bk
+
+
+def conv2d_forward(x, w, b, padding, groups):
+    """y = conv(x, w) + b, stride 1, 3x3 kernels, padding ((top, bottom), (left, right)) each 0..2."""
+    n, c, h, width = x.shape
+    k = w.shape[0]
+    (top, bottom), (left, right) = padding
+    h_out, w_out = h + top + bottom - 2, width + left + right - 2
+    tiles_h, tiles_w = (h_out + 1) // 2, (w_out + 1) // 2
+    tiles = tiles_h * tiles_w
+    u = workspace.scratch("winograd.u", (16, k, c // groups), x.dtype)
+    _transform_kernels(w, u)
+    u_g = u.reshape(16, groups, k // groups, c // groups)
+    bias = b if b is not None else np.zeros(k, dtype=x.dtype)
+    y = workspace.empty((n, k, h_out, w_out), x.dtype)
+    block = max(1, min(n, BLOCK_BYTES // (16 * (c + k) * tiles * x.dtype.itemsize)))
+    for n0 in range(0, n, block):
+        n1 = min(n, n0 + block)
+        columns = (n1 - n0) * tiles
+        v = workspace.scratch("winograd.v", (16, c, columns), x.dtype)
+        _transform_input(x[n0:n1], top, left, tiles_h, tiles_w, v)
+        m = workspace.scratch("winograd.m", (16, k, columns), x.dtype)
+        np.matmul(u_g, v.reshape(16, groups, c // groups, columns), out=m.reshape(16, groups, k // groups, columns))
+        _transform_output(m, bias, tiles_h, tiles_w, y[n0:n1])
+    return y
+
+
+def conv2d_input_grad(w, grad_y, padding, groups):
+    """dL/dx of a stride-1 3x3 convolution: grad_y convolved with the flipped kernels, each
+    group's channel axes swapped, padded by 2 - pad."""
+    k, c_g = w.shape[0], w.shape[1]
+    flipped = w.reshape(groups, k // groups, c_g, 3, 3)[:, :, :, ::-1, ::-1]
+    w_t = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * c_g, k // groups, 3, 3)
+    (top, bottom), (left, right) = padding
+    return conv2d_forward(grad_y, w_t, None, ((2 - top, 2 - bottom), (2 - left, 2 - right)), groups)

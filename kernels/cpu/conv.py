@@ -265,21 +265,16 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
 
     dL/dw is accumulated transposed, as cols_g @ grad_y_g^T (C/G*kh*kw, K/G): on its own,
     OpenBLAS ran that product 9-18% faster than grad_y_g @ cols_g^T at AlexNet's grouped
-    sizes (K/G = 128-192), and the transposition back is one small copy at the end.
-    dL/dx of a stride-1 3x3 convolution comes from ``winograd.py``."""
+    sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
+    if _winograd(w.shape, stride, padding):
+        return _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups
     w_g = w.reshape(groups, k // groups, rows_g)
-    grad_x = None
-    if needs_input_grad[0] and _winograd(w.shape, stride, padding):
-        grad_x = winograd.conv2d_input_grad(w, grad_y, padding, groups)
-    im2col_grad_x = needs_input_grad[0] and grad_x is None
-    if im2col_grad_x:
-        grad_x = workspace.empty(x.shape, x.dtype)
+    grad_x = workspace.empty(x.shape, x.dtype) if needs_input_grad[0] else None
     grad_w_t = None
     bias_sums = np.zeros(k)  # float64 over the whole batch
-    blocks = geo.blocks() if needs_input_grad[1] or needs_input_grad[2] or im2col_grad_x else []
-    for n0, n1 in blocks:
+    for n0, n1 in geo.blocks():
         grad_y_cm = workspace.scratch("conv.grad_y", (k, n1 - n0, geo.run), x.dtype)
         channel_sums = workspace.scratch("conv.channel_sums", (k, n1 - n0), np.float64)
         _nchw_to_channel_major(grad_y[n0:n1], grad_y_cm, channel_sums)
@@ -293,7 +288,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
             else:
                 block = workspace.scratch("conv.grad_w_t_block", grad_w_t.shape, x.dtype)
                 grad_w_t += np.matmul(cols_g, grad_y_g.transpose(0, 2, 1), out=block)
-        if im2col_grad_x:
+        if grad_x is not None:
             grad_cols = workspace.scratch("conv.grad_cols", (groups, rows_g, grad_y_g.shape[2]), x.dtype)
             np.matmul(w_g.transpose(0, 2, 1), grad_y_g, out=grad_cols)
             geo.col2im(grad_cols.reshape(geo.rows, -1), grad_x[n0:n1])
@@ -302,4 +297,14 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
         grad_w = workspace.empty(w.shape, w.dtype)
         np.copyto(grad_w.reshape(w_g.shape), grad_w_t.transpose(0, 2, 1))
     grad_b = bias_sums.astype(x.dtype) if needs_input_grad[2] else None
+    return grad_x, grad_w, grad_b
+
+
+def _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad):
+    grad_x = winograd.conv2d_input_grad(w, grad_y, padding, groups) if needs_input_grad[0] else None
+    grad_w = grad_b = None
+    if needs_input_grad[1] or needs_input_grad[2]:
+        grad_w, bias_sums = winograd.conv2d_weight_grad(x, grad_y, w.shape, padding, groups)
+        grad_w = grad_w if needs_input_grad[1] else None
+        grad_b = bias_sums.astype(x.dtype) if needs_input_grad[2] else None
     return grad_x, grad_w, grad_b

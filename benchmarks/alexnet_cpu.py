@@ -379,8 +379,10 @@ def format_report(r):
                + (f" | {mem['minicnn']['peak_mb'] / mem['pytorch']['peak_mb']:.2f} |" if has_torch else " | - |"))
     out += ["", f"Warm `minicnn trace` start: first line after {r['trace_first_output_s']:.2f} s.", "",
             "Per layer (each layer timed alone on a detached input; backward includes the weight gradient). "
-            "Convolutions and fc layers: GFLOP/s and % of SGEMM; the others: GB/s of the bytes they must "
-            "read and write, and % of copy bandwidth.", "",
+            "Convolutions and fc layers: GFLOP/s and % of SGEMM, counting a direct convolution's "
+            "multiply-adds (conv3-5 run Winograd F(2x2, 3x3), which does 2.25x fewer, so their rate is an "
+            "effective one and can pass SGEMM's); the others: GB/s of the bytes they must read and write, "
+            "and % of copy bandwidth.", "",
             "| layer | fwd minicnn | fwd PyTorch | bwd minicnn | bwd PyTorch | fwd rate (% peak) | bwd rate (% peak) |",
             "|---|---|---|---|---|---|---|"]
     layers = r["layers"]

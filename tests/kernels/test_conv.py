@@ -102,6 +102,21 @@ def test_input_gradient_is_skipped_when_not_needed():
     assert x.grad is None and w.grad.shape == (3, 2, 3, 3)
 
 
+def _matches_reference_with(module, setting, value, x, w, b, args, seed):
+    """Run the CPU kernel with ``module.setting = value`` and compare all its results with the reference."""
+    saved = getattr(module, setting)
+    setattr(module, setting, value)
+    try:
+        y = cpu.conv2d_forward(x, w, b, *args)
+        grad_y = normal(seed + 3, y.shape, x.dtype)
+        grads = cpu.conv2d_backward(x, w, grad_y, *args)
+    finally:
+        setattr(module, setting, saved)
+    assert y.dtype == x.dtype and rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(x.dtype)
+    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
+        assert got.dtype == x.dtype and rel_error(got, want) < tolerance(x.dtype)
+
+
 @given(case=conv_cases(), seed=seeds)
 def test_one_image_per_block_matches_reference(case, seed):
     """The kernel cuts the batch into blocks of images (``BLOCK_BYTES``); at the AlexNet sizes
@@ -109,45 +124,21 @@ def test_one_image_per_block_matches_reference(case, seed):
     x, w, b = _arrays(case, seed, np.float64)
     x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images, so 3 to 6 blocks
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    args = (case["stride"], padding, case["groups"])
-    saved = cpu.BLOCK_BYTES
-    cpu.BLOCK_BYTES = 1
-    try:
-        y = cpu.conv2d_forward(x, w, b, *args)
-        grad_y = normal(seed + 3, y.shape, np.float64)
-        grads = cpu.conv2d_backward(x, w, grad_y, *args)
-    finally:
-        cpu.BLOCK_BYTES = saved
-    assert rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(np.float64)
-    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
-        assert rel_error(got, want) < tolerance(np.float64)
+    _matches_reference_with(cpu, "BLOCK_BYTES", 1, x, w, b, (case["stride"], padding, case["groups"]), seed)
 
 
 @given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds, dtype=FLOAT_DTYPES)
 def test_winograd_matches_reference(case, seed, dtype):
-    """Stride-1 3x3 convolutions (AlexNet's conv3-5) take Winograd F(2x2, 3x3) for the output
-    and dL/dx: odd and even sizes (tiles hanging over the edge), uneven padding, groups,
+    """Stride-1 3x3 convolutions (AlexNet's conv3-5) take Winograd F(2x2, 3x3) for the output,
+    dL/dx and dL/dw: odd and even sizes (tiles hanging over the edge), uneven padding, groups,
     blocks of one image and of the whole batch."""
     x, w, b = _arrays(case, seed, dtype)
     x = np.concatenate([x, -0.5 * x[::-1]])
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
     assert winograd.applies(w.shape, case["stride"], padding)
     args = (case["stride"], padding, case["groups"])
-    expected = ref.conv2d_forward(x, w, b, *args)
-    grad_y = normal(seed + 3, expected.shape, dtype)
-    want = ref.conv2d_backward(x, w, grad_y, *args)
-    saved = winograd.BLOCK_BYTES
-    for block_bytes in (1, saved):
-        winograd.BLOCK_BYTES = block_bytes
-        try:
-            y = cpu.conv2d_forward(x, w, b, *args)
-            got = cpu.conv2d_backward(x, w, grad_y, *args)
-        finally:
-            winograd.BLOCK_BYTES = saved
-        assert y.dtype == dtype and y.shape == expected.shape
-        assert rel_error(y, expected) < tolerance(dtype)
-        for g, wanted in zip(got, want):
-            assert g.dtype == dtype and rel_error(g, wanted) < tolerance(dtype)
+    for block_bytes in (1, winograd.BLOCK_BYTES):
+        _matches_reference_with(winograd, "BLOCK_BYTES", block_bytes, x, w, b, args, seed)
 
 
 @given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds)
@@ -155,17 +146,7 @@ def test_im2col_path_still_matches_for_3x3(case, seed):
     """With Winograd turned off, the same convolutions go through im2col and agree."""
     x, w, b = _arrays(case, seed, np.float64)
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    args = (case["stride"], padding, case["groups"])
-    cpu.WINOGRAD = False
-    try:
-        y = cpu.conv2d_forward(x, w, b, *args)
-        grad_y = normal(seed + 3, y.shape, np.float64)
-        grads = cpu.conv2d_backward(x, w, grad_y, *args)
-    finally:
-        cpu.WINOGRAD = True
-    assert rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(np.float64)
-    for got, want in zip(grads, ref.conv2d_backward(x, w, grad_y, *args)):
-        assert rel_error(got, want) < tolerance(np.float64)
+    _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, (case["stride"], padding, case["groups"]), seed)
 
 
 @pytest.mark.parametrize("w_shape, stride, padding, expected", [

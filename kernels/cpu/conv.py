@@ -44,9 +44,11 @@ Two forms of im2col:
   skips those entries; the columns j that fall inside the image are one range per
   (q, row), so the inner loops have no branches.
 
-Threads: im2col and col2im run in parallel over the block's (n, c) planes. In col2im
-each plane of grad_x is owned by exactly one iteration, so no two threads ever add into
-the same element.
+Threads: im2col and col2im run in parallel over the block's (c, n) planes, channel-major,
+so consecutive iterations write (col2im: read) neighbouring columns of the same rows of
+cols: 2-13% faster than image-major at conv1 and conv2 (and 1.7x for Winograd's transforms,
+which write 16 such rows per plane). In col2im each plane of grad_x is owned by exactly one
+iteration, so no two threads ever add into the same element.
 """
 import numpy as np
 from numba import njit, prange
@@ -73,9 +75,9 @@ def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
     n_block, channels, height, width = x.shape
     plane = h_out * w_out
     zero = cols.dtype.type(0)
-    for nc in prange(n_block * channels):
-        n = nc // channels
-        c = nc % channels
+    for cn in prange(channels * n_block):
+        c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
+        n = cn % n_block
         for p in range(kh):
             for q in range(kw):
                 row = (c * kh + p) * kw + q
@@ -101,9 +103,9 @@ def _col2im(grad_cols, kh, kw, sh, sw, top, left, h_out, w_out, grad_x):
     """grad_x = the sum of each grad_cols entry at the x position it was copied from."""
     n_block, channels, height, width = grad_x.shape
     plane = h_out * w_out
-    for nc in prange(n_block * channels):
-        n = nc // channels
-        c = nc % channels
+    for cn in prange(channels * n_block):
+        c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
+        n = cn % n_block
         grad_x[n, c] = 0
         for p in range(kh):
             for q in range(kw):
@@ -124,11 +126,11 @@ def _im2col_wide(x, kh, kw, top, left, h_pad, w_pad, h_out, cols):
     for m in [0, R), R = h_out*w_pad: one contiguous copy per (row, image)."""
     n_block, channels, height, width = x.shape
     run = h_out * w_pad
-    padded = np.zeros((n_block * channels, h_pad * w_pad + kw - 1), dtype=x.dtype)
-    for nc in prange(n_block * channels):
-        n = nc // channels
-        c = nc % channels
-        plane = padded[nc]  # the zero border stays zero: only the inside is written
+    padded = np.zeros((channels * n_block, h_pad * w_pad + kw - 1), dtype=x.dtype)
+    for cn in prange(channels * n_block):
+        c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
+        n = cn % n_block
+        plane = padded[cn]  # the zero border stays zero: only the inside is written
         for h in range(height):
             start = (h + top) * w_pad + left
             for w in range(width):
@@ -147,11 +149,11 @@ def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, w_pad, h_out, grad_x):
     accumulator, then keeps the inside."""
     n_block, channels, height, width = grad_x.shape
     run = h_out * w_pad
-    padded = np.empty((n_block * channels, h_pad * w_pad + kw - 1), dtype=grad_x.dtype)
-    for nc in prange(n_block * channels):
-        n = nc // channels
-        c = nc % channels
-        plane = padded[nc]
+    padded = np.empty((channels * n_block, h_pad * w_pad + kw - 1), dtype=grad_x.dtype)
+    for cn in prange(channels * n_block):
+        c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
+        n = cn % n_block
+        plane = padded[cn]
         plane[:] = 0
         for p in range(kh):
             for q in range(kw):

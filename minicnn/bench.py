@@ -329,7 +329,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
               "gpu_fp32_peak_gflops": gpu_peak, "gpu_bandwidth_gbs": gpu_bandwidth, "layers": rows}
     if step:
         print("training step", file=sys.stderr, flush=True)
-        result["training_step"] = {dev: measure_training_step(batch, dev, max(1, repeats // 2)) for dev in devices}
+        result["training_step"] = {dev: measure_training_step(batch, dev, repeats) for dev in devices}
     say()
     for line in format_table(result, devices):
         say(line)

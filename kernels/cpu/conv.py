@@ -1,5 +1,8 @@
 """2-D convolution on the CPU: Numba im2col/col2im feeding NumPy's SGEMM, a block of images at a time.
 
+Stride-1 3x3 convolutions (AlexNet's conv3-5) go to ``winograd.py`` instead (2.25x fewer
+multiply-adds), unless ``WINOGRAD`` is set to False; everything below is the im2col path.
+
 The math (see ``kernels/reference/conv.py`` for the same formulas as loops):
 
     y[n, k, i, j] = b[k] + sum_{c', p, q} w[k, c', p, q] * x_pad[n, g*C/G + c', i*sh + p, j*sw + q]
@@ -14,7 +17,7 @@ so that, with the rows of group g forming the block cols_g (C/G*kh*kw, B*H_out*W
 and w_g = w[group g].reshape(K/G, C/G*kh*kw):
 
     y_g          = w_g @ cols_g                      (K/G, B*H_out*W_out), then to NCHW
-    dL/dw_g     += grad_y_g @ cols_g^T               summed over the blocks in order
+    dL/dw_g^T   += cols_g @ grad_y_g^T               summed over the blocks in order
     dL/dcols_g   = w_g^T @ grad_y_g                  then col2im adds each entry back to
                                                      the x element it was copied from
     dL/db[k]     = sum over (n, i, j) of grad_y[n, k, i, j]

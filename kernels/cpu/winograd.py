@@ -21,8 +21,9 @@ transformed 4x4 tile the channel sum is one matrix product, per group:
 
 A direct 3x3 convolution costs 9 multiply-adds per output and input channel; this costs 16
 per 2x2 outputs: 2.25x fewer, less the tiles that hang over the edge (13x13 outputs take
-7x7 tiles: 1.94x fewer). The transforms only add and halve, so float32 results stay within
-a few ulp-scaled roundings of the direct sum (tests/kernels/test_conv.py compares them).
+7x7 tiles: 1.94x fewer). The transforms only add and halve: at AlexNet's sizes the float32
+results differ from the im2col path's by about 1e-6 of the output's scale
+(tests/kernels/test_conv.py compares both with the reference).
 
 dL/dx of a stride-1 convolution is the stride-1 convolution of grad_y with each kernel
 flipped and its two channel axes swapped (within each group), padded by 2 - pad on each
@@ -34,12 +35,13 @@ dL/dw is the adjoint of the forward above with respect to U = G w G^T, summed ov
     S[e, k, c]   = sum over t of Z[e, k, t] V[e, c, t]   16 GEMMs per group, the long sum inside
     dL/dw[k, c]  = G^T S[:, k, c] G                 (3x3)
 
-(Lavin and Gray's F(3x3, 2x2) form: 2.25x fewer multiply-adds than im2col's product.) The
-transposition of grad_y also sums it for dL/db.
+with A = (A^T)^T (Lavin and Gray's F(3x3, 2x2) form: 2.25x fewer multiply-adds than im2col's
+product). The transform of grad_y also sums it, in float64, for dL/db.
 
-Layout and threads: the block's images are cut into tiles t = (n*tiles_h + a)*tiles_w + b;
-the input transform runs in parallel over (n, c) planes, the output transform over (n, k)
-planes, so each writes its own elements. The products run in NumPy's SGEMM.
+Layout and threads: the block's images are cut into tiles t = (n*tiles_h + a)*tiles_w + b.
+The transforms run in parallel over planes, channel-major ((c, n) for the input, (k, n) for
+the output and grad_y), so each iteration writes its own elements and consecutive ones fill
+the same rows of V, M or Z left to right. The products run in NumPy's SGEMM.
 """
 import numpy as np
 from numba import njit, prange

@@ -342,6 +342,9 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     return result
 
 
+WINOGRAD_LAYERS = ("conv3", "conv4", "conv5")  # AlexNet's stride-1 3x3 convolutions (kernels/cpu/winograd.py)
+
+
 def format_table(result, devices):
     header = ["layer", "pass", "numpy ref ms"]
     for dev in devices:
@@ -374,6 +377,10 @@ def format_table(result, devices):
     first = ", ".join(f"{r['layer']} {r[d]['first_call']:.1f}s ({d})" for r in result["layers"] for d in devices
                       if r[d]["first_call"] > 0.5)
     lines.append("")
+    winograd = [r["layer"] for r in result["layers"] if r["layer"] in WINOGRAD_LAYERS]
+    if "cpu" in devices and winograd:
+        lines.append(f"CPU {', '.join(winograd)}: Winograd F(2x2, 3x3), 2.25x fewer multiply-adds; "
+                     "GFLOP/s and % peak count a direct convolution's work")
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
     for dev, s in result.get("training_step", {}).items():
         lines.append(f"alexnet2012 training step (forward + loss + backward + SGD update), batch {result['batch']}, {dev}: "

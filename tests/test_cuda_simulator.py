@@ -37,6 +37,7 @@ def test_bench_runs_the_cpu_columns_and_says_why_gpu_ones_are_missing(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "| conv5" in out.stdout and "GFLOP/s" in out.stdout and "GB/s" in out.stdout
+    assert "CPU conv5: Winograd" in out.stdout  # its rate counts a direct convolution's work
     if not mc.cuda.is_available():
         assert "GPU columns missing:" in out.stdout
     assert (tmp_path / "b.json").stat().st_size > 100 and (tmp_path / "b.png").stat().st_size > 1000

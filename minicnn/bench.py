@@ -27,6 +27,7 @@ import numpy as np
 from . import device as _device
 from . import functional as F
 from . import models, optim
+from .kernels.cpu import conv as cpu_conv
 from .kernels.reference import activation as ref_activation
 from .kernels.reference import batchnorm as ref_batchnorm
 from .kernels.reference import conv as ref_conv
@@ -84,6 +85,7 @@ def layer_cases(n):
             args = ((stride, stride), ((pad, pad), (pad, pad)), groups)
             return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
         build.reference = reference
+        build.cpu_winograd = cpu_conv.takes_winograd((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
         return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):
@@ -318,7 +320,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     for i, (name, kind, work, build) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
         row = {"layer": name, "kind": kind, "work": {"forward": work[0], "backward": work[1]},
-               "unit": "GB/s" if kind == "memory" else "GFLOP/s"}
+               "unit": "GB/s" if kind == "memory" else "GFLOP/s", "cpu_winograd": getattr(build, "cpu_winograd", False)}
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
             row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
@@ -340,9 +342,6 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     if png_path:
         say(write_chart(result, devices, png_path))
     return result
-
-
-WINOGRAD_LAYERS = ("conv3", "conv4", "conv5")  # AlexNet's stride-1 3x3 convolutions (kernels/cpu/winograd.py)
 
 
 def format_table(result, devices):
@@ -377,7 +376,7 @@ def format_table(result, devices):
     first = ", ".join(f"{r['layer']} {r[d]['first_call']:.1f}s ({d})" for r in result["layers"] for d in devices
                       if r[d]["first_call"] > 0.5)
     lines.append("")
-    winograd = [r["layer"] for r in result["layers"] if r["layer"] in WINOGRAD_LAYERS]
+    winograd = [r["layer"] for r in result["layers"] if r.get("cpu_winograd")]
     if "cpu" in devices and winograd:
         lines.append(f"CPU {', '.join(winograd)}: Winograd F(2x2, 3x3), 2.25x fewer multiply-adds; "
                      "GFLOP/s and % peak count a direct convolution's work")

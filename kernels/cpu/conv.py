@@ -33,7 +33,7 @@ The matrices live in reused scratch buffers (``workspace.py``).
 
 Two forms of im2col:
 
-- Stride 1 (AlexNet's conv2-5) takes the *wide* form. Each image's columns are laid out
+- Stride 1 (AlexNet's conv2; conv3-5 too when ``WINOGRAD`` is off) takes the *wide* form. Each image's columns are laid out
   as rows of the padded input's width W_pad (not W_out): column n*R + i*W_pad + j with
   R = H_out*W_pad. Then the row (c, p, q) of one image is x_pad[n, c] read flat from
   offset p*W_pad + q, one contiguous run of R values, copied in one loop. The GEMM also
@@ -41,7 +41,7 @@ Two forms of im2col:
   13x13 and 27x27); the transposition to NCHW skips them, and the backward puts zeros
   there, so they add nothing to dL/dw or dL/dx. This made im2col 3-5x faster than the
   per-output-row copies of the general form (runs of 13 values each), which cost more
-  than the GEMM at the 13x13 layers.
+  than the GEMM at the 13x13 layers (measured before those layers moved to Winograd).
 - Any other stride takes the general form: runs of W_out values per output row. Padding
   is not materialised: im2col writes zeros where a window hangs over the edge and col2im
   skips those entries; the columns j that fall inside the image are one range per
@@ -59,7 +59,7 @@ from numba import njit, prange
 from . import winograd, workspace
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
-WINOGRAD = True  # stride-1 3x3 convolutions (forward and dL/dx) through winograd.py
+WINOGRAD = True  # stride-1 3x3 convolutions (forward, dL/dx and dL/dw) through winograd.py
 
 
 @njit(cache=True, inline="always")
@@ -261,12 +261,13 @@ class _Geometry:
                     grad_x_block)
 
 
-def _winograd(w_shape, stride, padding):
+def takes_winograd(w_shape, stride, padding):
+    """Whether this module sends the convolution to ``winograd.py`` (``minicnn bench`` labels it)."""
     return WINOGRAD and winograd.applies(w_shape, stride, padding)
 
 
 def conv2d_forward(x, w, b, stride, padding, groups):
-    if _winograd(w.shape, stride, padding):
+    if takes_winograd(w.shape, stride, padding):
         return winograd.conv2d_forward(x, w, b, padding, groups)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k = geo.k
@@ -287,7 +288,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     dL/dw is accumulated transposed, as cols_g @ grad_y_g^T (C/G*kh*kw, K/G): on its own,
     OpenBLAS ran that product 9-18% faster than grad_y_g @ cols_g^T at AlexNet's grouped
     sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
-    if _winograd(w.shape, stride, padding):
+    if takes_winograd(w.shape, stride, padding):
         return _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups

@@ -7,10 +7,28 @@ The math (``kernels/reference/pool.py`` has it as NumPy):
     argmax[n, c, i, j] = h*W + w of the first maximum in row-major window order
     dL/dx[n, c, h, w]  = sum of grad_y[n, c, i, j] over the windows that (h, w) won
 
-Windows are clipped to the input instead of padding it with -inf (the op layer
-requires padding <= kernel // 2, so every window holds at least one real input).
-The scan starts at the window's first element and takes a new maximum only when
-strictly greater, which is the tie rule.
+The tie rule: the scan goes through the window in row-major order and takes a new
+maximum only when it ``_wins``: strictly greater, or NaN where the maximum so far is not
+(so a NaN propagates, and the first one wins, as ``np.argmax`` has it in the reference).
+Windows are clipped to the input instead of padding it with -inf (the op layer requires
+padding <= kernel // 2, so every window holds at least one real input).
+
+``_scan_window`` is that scan for one output, as written: it serves the border outputs,
+whose windows are clipped. The interior outputs go through a vectorised form of the same
+scan, because one output at a time was slow: the compare-and-keep of the index is a
+branch that random data mispredicts, and the window's columns are sw apart, a gather the
+compiler does not vectorise. Per (n, c) plane:
+
+1. split the plane into its sh*sw phases, phase (rh, rw)[a, b] = x[a*sh + rh, b*sw + rw],
+   each stored flat with rows of length PW = ceil(W / sw);
+2. then, for output (i, j) at m = i*PW + j, window element (p, q) is phase
+   ((p - ph) mod sh, (q - pw) mod sw) at flat position m + a constant: one contiguous run
+   of all the plane's outputs per window element. The scan becomes kh*kw passes over those
+   runs, each a vector compare and masked store of the value and of the element's offset
+   p*W + q in the window (PW - W_out of each row's entries are not outputs and are dropped);
+3. argmax = the window's corner (i*sh - ph)*W + j*sw - pw + that offset.
+
+At AlexNet's pool1 (batch 64) this took about a third of the time of the scalar scan.
 
 Threads: both passes run in parallel over (n, c) planes, each plane owned by one
 iteration, so the backward's sums never race.
@@ -20,30 +38,114 @@ from numba import njit, prange
 
 from . import workspace
 
+PLANES_PER_TASK = 8
+
+
+@njit(cache=True, inline="always")
+def _wins(v, best):
+    """The tie rule: strictly greater, or the first NaN."""
+    return v > best or (v != v and best == best)
+
+
+@njit(cache=True)
+def _scan_window(plane, i, j, kh, kw, sh, sw, ph, pw):
+    """(max, flat index of the first maximum) of output (i, j)'s window, clipped to the plane."""
+    height, width = plane.shape
+    h_start = max(i * sh - ph, 0)
+    h_end = min(i * sh - ph + kh, height)
+    w_start = max(j * sw - pw, 0)
+    w_end = min(j * sw - pw + kw, width)
+    best = plane[h_start, w_start]
+    best_index = h_start * width + w_start
+    for h in range(h_start, h_end):
+        for w in range(w_start, w_end):
+            if _wins(plane[h, w], best):
+                best = plane[h, w]
+                best_index = h * width + w
+    return best, best_index
+
 
 @njit(parallel=True, cache=True)
 def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     n_batch, channels, height, width = x.shape
     h_out, w_out = y.shape[2], y.shape[3]
-    for nc in prange(n_batch * channels):
-        n = nc // channels
-        c = nc % channels
-        for i in range(h_out):
-            h_start = max(i * sh - ph, 0)
-            h_end = min(i * sh - ph + kh, height)
-            for j in range(w_out):
-                w_start = max(j * sw - pw, 0)
-                w_end = min(j * sw - pw + kw, width)
-                best = x[n, c, h_start, w_start]
-                best_index = h_start * width + w_start
-                for h in range(h_start, h_end):
-                    for w in range(w_start, w_end):
-                        v = x[n, c, h, w]
-                        if v > best:
-                            best = v
-                            best_index = h * width + w
-                y[n, c, i, j] = best
-                argmax[n, c, i, j] = best_index
+    # The interior outputs, whose windows lie wholly inside the plane: rows [i_lo, i_hi), columns [j_lo, j_hi).
+    i_lo = min(h_out, (ph + sh - 1) // sh)
+    i_hi = max(i_lo, min(h_out, (height + ph - kh) // sh + 1))
+    j_lo = min(w_out, (pw + sw - 1) // sw)
+    j_hi = max(j_lo, min(w_out, (width + pw - kw) // sw + 1))
+    has_interior = i_hi > i_lo and j_hi > j_lo
+    # Each task takes PLANES_PER_TASK planes, side by side in its scratch, so that the scan
+    # of step 2 runs once over all of them (at 13x13 one plane has only 42 interior outputs).
+    # Plane k's phase (rh, rw) starts at phase_start + k*plane_stride, with kw entries
+    # between planes and around the whole: the scan's runs start up to kw - 1 entries
+    # before a plane's phase or end as far after it (only for outputs that are dropped).
+    phase_w = (width + sw - 1) // sw
+    plane_stride = ((height + sh - 1) // sh) * phase_w + kw
+    phase_size = PLANES_PER_TASK * plane_stride + 2 * kw
+    planes = n_batch * channels
+    for task in prange((planes + PLANES_PER_TASK - 1) // PLANES_PER_TASK):
+        first = task * PLANES_PER_TASK
+        count = min(planes, first + PLANES_PER_TASK) - first
+        phases = np.empty(sh * sw * phase_size, dtype=x.dtype)
+        run = (count - 1) * plane_stride + (i_hi - i_lo) * phase_w
+        best = np.empty(run, dtype=x.dtype)
+        best_offset = np.empty(run, dtype=np.int32)
+        for k in range(count):
+            n, c = (first + k) // channels, (first + k) % channels
+            plane, out, out_index = x[n, c], y[n, c], argmax[n, c]
+            for i in range(h_out):  # the border outputs, one window at a time
+                interior_row = i_lo <= i < i_hi
+                for j in range(w_out):
+                    if interior_row and j_lo <= j < j_hi:
+                        continue
+                    out[i, j], out_index[i, j] = _scan_window(plane, i, j, kh, kw, sh, sw, ph, pw)
+            if not has_interior:
+                continue
+            # 1. the plane's phases (slices and unsigned indices: a signed index costs a
+            #    negative-index check, which stopped the compiler vectorising these loops)
+            for h in range(height):
+                for rw in range(sw):
+                    start = (((h % sh) * sw + rw) * phase_size + kw + k * plane_stride
+                             + (h // sh) * phase_w)
+                    length = (width - rw + sw - 1) // sw
+                    dst = phases[start:start + length]
+                    src = plane[h, rw:]
+                    for t in range(length):
+                        dst[t] = src[np.uint64(t) * np.uint64(sw)]
+        if not has_interior:
+            continue
+        # 2. the scan, one window element (p, q) at a time, over the interior outputs of all
+        #    the task's planes: m = k*plane_stride + (i - i_lo)*PW + j
+        for p in range(kh):
+            for q in range(kw):
+                dh, dw = p - ph, q - pw
+                start = (((dh % sh) * sw + dw % sw) * phase_size + kw
+                         + (i_lo + dh // sh) * phase_w + dw // sw)
+                element = phases[start:start + run]
+                offset = np.int32(p * width + q)
+                if p == 0 and q == 0:
+                    for m in range(run):
+                        best[m] = element[m]
+                        best_offset[m] = offset
+                    continue
+                for m in range(run):
+                    if _wins(element[m], best[m]):
+                        best[m] = element[m]
+                        best_offset[m] = offset
+        # 3. the interior outputs and their flat indices
+        for k in range(count):
+            n, c = (first + k) // channels, (first + k) % channels
+            for i in range(i_lo, i_hi):
+                row = k * plane_stride + (i - i_lo) * phase_w
+                corner = (i * sh - ph) * width - pw
+                out_row = y[n, c, i, j_lo:j_hi]
+                index_row = argmax[n, c, i, j_lo:j_hi]
+                best_row = best[row + j_lo:row + j_hi]
+                offset_row = best_offset[row + j_lo:row + j_hi]
+                for j in range(j_hi - j_lo):
+                    out_row[j] = best_row[j]
+                    index_row[j] = corner + (j_lo + j) * sw + offset_row[j]
 
 
 @njit(parallel=True, cache=True)

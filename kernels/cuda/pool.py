@@ -1,7 +1,8 @@
 """Max pooling on the GPU, with the CPU's tie rule.
 
     y[n, c, i, j] = max of x[n, c] over the window; argmax = h*W + w of the first maximum
-                    in row-major window order (a new maximum only when strictly greater)
+                    in row-major window order (a new maximum only when strictly greater,
+                    or NaN where the maximum so far is not: the first NaN wins)
     dL/dx[n, c, h, w] = sum of grad_y[n, c, i, j] over the windows (i, j) that (h, w) won
 
 Forward: one thread per output. Backward: one thread per *input* element, which
@@ -32,8 +33,9 @@ def _forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
         best_index = h_start * width + w_start
         for h in range(h_start, h_end):
             for w in range(w_start, w_end):
-                if x[n, c, h, w] > best:
-                    best = x[n, c, h, w]
+                v = x[n, c, h, w]
+                if v > best or (v != v and best == best):
+                    best = v
                     best_index = h * width + w
         y[n, c, i, j] = best
         argmax[n, c, i, j] = best_index

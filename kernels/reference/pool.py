@@ -5,11 +5,12 @@ Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out), argmax (N, C, H_out, W_out), w
     H_out = (H + 2*ph - kh) // sh + 1            W_out likewise
 
 Forward: y[n, c, i, j] = max over the window rows i*sh - ph ... i*sh - ph + kh - 1 and
-columns j*sw - pw ... j*sw - pw + kw - 1 of x[n, c] (padding never wins: it is -inf).
+columns j*sw - pw ... j*sw - pw + kw - 1 of x[n, c] (padding is -inf, and never wins,
+not even a tie with an input that is -inf; a NaN in the window makes y NaN).
 ``argmax`` holds the winner's flat index h*W + w into x[n, c].
 
-Ties go to the first element in row-major window order (``np.argmax`` returns the
-first maximum), identically in every backend.
+Ties go to the first element in row-major window order, and the first NaN wins,
+identically in every backend.
 
 Backward: each output gradient goes to the one input that won its window; an
 input that wins several overlapping windows receives the sum:
@@ -28,16 +29,22 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     n, c, h, w = x.shape
     h_out, w_out = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    # windows[..., p*kw + q] = x_pad[n, c, i*sh + p, j*sw + q]: the window in row-major order
-    windows = np.stack(
-        [
-            x_pad[:, :, p : p + sh * (h_out - 1) + 1 : sh, q : q + sw * (w_out - 1) + 1 : sw]
-            for p in range(kh)
-            for q in range(kw)
-        ],
-        axis=-1,
-    )
-    winner = windows.argmax(axis=-1)  # first maximum in row-major order
+    real = np.pad(np.ones((h, w), dtype=bool), ((ph, ph), (pw, pw)))  # False in the padding
+
+    def window_stack(a):
+        """a's windows along a new last axis, a[..., p*kw + q] = a[..., i*sh + p, j*sw + q]: row-major order."""
+        return np.stack(
+            [a[..., p : p + sh * (h_out - 1) + 1 : sh, q : q + sw * (w_out - 1) + 1 : sw]
+             for p in range(kh) for q in range(kw)],
+            axis=-1,
+        )
+
+    windows = window_stack(x_pad)
+    top = windows.max(axis=-1)  # NaN if the window holds one
+    # The winner: the first real element equal to the maximum (or NaN where the maximum
+    # is). "Real" matters only where the window's real elements are all -inf, as its padding is.
+    is_max = (windows == top[..., None]) | (np.isnan(windows) & np.isnan(top)[..., None])
+    winner = (is_max & window_stack(real)).argmax(axis=-1)
     y = np.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
     row = np.arange(h_out)[:, None] * sh - ph + winner // kw
     col = np.arange(w_out)[None, :] * sw - pw + winner % kw

@@ -29,6 +29,31 @@ def test_cpu_matches_reference(case, seed, dtype):
     assert rel_error(grad_x, ref.max_pool2d_backward(grad_y, argmax_ref, x.shape)) < 1e-12
 
 
+@given(case=pool_cases(max_size=20), seed=seeds)
+def test_cpu_matches_reference_with_nan_and_inf(case, seed):
+    """A NaN wins its window (the first one, for argmax), padding never wins, not even
+    against an input of -inf; larger planes than above, so most outputs take the
+    vectorised interior path."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_normal(case["x_shape"]) * 2).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.2] = -np.inf
+    y, argmax = cpu.max_pool2d_forward(x, *_args(case))
+    y_ref, argmax_ref = ref.max_pool2d_forward(x, *_args(case))
+    np.testing.assert_array_equal(y, y_ref)  # NaN equals NaN here
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+def test_alexnet_pool_matches_reference():
+    """pool1's shape, a few planes: the interior path at full size (PW = 28 > W_out = 27)."""
+    x = normal(3, (1, 9, 55, 55), np.float32)
+    x[0, 4, 10:20, 30:40] = 0.0  # a block of ties
+    y, argmax = cpu.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0))
+    y_ref, argmax_ref = ref.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0))
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
 def test_ties_go_to_the_first_element_in_row_major_order():
     x = np.zeros((1, 1, 3, 3), dtype=np.float32)
     x[0, 0, 1, 2] = x[0, 0, 2, 0] = 5.0  # two maxima; (1, 2) comes first in row-major order

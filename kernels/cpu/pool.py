@@ -28,10 +28,13 @@ compiler does not vectorise. Per (n, c) plane:
    p*W + q in the window (PW - W_out of each row's entries are not outputs and are dropped);
 3. argmax = the window's corner (i*sh - ph)*W + j*sw - pw + that offset.
 
-At AlexNet's pool1 (batch 64) this took about a third of the time of the scalar scan.
+Each task of the parallel loop lays ``PLANES_PER_TASK`` planes side by side, so that one
+pass covers them all (a 13x13 plane alone has only 42 interior outputs). Against the
+scalar scan, at batch 64 (``/tmp`` A/B, two runs): pool1 0.41-0.43x the time (21 vs 52 ms),
+pool2 0.44x, pool5 0.72-0.75x.
 
-Threads: both passes run in parallel over (n, c) planes, each plane owned by one
-iteration, so the backward's sums never race.
+Threads: the forward runs in parallel over those tasks, the backward over (n, c) planes,
+each plane owned by one iteration, so the backward's sums never race.
 """
 import numpy as np
 from numba import njit, prange

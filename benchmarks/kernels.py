@@ -99,10 +99,10 @@ def alexnet_cases(n):
                         "torch": lambda: TF.dropout(torch.tensor(x, requires_grad=True), 0.5, True),
                         "grad": gy, "bytes": (2 * nbytes, 2 * nbytes)}
             if op == "lrn":
-                y, scale = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
+                _, saved = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
                 return {"ours": lambda: F.local_response_norm(mc.tensor(x, requires_grad=True)),
                         "ref_fwd": lambda: ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0),
-                        "ref_bwd": lambda: ref_lrn.lrn_backward(x, y, scale, gy, 5, 1e-4, 0.75, 2.0),
+                        "ref_bwd": lambda: ref_lrn.lrn_backward(x, saved, gy, 5, 1e-4, 0.75, 2.0),
                         "torch": lambda: TF.local_response_norm(torch.tensor(x, requires_grad=True), 5, 5e-4, 0.75, 2.0),
                         "grad": gy, "bytes": (3 * nbytes, 5 * nbytes)}
             if op == "batchnorm":

@@ -110,9 +110,9 @@ def layer_cases(n):
         return (lambda: ref_activation.relu_forward(x)), (lambda: ref_activation.relu_backward(x, grad))
 
     def ref_lrn_pair(x, grad):
-        y, scale = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
+        _, saved = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
         return ((lambda: ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)),
-                (lambda: ref_lrn.lrn_backward(x, y, scale, grad, 5, 1e-4, 0.75, 2.0)))
+                (lambda: ref_lrn.lrn_backward(x, saved, grad, 5, 1e-4, 0.75, 2.0)))
 
     def ref_pool_pair(x, grad):
         args = ((3, 3), (2, 2), (0, 0))

@@ -215,14 +215,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 class LocalResponseNorm(Function):
     @staticmethod
     def forward(ctx, x, size, alpha, beta, k, kernels):
-        y, scale = kernels.lrn.lrn_forward(x, size, alpha, beta, k)
-        ctx.save_for_backward(x, y, scale, size, alpha, beta, k, kernels)
+        y, saved = kernels.lrn.lrn_forward(x, size, alpha, beta, k)  # saved: what the backend's backward takes
+        ctx.save_for_backward(x, saved, size, alpha, beta, k, kernels)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, y, scale, size, alpha, beta, k, kernels = ctx.saved
-        return kernels.lrn.lrn_backward(x, y, scale, grad_y, size, alpha, beta, k), None, None, None, None, None
+        x, saved, size, alpha, beta, k, kernels = ctx.saved
+        return kernels.lrn.lrn_backward(x, saved, grad_y, size, alpha, beta, k), None, None, None, None, None
 
 
 def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):

@@ -73,10 +73,11 @@ def lrn_forward(x, size, alpha, beta, k):
     y, scale = empty_like(x), empty_like(x)
     blocks, threads = grid_1d(x.size)
     _forward[blocks, threads](_planes(x), size // 2, t(alpha), t(beta), t(k), beta == 0.75, _planes(y), _planes(scale))
-    return y, scale
+    return y, (y, scale)
 
 
-def lrn_backward(x, y, scale, grad_y, size, alpha, beta, k):
+def lrn_backward(x, saved, grad_y, size, alpha, beta, k):
+    y, scale = saved
     t = x.dtype.type
     ratio, grad_x = empty_like(x), empty_like(x)
     blocks, threads = grid_1d(x.size)

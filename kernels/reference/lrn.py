@@ -31,12 +31,15 @@ def _window_sum(a, size):
 
 
 def lrn_forward(x, size, alpha, beta, k):
+    """Returns (y, saved), saved = (y, scale) for the backward (every backend returns what
+    its own backward takes: the CPU kernel saves nothing)."""
     scale = k + alpha * _window_sum(x * x, size)
-    y = x * scale ** -beta
-    return y.astype(x.dtype), scale.astype(x.dtype)
+    y = (x * scale ** -beta).astype(x.dtype)
+    return y, (y, scale.astype(x.dtype))
 
 
-def lrn_backward(x, y, scale, grad_y, size, alpha, beta, k):
+def lrn_backward(x, saved, grad_y, size, alpha, beta, k):
+    y, scale = saved
     ratio_sum = _window_sum(grad_y * y / scale, size)
     grad_x = grad_y * scale ** -beta - 2 * alpha * beta * x * ratio_sum
     return grad_x.astype(x.dtype)

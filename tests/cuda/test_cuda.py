@@ -13,6 +13,7 @@ import minicnn as mc
 from minicnn import device, models, nn
 from minicnn.device import cuda_kernels
 from minicnn.kernels.cpu import activation, batchnorm, conv, dropout, linear, lrn, pool, softmax
+from minicnn.kernels.reference import lrn as ref_lrn
 from tests.helpers import rel_error
 from tests.strategies import distinct, normal, seeds
 
@@ -85,13 +86,13 @@ def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
 @given(seed=seeds, size=st.sampled_from([3, 5]), beta=st.sampled_from([0.75, 0.5]))
 def test_lrn_matches_cpu(seed, size, beta):
     x = normal(seed, (2, 7, 3, 2), np.float32, scale=3)
-    y, scale = lrn.lrn_forward(x, size, 0.01, beta, 2.0)
-    gy_, gscale = GPU["lrn"].lrn_forward(up(x), size, 0.01, beta, 2.0)
+    y, saved = lrn.lrn_forward(x, size, 0.01, beta, 2.0)  # the CPU saves nothing
+    gy_, gsaved = GPU["lrn"].lrn_forward(up(x), size, 0.01, beta, 2.0)  # the GPU saves (y, scale)
     close(gy_, y)
-    close(gscale, scale)
+    close(gsaved[1], ref_lrn.lrn_forward(x, size, 0.01, beta, 2.0)[1][1])
     grad_y = normal(seed + 1, x.shape, np.float32)
-    close(GPU["lrn"].lrn_backward(up(x), gy_, gscale, up(grad_y), size, 0.01, beta, 2.0),
-          lrn.lrn_backward(x, y, scale, grad_y, size, 0.01, beta, 2.0))
+    close(GPU["lrn"].lrn_backward(up(x), gsaved, up(grad_y), size, 0.01, beta, 2.0),
+          lrn.lrn_backward(x, saved, grad_y, size, 0.01, beta, 2.0))
 
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])

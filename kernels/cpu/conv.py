@@ -47,6 +47,12 @@ Two forms of im2col:
   skips those entries; the columns j that fall inside the image are one range per
   (q, row), so the inner loops have no branches.
 
+Every copy loop runs over 1-D slices with the loop variable as the index. Numba checks a
+computed index such as ``dst[col + j]`` for a negative value (Python's wraparound) on every
+access, and that check kept the compiler from vectorising the copies: with slices, conv1's
+im2col took 0.59x the time (3.3 vs 5.5 ms per 7-image block), ``_col2im_wide`` at conv2
+0.2x (0.9 vs 4.4 ms per 4-image block), the NCHW transposition 0.68x; bit-identical.
+
 Threads: im2col and col2im run in parallel over the block's (c, n) planes, channel-major,
 so consecutive iterations write (col2im: read) neighbouring columns of the same rows of
 cols: 2-13% faster than image-major at conv1 and conv2 (and 1.7x for Winograd's transforms,
@@ -102,19 +108,21 @@ def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
                 phase = phases[(q - left) % sw]
                 shift = (q - left) // sw  # floor division: negative where the window starts in the padding
                 for i in range(h_out):
-                    col = n * plane + i * w_out
+                    out = dst[n * plane + i * w_out : n * plane + (i + 1) * w_out]
                     h = i * sh + p - top
                     if h < 0 or h >= height:
                         for j in range(w_out):
-                            dst[col + j] = zero
+                            out[j] = zero
                         continue
-                    row = phase[h]
                     for j in range(j_lo):
-                        dst[col + j] = zero
-                    for j in range(j_lo, j_hi):
-                        dst[col + j] = row[j + shift]
-                    for j in range(j_hi, w_out):
-                        dst[col + j] = zero
+                        out[j] = zero
+                    inside = out[j_lo:j_hi]
+                    src = phase[h, j_lo + shift : j_hi + shift]
+                    for j in range(j_hi - j_lo):
+                        inside[j] = src[j]
+                    tail = out[j_hi:]
+                    for j in range(w_out - j_hi):
+                        tail[j] = zero
 
 
 @njit(parallel=True, cache=True)
@@ -156,10 +164,12 @@ def _im2col_wide(x, kh, kw, top, left, h_pad, w_pad, h_out, cols):
                 plane[start + w] = x[n, c, h, w]
         for p in range(kh):
             for q in range(kw):
-                offset = p * w_pad + q
+                # slices, so the loop's indices are the loop variable itself: an index like
+                # offset + m costs a negative-index check that stops the compiler vectorising
                 dst = cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
+                src = plane[p * w_pad + q : p * w_pad + q + run]
                 for m in range(run):
-                    dst[m] = plane[offset + m]
+                    dst[m] = src[m]
 
 
 @njit(parallel=True, cache=True)
@@ -176,10 +186,10 @@ def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, w_pad, h_out, grad_x):
         plane[:] = 0
         for p in range(kh):
             for q in range(kw):
-                offset = p * w_pad + q
                 src = grad_cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
+                dst = plane[p * w_pad + q : p * w_pad + q + run]  # a slice: see _im2col_wide
                 for m in range(run):
-                    plane[offset + m] += src[m]
+                    dst[m] += src[m]
         for h in range(height):
             start = (h + top) * w_pad + left
             for w in range(width):
@@ -196,8 +206,10 @@ def _channel_major_to_nchw(y_cm, bias, y):
         k = nk % channels
         b = bias[k]
         for i in range(h_out):
+            src = y_cm[k, n, i * row_len : i * row_len + w_out]
+            dst = y[n, k, i]
             for j in range(w_out):
-                y[n, k, i, j] = y_cm[k, n, i * row_len + j] + b
+                dst[j] = src[j] + b
 
 
 @njit(parallel=True, cache=True)
@@ -212,12 +224,14 @@ def _nchw_to_channel_major(g, g_cm, channel_sums):
         n = kn % n_batch
         total = 0.0
         for i in range(h_out):
+            src = g[n, k, i]
+            dst = g_cm[k, n, i * row_len : (i + 1) * row_len]
             for j in range(w_out):
-                value = g[n, k, i, j]
-                g_cm[k, n, i * row_len + j] = value
-                total += value
-            for j in range(w_out, row_len):
-                g_cm[k, n, i * row_len + j] = zero
+                dst[j] = src[j]
+                total += src[j]
+            tail = dst[w_out:]
+            for j in range(row_len - w_out):
+                tail[j] = zero
         channel_sums[k, n] = total
 
 

@@ -51,7 +51,10 @@ Every copy loop runs over 1-D slices with the loop variable as the index. Numba 
 computed index such as ``dst[col + j]`` for a negative value (Python's wraparound) on every
 access, and that check kept the compiler from vectorising the copies: with slices, conv1's
 im2col took 0.59x the time (3.3 vs 5.5 ms per 7-image block), ``_col2im_wide`` at conv2
-0.2x (0.9 vs 4.4 ms per 4-image block), the NCHW transposition 0.68x; bit-identical.
+0.2x (0.9 vs 4.4 ms per 4-image block), the NCHW transposition 0.68x, the general
+``_col2im`` 0.54-0.78x (7 images, conv1's and two other shapes); all bit-identical.
+(The exact rather than wide im2col for stride 1 was tried again with these loops: still
+a wash at conv2, within the noise in three rounds.)
 
 Threads: im2col and col2im run in parallel over the block's (c, n) planes, channel-major,
 so consecutive iterations write (col2im: read) neighbouring columns of the same rows of
@@ -138,13 +141,21 @@ def _col2im(grad_cols, kh, kw, sh, sw, top, left, h_out, w_out, grad_x):
             for q in range(kw):
                 row = (c * kh + p) * kw + q
                 j_lo, j_hi = _inside(q - left, sw, width, w_out)
+                first = j_lo * sw + q - left  # the x column of output column j_lo (>= 0)
                 for i in range(h_out):
                     h = i * sh + p - top
                     if h < 0 or h >= height:
                         continue
                     col = n * plane + i * w_out
-                    for j in range(j_lo, j_hi):
-                        grad_x[n, c, h, j * sw + q - left] += grad_cols[row, col + j]
+                    src = grad_cols[row, col + j_lo : col + j_hi]
+                    if sw == 1:  # contiguous: a loop the compiler vectorises
+                        dst = grad_x[n, c, h, first : first + j_hi - j_lo]
+                        for j in range(j_hi - j_lo):
+                            dst[j] += src[j]
+                    else:
+                        dst = grad_x[n, c, h, first:]
+                        for j in range(j_hi - j_lo):
+                            dst[np.uint64(j * sw)] += src[j]  # unsigned: no negative-index check
 
 
 @njit(parallel=True, cache=True)

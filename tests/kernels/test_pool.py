@@ -92,3 +92,15 @@ def test_matches_torch(torch, case, seed):
 def test_stride_defaults_to_kernel_size():
     x = mc.tensor(normal(0, (1, 1, 8, 8), np.float32))
     assert F.max_pool2d(x, 2).shape == (1, 1, 4, 4)
+
+
+def test_a_leaf_keeps_the_backward_gradient_without_a_copy(monkeypatch):
+    """The kernel returns grad_x in its own shape (not a reshaped view), so the autograd
+    engine can keep it as the leaf's .grad instead of copying it (74 MB at pool1, batch 64)."""
+    copies = []
+    original = mc.device.copy
+    monkeypatch.setattr(mc.device, "copy", lambda array: copies.append(array.shape) or original(array))
+    x = mc.tensor(normal(0, (2, 8, 127, 127), np.float32), requires_grad=True)  # 1 MB: from the arenas
+    y = F.max_pool2d(x, 3, stride=2)
+    y.backward(normal(1, y.shape, np.float32))
+    assert x.grad.shape == x.shape and copies == []

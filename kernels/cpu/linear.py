@@ -14,9 +14,15 @@ from . import workspace
 
 
 def linear_forward(x, w, b):
-    y = np.matmul(x, w.T, out=workspace.empty((x.shape[0], w.shape[0]), x.dtype))
-    if b is not None:
-        y += b
+    """y = x @ w^T + b, computed as (w @ x^T)^T: OpenBLAS ran that orientation 12-20% faster
+    at AlexNet's fc6 and fc7 (batch 64: 35 vs 40 ms and 14-17 vs 17.6-18.5 ms, alone), and the
+    transposition back, with the bias added on the way, moves only the small output."""
+    y_t = np.matmul(w, x.T, out=workspace.scratch("linear.y_t", (w.shape[0], x.shape[0]), x.dtype))
+    y = workspace.empty((x.shape[0], w.shape[0]), x.dtype)
+    if b is None:
+        np.copyto(y, y_t.T)
+    else:
+        np.add(y_t.T, b, out=y)
     return y
 
 

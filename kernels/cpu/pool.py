@@ -80,9 +80,10 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     has_interior = i_hi > i_lo and j_hi > j_lo
     # Each task takes PLANES_PER_TASK planes, side by side in its scratch, so that the scan
     # of step 2 runs once over all of them (at 13x13 one plane has only 42 interior outputs).
-    # Plane k's phase (rh, rw) starts at phase_start + k*plane_stride, with kw entries
-    # between planes and around the whole: the scan's runs start up to kw - 1 entries
-    # before a plane's phase or end as far after it (only for outputs that are dropped).
+    # Plane k's phase (rh, rw) starts at (rh*sw + rw)*phase_size + kw + k*plane_stride, with
+    # kw entries between planes and around the whole: the scan's runs start up to kw - 1
+    # entries before a plane's phase or end as far after it (only for outputs that are
+    # dropped, which may read another plane's entries or uninitialised ones).
     phase_w = (width + sw - 1) // sw
     plane_stride = ((height + sh - 1) // sh) * phase_w + kw
     phase_size = PLANES_PER_TASK * plane_stride + 2 * kw

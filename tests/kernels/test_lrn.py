@@ -59,3 +59,22 @@ def test_matches_torch(torch, shape, size, consts, seed):
     ty.backward(torch.tensor(grad_y))
     y.backward(grad_y)
     assert rel_error(mx.grad, tx.grad.numpy()) < 1e-4
+
+
+def test_cpu_results_do_not_depend_on_the_thread_count():
+    """The backward's tasks (32 channels of one image each) are spread over the threads; each
+    computes its planes alone, so one thread and two give the same bits."""
+    import numba
+
+    x = normal(0, (3, 70, 5, 6), np.float32, scale=3.0)  # 70 channels: tasks of 32, 32 and 6
+    grad_y = normal(1, x.shape, np.float32)
+    results = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        try:
+            y, saved = cpu.lrn_forward(x, 5, 1e-2, 0.75, 2.0)
+            results.append((y.copy(), cpu.lrn_backward(x, saved, grad_y, 5, 1e-2, 0.75, 2.0).copy()))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for first, second in zip(*results):
+        np.testing.assert_array_equal(first, second)

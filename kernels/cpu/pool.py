@@ -177,9 +177,6 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
 def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size=None, stride=None, padding=None):
     """Scatters grad_y to the winners; the window arguments are only needed by the GPU's gather form."""
     n, c, h, w = x_shape
-    # Allocated in its own shape and handed to the kernel as a view: the autograd engine
-    # keeps an array that nothing else uses as a leaf's .grad without copying it, and a
-    # reshaped view did not count as such (a 74 MB copy per call at pool1, batch 64).
-    grad_x = workspace.empty(x_shape, grad_y.dtype)
-    _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x.reshape(n * c, -1))
-    return grad_x
+    grad_x = workspace.empty((n * c, h * w), grad_y.dtype)
+    _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x)
+    return grad_x.reshape(x_shape)

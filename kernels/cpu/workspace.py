@@ -159,11 +159,19 @@ def unshared(array):
     The autograd engine then stores a gradient as a leaf's ``.grad`` as it is instead of
     copying it (PyTorch steals a gradient the same way when its use count is 1): for
     AlexNet that is 244 MB not copied, and fc6's 151 MB gradient not held twice, each step.
-    The array must own its memory, or be the only array on a region of the arenas.
+    The array must own its memory, or be the only array on a region of the arenas, or be
+    a whole view (a reshape, say) of such an array that nothing else refers to: a kernel
+    may hand back its output reshaped.
     """
     if sys.getrefcount(array) != _ALONE:
         return False
     base = array.base
+    while isinstance(base, np.ndarray):
+        # The array a view was made from: the view's .base, ``base`` here and getrefcount's
+        # argument refer to it when nothing else does. A part of it would keep the rest alive.
+        if sys.getrefcount(base) != 3 or base.nbytes != array.nbytes:
+            return False
+        base = base.base
     if base is None:
         return True
     if not any(region.owner is base for region in _regions):

@@ -96,8 +96,8 @@ def test_stride_defaults_to_kernel_size():
 
 
 def test_a_leaf_keeps_the_backward_gradient_without_a_copy(monkeypatch):
-    """The kernel returns grad_x in its own shape (not a reshaped view), so the autograd
-    engine can keep it as the leaf's .grad instead of copying it (74 MB at pool1, batch 64)."""
+    """The kernel returns grad_x as a reshaped view of its arena array; the autograd engine
+    still keeps it as the leaf's .grad instead of copying it (74 MB at pool1, batch 64)."""
     copies = []
     original = mc.device.copy
     monkeypatch.setattr(mc.device, "copy", lambda array: copies.append(array.shape) or original(array))

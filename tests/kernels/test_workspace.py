@@ -88,3 +88,18 @@ def test_import_sets_the_blas_thread_settings():
     code = "import minicnn, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["4", "PASSIVE"]
+
+
+def test_unshared_sees_through_a_whole_view_and_no_further():
+    arena_array = workspace.empty((64, 10_000), np.float32)  # 2.5 MB: from the arenas
+    view = arena_array.reshape(8, 8, 10_000)
+    assert not workspace.unshared(view)  # arena_array still refers to the memory
+    del arena_array
+    assert workspace.unshared(view)
+    numpy_view = np.empty((64, 10_000), np.float32).reshape(8, 8, 10_000)
+    assert workspace.unshared(numpy_view)
+    part = np.empty((64, 10_000), np.float32)[:, :10]
+    assert not workspace.unshared(part)  # it would keep the rest of its array alive
+    callers = np.ones((2, 3))
+    view_of_callers = callers.reshape(3, 2).reshape(2, 3)
+    assert not workspace.unshared(view_of_callers)

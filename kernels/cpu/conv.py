@@ -66,6 +66,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import winograd, workspace
+from .phases import gather_phase, phase_length
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
 WINOGRAD = True  # stride-1 3x3 convolutions (forward, dL/dx and dL/dw) through winograd.py
@@ -85,7 +86,7 @@ def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
     0 where that is outside x.
 
     Reading x at stride sw is a gather that the compiler does not vectorise, so each plane is
-    first split into its sw column phases (phase r holds columns r, r + sw, r + 2*sw, ...):
+    first split into its sw column phases (``phases.py``; phase r holds columns r, r + sw, ...):
     then the run for kernel column q reads phase (q - left) mod sw contiguously from column
     j + (q - left) // sw. At conv1 (stride 4) that took 0.67x the time of the strided reads.
     Runs are W_out long (conv1: 55), so the zero fills are plain loops: slice assignments
@@ -100,10 +101,8 @@ def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
         src = x[n, c]
         phases = np.empty((sw, height, phase_len), dtype=x.dtype)  # only in-image entries are read
         for h in range(height):
-            for t in range(phase_len):
-                for r in range(sw):
-                    if t * sw + r < width:
-                        phases[r, h, t] = src[h, t * sw + r]
+            for r in range(sw):
+                gather_phase(src[h, r:], sw, phases[r, h, : phase_length(width, sw, r)])
         for p in range(kh):
             for q in range(kw):
                 dst = cols[(c * kh + p) * kw + q]

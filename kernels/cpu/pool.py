@@ -20,7 +20,8 @@ branch that random data mispredicts, and the window's columns are sw apart, a ga
 compiler does not vectorise. Per (n, c) plane:
 
 1. split the plane into its sh*sw phases, phase (rh, rw)[a, b] = x[a*sh + rh, b*sw + rw],
-   each stored flat with rows of length PW = ceil(W / sw);
+   each stored flat with rows of length PW = ceil(W / sw) (each row's column phases by
+   ``phases.py``, as conv's im2col does);
 2. then, for output (i, j) at m = i*PW + j, window element (p, q) is phase
    ((p - ph) mod sh, (q - pw) mod sw) at flat position m + a constant: one contiguous run
    of all the plane's outputs per window element. The scan becomes kh*kw passes over those
@@ -40,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import workspace
+from .phases import gather_phase, phase_length
 
 PLANES_PER_TASK = 8
 
@@ -106,17 +108,12 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                     out[i, j], out_index[i, j] = _scan_window(plane, i, j, kh, kw, sh, sw, ph, pw)
             if not has_interior:
                 continue
-            # 1. the plane's phases (slices and unsigned indices: a signed index costs a
-            #    negative-index check, which stopped the compiler vectorising these loops)
+            # 1. the plane's phases
             for h in range(height):
                 for rw in range(sw):
                     start = (((h % sh) * sw + rw) * phase_size + kw + k * plane_stride
                              + (h // sh) * phase_w)
-                    length = (width - rw + sw - 1) // sw
-                    dst = phases[start:start + length]
-                    src = plane[h, rw:]
-                    for t in range(length):
-                        dst[t] = src[np.uint64(t) * np.uint64(sw)]
+                    gather_phase(plane[h, rw:], sw, phases[start:start + phase_length(width, sw, rw)])
         if not has_interior:
             continue
         # 2. the scan, one window element (p, q) at a time, over the interior outputs of all

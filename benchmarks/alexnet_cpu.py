@@ -164,39 +164,77 @@ def layer_work(net, x_shape):
     return work
 
 
-def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads):
+class MatmulClock:
+    """While active, times every ``np.matmul`` call and counts its FLOPs (2*K per output element).
+
+    minicnn's CPU kernels hand all their matrix products to ``np.matmul`` (im2col convolutions,
+    Winograd's per-entry products, the fc layers), so this separates a layer's time in BLAS
+    from the time in its own kernels. The wrapper adds about a microsecond per call."""
+
+    def __init__(self):
+        self.seconds, self.flops = 0.0, 0
+
+    def reading(self):
+        return self.seconds, self.flops
+
+    def __enter__(self):
+        self._matmul = np.matmul
+
+        def timed_matmul(a, b, *args, **kwargs):
+            start = time.perf_counter()
+            out = self._matmul(a, b, *args, **kwargs)
+            self.seconds += time.perf_counter() - start
+            self.flops += 2 * np.shape(a)[-1] * np.size(out)
+            return out
+
+        np.matmul = timed_matmul
+        return self
+
+    def __exit__(self, *exc):
+        np.matmul = self._matmul
+
+
+def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads, clock=None):
     """Two closures: the forward of every layer, one at a time, on detached inputs (``leaf(h,
     requires_grad)``), and the backward of each in reverse order, passing the gradient by hand;
-    each records its seconds per layer in the returned ``state``. Works for both engines: their
-    tensors share ``backward(grad)`` and ``.grad``."""
+    each records its seconds per layer in the returned ``state`` (with a ``MatmulClock``, also
+    the (seconds, FLOPs) of the matrix products inside each layer). Works for both engines:
+    their tensors share ``backward(grad)`` and ``.grad``."""
     state = {}
+
+    def products_since(before):
+        return tuple(now - then for now, then in zip(clock.reading(), before)) if clock else (0.0, 0)
 
     def forward():
         zero_grads()
-        h, ins, outs, secs = first_input(), [], [], []
+        h, ins, outs, secs, products = first_input(), [], [], [], []
         for i, layer in enumerate(layers):
             x = leaf(h, i > 0)
+            before = clock.reading() if clock else None
             start = time.perf_counter()
             out = layer(x)
             secs.append(time.perf_counter() - start)
+            products.append(products_since(before))
             ins.append(x)
             outs.append(out)
             h = out
-        state.update(ins=ins, outs=outs, grad=logits_grad(h), fwd=secs)
+        state.update(ins=ins, outs=outs, grad=logits_grad(h), fwd=secs, fwd_products=products)
 
     def backward():
-        grad, secs = state["grad"], [0.0] * len(layers)
+        grad, secs, products = state["grad"], [0.0] * len(layers), [(0.0, 0)] * len(layers)
         for i in reversed(range(len(layers))):
+            before = clock.reading() if clock else None
             start = time.perf_counter()
             state["outs"][i].backward(grad)
             secs[i] = time.perf_counter() - start
+            products[i] = products_since(before)
             grad = state["ins"][i].grad
-        state["bwd"] = secs
+        state.update(bwd=secs, bwd_products=products)
 
     return forward, backward, state
 
 
-def minicnn_layers(net, x, labels):
+def minicnn_layers(net, x, labels, clock=None):
     def logits_grad(h):
         logits = Tensor(h.data, requires_grad=True)
         F.cross_entropy(logits, labels).backward()
@@ -207,7 +245,7 @@ def minicnn_layers(net, x, labels):
         net.zero_grad()
 
     return layer_by_layer(list(net.children()), lambda: Tensor(x), lambda h, grad: Tensor(h.data, requires_grad=grad),
-                          logits_grad, zero_grads)
+                          logits_grad, zero_grads, clock)
 
 
 def torch_layers(torch, twin, x, labels):
@@ -238,6 +276,26 @@ def per_layer(net, x, labels, torch, twin, repeats):
                 samples[key]["fwd"].append(st["fwd"])
                 samples[key]["bwd"].append(st["bwd"])
     return names, {k: {p: np.median(np.array(v[p]), axis=0).tolist() for p in v} for k, v in samples.items()}
+
+
+def matrix_products(net, x, labels, repeats):
+    """minicnn's layers again, one at a time, with every matrix product timed: per layer and
+    pass, the median seconds of the layer and of its products, and the products' FLOPs."""
+    clock = MatmulClock()
+    forward, backward, state = minicnn_layers(net, x, labels, clock)
+    samples = []
+    with clock:
+        for r in range(repeats + 1):
+            forward()
+            backward()
+            if r:  # the first round is the warm-up
+                samples.append({p: (state[p], [s for s, _ in state[p + "_products"]]) for p in ("fwd", "bwd")})
+    result = {}
+    for p in ("fwd", "bwd"):
+        result[p] = {"layer_s": np.median([s[p][0] for s in samples], axis=0).tolist(),
+                     "products_s": np.median([s[p][1] for s in samples], axis=0).tolist(),
+                     "products_flop": [f for _, f in state[p + "_products"]]}
+    return result
 
 
 def optimiser_step(net, x, labels, torch, twin, repeats):
@@ -328,6 +386,8 @@ def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
     progress("per layer ...")
     names, layers = per_layer(net, x, labels, torch, twin, repeats)
     result["layers"] = {"names": names, "times": layers, "work": layer_work(net, x.shape)}
+    progress("matrix products inside each layer ...")
+    result["layers"]["products"] = matrix_products(net, x, labels, repeats)
     progress("optimiser step ...")
     result["optimiser_step"] = optimiser_step(net, x, labels, torch, twin, repeats)
     result["parameters"] = net.num_parameters()
@@ -410,7 +470,36 @@ def format_report(r):
     out.append("| **sum** | " + " | ".join(f"**{1e3 * t:.0f}**" for t in
                                            ([totals[0], totals[2], totals[1], totals[3]] if has_torch else
                                             [totals[0], 0, totals[1], 0])) + " | | |")
+    if "products" in layers:
+        out += ["", *format_products(layers, r["sgemm_gflops"])]
     return "\n".join(out) + "\n"
+
+
+def format_products(layers, sgemm_gflops):
+    """The table of the matrix products inside minicnn's conv and fc layers (``matrix_products``)."""
+    out = ["The matrix products inside minicnn's layers (the layers run again, one at a time, with every "
+           "`np.matmul` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
+           "FLOPs differ from a direct convolution's where the kernel computes more (conv2's wide im2col) or less "
+           "(Winograd). The ceiling is the layer's rate, counted as in the table above, if everything but the "
+           "products took no time: a layer whose ceiling is under 80% of SGEMM cannot reach 80% with these "
+           "products, however fast its own kernels.", "",
+           "| layer | pass | layer rate (% SGEMM) | products' FLOPs / direct | products' own rate (% SGEMM) "
+           "| ceiling (% SGEMM) | products' share of the layer's time |",
+           "|---|---|---|---|---|---|---|"]
+
+    def pct(gflops):
+        return f"{gflops:.0f} GFLOP/s ({100 * gflops / sgemm_gflops:.0f}%)"
+
+    for i, name in enumerate(layers["names"]):
+        kind, work_f, work_b = layers["work"][name]
+        for p, work in (("fwd", work_f), ("bwd", work_b)):
+            seen = layers["products"][p]
+            flop, secs, layer_s = seen["products_flop"][i], seen["products_s"][i], seen["layer_s"][i]
+            if kind != "flop" or flop == 0 or secs <= 0:
+                continue
+            out.append(f"| {name} | {p} | {pct(work / layer_s / 1e9)} | {flop / work:.2f} | {pct(flop / secs / 1e9)} "
+                       f"| {pct(work / secs / 1e9)} | {100 * secs / layer_s:.0f}% |")
+    return out
 
 
 def main(argv=None):

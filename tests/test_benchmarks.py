@@ -22,3 +22,24 @@ def test_textbook_numpy_alexnet_has_minicnns_loss_and_gradients():
     before = [p.copy() for p in textbook.params()]
     textbook.sgd_step()
     assert all(not np.array_equal(a, b) for a, b in zip(before, textbook.params()))
+
+
+def test_matmul_clock_sees_each_layers_matrix_products():
+    """``benchmarks/alexnet_cpu.py`` splits a layer's time into its matrix products and the rest;
+    the FLOPs it counts for each layer's products follow from the kernels' designs."""
+    from benchmarks import alexnet_cpu
+    matmul = np.matmul
+    net = models.alexnet_small(10, 32, width=0.25, dropout=0, seed=3)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    seen = alexnet_cpu.matrix_products(net, x, np.array([1, 7]), repeats=1)
+    assert np.matmul is matmul  # put back
+    work = alexnet_cpu.layer_work(net, x.shape)
+    names = [name for name, _ in net.named_children()]
+    ratio = {p: {name: seen[p]["products_flop"][i] / max(work[name][1 if p == "fwd" else 2], 1)
+                 for i, name in enumerate(names)} for p in ("fwd", "bwd")}
+    for p in ("fwd", "bwd"):
+        assert all(ratio[p][name] == 1 for name in ("fc6", "fc7", "fc8"))  # three plain products
+        assert ratio[p]["conv1"] == 36 / 32  # stride-1 im2col: GEMM rows as long as the padded input's
+        assert ratio[p]["conv3"] == 16 * 4 * 4 / (9 * 7 * 7)  # Winograd F(2x2, 3x3) at 7x7: 4x4 tiles of 16 entries
+        assert all(ratio[p][name] == 0 for name in names if not name.startswith(("conv", "fc")))
+        assert all(s > 0 for s, f in zip(seen[p]["products_s"], seen[p]["products_flop"]) if f)

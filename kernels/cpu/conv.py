@@ -33,15 +33,21 @@ The matrices live in reused scratch buffers (``workspace.py``).
 
 Two forms of im2col:
 
-- Stride 1 (AlexNet's conv2; conv3-5 too when ``WINOGRAD`` is off) takes the *wide* form. Each image's columns are laid out
-  as rows of the padded input's width W_pad (not W_out): column n*R + i*W_pad + j with
-  R = H_out*W_pad. Then the row (c, p, q) of one image is x_pad[n, c] read flat from
-  offset p*W_pad + q, one contiguous run of R values, copied in one loop. The GEMM also
-  computes W_pad - W_out columns per output row that are not outputs (15% more work at
-  13x13 and 27x27); the transposition to NCHW skips them, and the backward puts zeros
-  there, so they add nothing to dL/dw or dL/dx. This made im2col 3-5x faster than the
-  per-output-row copies of the general form (runs of 13 values each), which cost more
-  than the GEMM at the 13x13 layers (measured before those layers moved to Winograd).
+- Stride 1 (AlexNet's conv2; conv3-5 too when ``WINOGRAD`` is off) takes the *wide* form.
+  The padded input is laid out flat with a row pitch L = W + max(left, right): each row is
+  x's row followed by max(left, right) zeros, and those zeros serve as the right padding of
+  one row and the left padding of the next (a window reading past a row's end reads the
+  next row's first entries, which are zeros). L is at least W_out, which only padding
+  wider than the kernel on both sides changes. Each image's columns are laid out as rows of
+  that pitch: column n*R + i*L + j with R = H_out*L. Then the row (c, p, q) of one image is
+  the flat plane read from offset p*L + q, one contiguous run of R values, copied in one
+  loop. The GEMM also computes L - W_out = kw - 1 - min(left, right) columns per output
+  row that are not outputs (conv2: 2 per 27, 7% more work; a pitch of the padded width,
+  W + left + right, had cost 4 per 27); the transposition to NCHW skips them, and the
+  backward puts zeros there, so they add nothing to dL/dw or dL/dx. This made im2col 3-5x
+  faster than the per-output-row copies of the general form (runs of 13 values each),
+  which cost more than the GEMM at the 13x13 layers (measured before those layers moved
+  to Winograd).
 - Any other stride takes the general form: runs of W_out values per output row. Padding
   is not materialised: im2col writes zeros where a window hangs over the edge and col2im
   skips those entries; the columns j that fall inside the image are one range per
@@ -158,37 +164,40 @@ def _col2im(grad_cols, kh, kw, sh, sw, top, left, h_out, w_out, grad_x):
 
 
 @njit(parallel=True, cache=True)
-def _im2col_wide(x, kh, kw, top, left, h_pad, w_pad, h_out, cols):
-    """Stride 1 only: cols[(c*kh + p)*kw + q, n*R + m] = x_pad_flat[n, c, p*w_pad + q + m]
-    for m in [0, R), R = h_out*w_pad: one contiguous copy per (row, image)."""
+def _im2col_wide(x, kh, kw, top, left, h_pad, pitch, h_out, cols):
+    """Stride 1 only: cols[(c*kh + p)*kw + q, n*R + m] = x_flat[n, c, p*pitch + q + m] for m in
+    [0, R), R = h_out*pitch, where x_flat holds x[n, c, h, w] at (h + top)*pitch + left + w and
+    zeros elsewhere (the module docstring says why that pitch works): one contiguous copy per
+    (row, image)."""
     n_block, channels, height, width = x.shape
-    run = h_out * w_pad
-    padded = np.zeros((channels * n_block, h_pad * w_pad + kw - 1), dtype=x.dtype)
+    run = h_out * pitch
+    padded = np.zeros((channels * n_block, h_pad * pitch + kw - 1), dtype=x.dtype)
     for cn in prange(channels * n_block):
         c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
         n = cn % n_block
-        plane = padded[cn]  # the zero border stays zero: only the inside is written
+        plane = padded[cn]  # the zeros stay zero: only x's entries are written
         for h in range(height):
-            start = (h + top) * w_pad + left
+            row = plane[(h + top) * pitch + left : (h + top) * pitch + left + width]
+            src = x[n, c, h]
             for w in range(width):
-                plane[start + w] = x[n, c, h, w]
+                row[w] = src[w]
         for p in range(kh):
             for q in range(kw):
                 # slices, so the loop's indices are the loop variable itself: an index like
                 # offset + m costs a negative-index check that stops the compiler vectorising
                 dst = cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
-                src = plane[p * w_pad + q : p * w_pad + q + run]
+                src = plane[p * pitch + q : p * pitch + q + run]
                 for m in range(run):
                     dst[m] = src[m]
 
 
 @njit(parallel=True, cache=True)
-def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, w_pad, h_out, grad_x):
-    """The adjoint of ``_im2col_wide``: each plane sums its rows' runs in a padded
-    accumulator, then keeps the inside."""
+def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, pitch, h_out, grad_x):
+    """The adjoint of ``_im2col_wide``: each plane sums its rows' runs in a flat accumulator
+    of the same layout, then keeps x's entries."""
     n_block, channels, height, width = grad_x.shape
-    run = h_out * w_pad
-    padded = np.empty((channels * n_block, h_pad * w_pad + kw - 1), dtype=grad_x.dtype)
+    run = h_out * pitch
+    padded = np.empty((channels * n_block, h_pad * pitch + kw - 1), dtype=grad_x.dtype)
     for cn in prange(channels * n_block):
         c = cn // n_block  # channel-major: consecutive iterations write (read) neighbouring columns
         n = cn % n_block
@@ -197,13 +206,14 @@ def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, w_pad, h_out, grad_x):
         for p in range(kh):
             for q in range(kw):
                 src = grad_cols[(c * kh + p) * kw + q, n * run : (n + 1) * run]
-                dst = plane[p * w_pad + q : p * w_pad + q + run]  # a slice: see _im2col_wide
+                dst = plane[p * pitch + q : p * pitch + q + run]  # a slice: see _im2col_wide
                 for m in range(run):
                     dst[m] += src[m]
         for h in range(height):
-            start = (h + top) * w_pad + left
+            row = plane[(h + top) * pitch + left : (h + top) * pitch + left + width]
+            dst = grad_x[n, c, h]
             for w in range(width):
-                grad_x[n, c, h, w] = plane[start + w]
+                dst[w] = row[w]
 
 
 @njit(parallel=True, cache=True)
@@ -257,9 +267,11 @@ class _Geometry:
         self.h_pad, self.w_pad = self.h + self.top + bottom, self.w + self.left + right
         self.h_out = (self.h_pad - self.kh) // self.sh + 1
         self.w_out = (self.w_pad - self.kw) // self.sw + 1
-        # Stride 1 takes the wide form: GEMM rows as long as the padded input's rows.
+        # Stride 1 takes the wide form: GEMM rows of the flat padded input's pitch, x's row and
+        # the zeros shared by its right and the next row's left padding.
         self.wide = self.sh == 1 and self.sw == 1
-        self.run = self.h_out * (self.w_pad if self.wide else self.w_out)  # GEMM columns per image
+        self.pitch = max(self.w + max(self.left, right), self.w_out)  # W_out: padding wider than the kernel
+        self.run = self.h_out * (self.pitch if self.wide else self.w_out)  # GEMM columns per image
         self.rows = self.c * self.kh * self.kw
         per_image = self.rows * self.run * itemsize
         self.block = max(1, min(self.n, BLOCK_BYTES // max(per_image, 1)))
@@ -271,14 +283,14 @@ class _Geometry:
         """The block's im2col matrix, viewed per group: (G, C/G*kh*kw, images*run)."""
         cols = workspace.scratch("conv.cols", (self.rows, x_block.shape[0] * self.run), x_block.dtype)
         if self.wide:
-            _im2col_wide(x_block, self.kh, self.kw, self.top, self.left, self.h_pad, self.w_pad, self.h_out, cols)
+            _im2col_wide(x_block, self.kh, self.kw, self.top, self.left, self.h_pad, self.pitch, self.h_out, cols)
         else:
             _im2col(x_block, self.kh, self.kw, self.sh, self.sw, self.top, self.left, self.h_out, self.w_out, cols)
         return cols.reshape(self.groups, self.rows // self.groups, -1)
 
     def col2im(self, grad_cols, grad_x_block):
         if self.wide:
-            _col2im_wide(grad_cols, self.kh, self.kw, self.top, self.left, self.h_pad, self.w_pad, self.h_out,
+            _col2im_wide(grad_cols, self.kh, self.kw, self.top, self.left, self.h_pad, self.pitch, self.h_out,
                          grad_x_block)
         else:
             _col2im(grad_cols, self.kh, self.kw, self.sh, self.sw, self.top, self.left, self.h_out, self.w_out,

@@ -149,6 +149,18 @@ def test_im2col_path_still_matches_for_3x3(case, seed):
     _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, (case["stride"], padding, case["groups"]), seed)
 
 
+@pytest.mark.parametrize("k, before, after", [(5, 2, 2), (5, 0, 4), (5, 4, 0), (3, 1, 2), (3, 0, 0), (2, 2, 2), (1, 2, 2)])
+def test_stride_1_im2col_shares_the_padding_between_rows(k, before, after):
+    """Stride 1's im2col lays the padded input out flat with rows W + max(left, right) apart
+    (at least W_out, which padding wider than the kernel needs: k = 1 or 2 with pad 2)."""
+    x = normal(0, (2, 3, 4, 6))
+    w, b = normal(1, (4, 3, k, k)), normal(2, (4,))
+    padding = ((before, after), (before, after))
+    geo = cpu._Geometry(x.shape, w.shape, (1, 1), padding, 1, x.dtype.itemsize)
+    assert geo.wide and geo.pitch == max(6 + max(before, after), geo.w_out)
+    _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, ((1, 1), padding, 1), seed=3)
+
+
 @pytest.mark.parametrize("w_shape, stride, padding, expected", [
     ((4, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), True),
     ((4, 2, 3, 3), (1, 1), ((0, 2), (2, 0)), True),

@@ -39,7 +39,26 @@ def test_matmul_clock_sees_each_layers_matrix_products():
                  for i, name in enumerate(names)} for p in ("fwd", "bwd")}
     for p in ("fwd", "bwd"):
         assert all(ratio[p][name] == 1 for name in ("fc6", "fc7", "fc8"))  # three plain products
-        assert ratio[p]["conv1"] == 36 / 32  # stride-1 im2col: GEMM rows as long as the padded input's
+        assert ratio[p]["conv1"] == (32 + 2) / 32  # stride-1 im2col: GEMM rows W + max(left, right) long
+        assert ratio[p]["conv2"] == (15 + 2) / 15
         assert ratio[p]["conv3"] == 16 * 4 * 4 / (9 * 7 * 7)  # Winograd F(2x2, 3x3) at 7x7: 4x4 tiles of 16 entries
         assert all(ratio[p][name] == 0 for name in names if not name.startswith(("conv", "fc")))
         assert all(s > 0 for s, f in zip(seen[p]["products_s"], seen[p]["products_flop"]) if f)
+
+
+def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
+    """The benchmark of issue 5 end to end, on the small network (PyTorch's columns where it is
+    installed, dashes where not): every section of the report and the JSON are written."""
+    import json
+
+    from benchmarks import alexnet_cpu
+    md, js = tmp_path / "report.md", tmp_path / "report.json"
+    alexnet_cpu.main(["--model", "alexnet_small", "--batch", "2", "--repeats", "1", "--out-md", str(md),
+                      "--out-json", str(js)])
+    report, result = md.read_text(), json.loads(js.read_text())
+    assert report.startswith("`python benchmarks/alexnet_cpu.py --model alexnet_small --batch 2 --repeats 1`")
+    for row in ("| training step |", "| forward (eval mode) |", "| SGD step alone", "| peak RSS", "| conv1 |",
+                "| **sum** |", "| conv2 | bwd |", "| fc8 | fwd |"):
+        assert row in report
+    assert result["sgemm_gflops"] == max(result["sgemm_samples"].values()) > 0
+    assert len(result["layers"]["products"]["fwd"]["products_flop"]) == len(result["layers"]["names"])

@@ -60,5 +60,5 @@ def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
     for row in ("| training step |", "| forward (eval mode) |", "| SGD step alone", "| peak RSS", "| conv1 |",
                 "| **sum** |", "| conv2 | bwd |", "| fc8 | fwd |"):
         assert row in report
-    assert result["sgemm_gflops"] == max(result["sgemm_samples"].values()) > 0
+    assert sorted(result["sgemm_samples"].values())[1] == result["sgemm_gflops"] > 0  # the median of three
     assert len(result["layers"]["products"]["fwd"]["products_flop"]) == len(result["layers"]["names"])

@@ -166,10 +166,12 @@ def layer_work(net, x_shape):
 
 
 class MatmulClock:
-    """While active, times every ``np.matmul`` call and counts its FLOPs (2*K per output element).
+    """While active, times every ``np.matmul`` call and counts its FLOPs (2*K per output element,
+    4 times that for complex numbers).
 
     minicnn's CPU kernels hand all their matrix products to ``np.matmul`` (im2col convolutions,
-    Winograd's per-entry products, the fc layers), so this separates a layer's time in BLAS
+    Winograd's per-entry products, the Fourier path's transforms and products, the fc layers),
+    so this separates a layer's time in BLAS
     from the time in its own kernels. The wrapper adds about a microsecond per call."""
 
     def __init__(self):
@@ -185,7 +187,8 @@ class MatmulClock:
             start = time.perf_counter()
             out = self._matmul(a, b, *args, **kwargs)
             self.seconds += time.perf_counter() - start
-            self.flops += 2 * np.shape(a)[-1] * np.size(out)
+            real_ops = 4 if np.iscomplexobj(out) else 1  # a complex multiply-add is 4 real ones
+            self.flops += 2 * real_ops * np.shape(a)[-1] * np.size(out)
             return out
 
         np.matmul = timed_matmul
@@ -448,8 +451,8 @@ def format_report(r):
     out += ["", f"Warm `minicnn trace` start: first line after {r['trace_first_output_s']:.2f} s.", "",
             "Per layer (each layer timed alone on a detached input; backward includes the weight gradient). "
             "Convolutions and fc layers: GFLOP/s and % of SGEMM, counting a direct convolution's "
-            "multiply-adds (conv3-5 run Winograd F(2x2, 3x3), which does 2.25x fewer, so their rate is an "
-            "effective one and can pass SGEMM's); the others: GB/s of the bytes they must read and write, "
+            "multiply-adds (conv3-5 run Winograd F(2x2, 3x3), which does 2.25x fewer, and conv2 products of "
+            "Fourier transforms, about 6x fewer with the transforms, so their rate is an effective one and can pass SGEMM's); the others: GB/s of the bytes they must read and write, "
             "and % of copy bandwidth.", "",
             "| layer | fwd minicnn | fwd PyTorch | bwd minicnn | bwd PyTorch | fwd rate (% peak) | bwd rate (% peak) |",
             "|---|---|---|---|---|---|---|"]
@@ -487,8 +490,9 @@ def format_products(layers, sgemm_gflops):
     """The table of the matrix products inside minicnn's conv and fc layers (``matrix_products``)."""
     out = ["The matrix products inside minicnn's layers (the layers run again, one at a time, with every "
            "`np.matmul` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
-           "FLOPs differ from a direct convolution's where the kernel computes more (conv2's wide im2col) or less "
-           "(Winograd). The ceiling is the layer's rate, counted as in the table above, if everything but the "
+           "FLOPs differ from a direct convolution's where the kernel computes more (a stride-1 im2col's wide rows) "
+           "or less (Winograd, the Fourier path: transforms and complex products, a complex multiply-add "
+           "counted as 4 real ones). The ceiling is the layer's rate, counted as in the table above, if everything but the "
            "products took no time: a layer whose ceiling is under 80% of SGEMM cannot reach 80% with these "
            "products, however fast its own kernels.", "",
            "| layer | pass | layer rate (% SGEMM) | products' FLOPs / direct | products' own rate (% SGEMM) "

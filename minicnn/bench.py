@@ -85,7 +85,9 @@ def layer_cases(n):
             args = ((stride, stride), ((pad, pad), (pad, pad)), groups)
             return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
         build.reference = reference
-        build.cpu_winograd = cpu_conv.takes_winograd((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
+        geometry = ((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
+        build.cpu_winograd = cpu_conv.takes_winograd(*geometry)
+        build.cpu_spectral = cpu_conv.takes_spectral(*geometry)
         return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):
@@ -320,7 +322,8 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     for i, (name, kind, work, build) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
         row = {"layer": name, "kind": kind, "work": {"forward": work[0], "backward": work[1]},
-               "unit": "GB/s" if kind == "memory" else "GFLOP/s", "cpu_winograd": getattr(build, "cpu_winograd", False)}
+               "unit": "GB/s" if kind == "memory" else "GFLOP/s", "cpu_winograd": getattr(build, "cpu_winograd", False),
+               "cpu_spectral": getattr(build, "cpu_spectral", False)}
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
             row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
@@ -380,6 +383,10 @@ def format_table(result, devices):
     if "cpu" in devices and winograd:
         lines.append(f"CPU {', '.join(winograd)}: Winograd F(2x2, 3x3), 2.25x fewer multiply-adds; "
                      "GFLOP/s and % peak count a direct convolution's work")
+    spectral = [r["layer"] for r in result["layers"] if r.get("cpu_spectral")]
+    if "cpu" in devices and spectral:
+        lines.append(f"CPU {', '.join(spectral)}: products of Fourier transforms (kernels/cpu/spectral.py), fewer "
+                     "multiply-adds; GFLOP/s and % peak count a direct convolution's work")
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
     for dev, s in result.get("training_step", {}).items():
         lines.append(f"alexnet2012 training step (forward + loss + backward + SGD update), batch {result['batch']}, {dev}: "

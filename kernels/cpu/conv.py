@@ -1,7 +1,10 @@
 """2-D convolution on the CPU: Numba im2col/col2im feeding NumPy's SGEMM, a block of images at a time.
 
 Stride-1 3x3 convolutions (AlexNet's conv3-5) go to ``winograd.py`` instead (2.25x fewer
-multiply-adds), unless ``WINOGRAD`` is set to False; everything below is the im2col path.
+multiply-adds), unless ``WINOGRAD`` is set to False; stride-1 convolutions with kernels of
+5x5 or more and at least 16 input channels per group (AlexNet's conv2) go through the
+Fourier transform in ``spectral.py`` (8.6x fewer at conv2), unless ``SPECTRAL`` is False.
+Everything below is the im2col path.
 
 The math (see ``kernels/reference/conv.py`` for the same formulas as loops):
 
@@ -71,11 +74,12 @@ iteration, so no two threads ever add into the same element.
 import numpy as np
 from numba import njit, prange
 
-from . import winograd, workspace
+from . import spectral, winograd, workspace
 from .phases import gather_phase, phase_length
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
 WINOGRAD = True  # stride-1 3x3 convolutions (forward, dL/dx and dL/dw) through winograd.py
+SPECTRAL = True  # stride-1 convolutions with kernels of 5x5 or more through spectral.py
 
 
 @njit(cache=True, inline="always")
@@ -302,9 +306,16 @@ def takes_winograd(w_shape, stride, padding):
     return WINOGRAD and winograd.applies(w_shape, stride, padding)
 
 
+def takes_spectral(w_shape, stride, padding):
+    """Whether this module sends the convolution to ``spectral.py`` (``minicnn bench`` labels it)."""
+    return SPECTRAL and spectral.applies(w_shape, stride, padding)
+
+
 def conv2d_forward(x, w, b, stride, padding, groups):
     if takes_winograd(w.shape, stride, padding):
         return winograd.conv2d_forward(x, w, b, padding, groups)
+    if takes_spectral(w.shape, stride, padding):
+        return spectral.conv2d_forward(x, w, b, padding, groups)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k = geo.k
     w_g = w.reshape(groups, k // groups, -1)
@@ -326,6 +337,8 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
     if takes_winograd(w.shape, stride, padding):
         return _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad)
+    if takes_spectral(w.shape, stride, padding):
+        return spectral.conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups
     w_g = w.reshape(groups, k // groups, rows_g)

@@ -1,12 +1,13 @@
 """conv2d: CPU kernel vs reference, gradcheck, PyTorch parity."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn.functional import conv2d_padding
 from minicnn.kernels.cpu import conv as cpu
-from minicnn.kernels.cpu import winograd
+from minicnn.kernels.cpu import spectral, winograd
 from minicnn.kernels.reference import conv as ref
 from tests.helpers import rel_error, tolerance
 from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
@@ -159,6 +160,81 @@ def test_stride_1_im2col_shares_the_padding_between_rows(k, before, after):
     geo = cpu._Geometry(x.shape, w.shape, (1, 1), padding, 1, x.dtype.itemsize)
     assert geo.wide and geo.pitch == max(6 + max(before, after), geo.w_out)
     _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, ((1, 1), padding, 1), seed=3)
+
+
+@st.composite
+def spectral_cases(draw):
+    """Stride-1 convolutions that take the Fourier path: kernels of 5x5 to 6x7, at least 16
+    input channels per group, any padding up to the kernel's reach, uneven too."""
+    groups = draw(st.sampled_from([1, 2]))
+    kh, kw = draw(st.integers(5, 6)), draw(st.integers(5, 7))
+    padding = ((draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1))),
+               (draw(st.integers(0, kw - 1)), draw(st.integers(0, kw - 1))))
+    h = draw(st.integers(max(1, kh - sum(padding[0])), 9))
+    w = draw(st.integers(max(1, kw - sum(padding[1])), 9))
+    c_g = draw(st.integers(spectral.MIN_CHANNELS, spectral.MIN_CHANNELS + 2))
+    return {"x_shape": (draw(st.integers(1, 3)), c_g * groups, h, w),
+            "w_shape": (draw(st.integers(1, 3)) * groups, c_g, kh, kw), "padding": padding, "groups": groups}
+
+
+@settings(max_examples=30)
+@given(case=spectral_cases(), seed=seeds, dtype=FLOAT_DTYPES)
+def test_spectral_matches_reference(case, seed, dtype):
+    """conv2's path (products of Fourier transforms) gives the reference's output, dL/dx, dL/dw
+    and dL/db, at odd and even sizes, uneven padding and groups, and skips what is not needed."""
+    x, w = normal(seed, case["x_shape"], dtype), normal(seed + 1, case["w_shape"], dtype)
+    b = normal(seed + 2, case["w_shape"][:1], dtype)
+    args = ((1, 1), case["padding"], case["groups"])
+    assert cpu.takes_spectral(w.shape, *args[:2])
+    y = cpu.conv2d_forward(x, w, b, *args)
+    expected = ref.conv2d_forward(x, w, b, *args)
+    assert y.dtype == dtype and y.shape == expected.shape and rel_error(y, expected) < tolerance(dtype)
+    grad_y = normal(seed + 3, y.shape, dtype)
+    wanted = ref.conv2d_backward(x, w, grad_y, *args)
+    for needs in ((True, True, True), (True, False, False), (False, True, True)):
+        got = cpu.conv2d_backward(x, w, grad_y, *args, needs_input_grad=needs)
+        for g, want, needed in zip(got, wanted, needs):
+            assert (g is None) == (not needed)
+            if needed:
+                assert g.dtype == dtype and g.shape == want.shape and rel_error(g, want) < tolerance(dtype)
+
+
+def test_spectral_gradcheck_and_conv2s_shape():
+    """Finite differences through the Fourier path (float64), and conv2's own shape, two groups
+    of 48 channels at 27x27 with 5x5 kernels, against the im2col path in float32."""
+    x = mc.tensor(normal(0, (2, 32, 6, 7)), requires_grad=True)
+    w = mc.tensor(normal(1, (4, 16, 5, 5)), requires_grad=True)
+    b = mc.tensor(normal(2, (4,)), requires_grad=True)
+    assert cpu.takes_spectral(w.shape, (1, 1), ((2, 2), (2, 2)))
+    result = mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b, 1, 2, 2), [x, w, b], max_coords=200)
+    assert result.ok and result.checked > 200
+    x, w, b = normal(3, (3, 96, 27, 27), np.float32), normal(4, (256, 48, 5, 5), np.float32, 0.05), normal(5, (256,), np.float32)
+    args = ((1, 1), ((2, 2), (2, 2)), 2)
+    y = cpu.conv2d_forward(x, w, b, *args).copy()
+    grad_y = normal(6, y.shape, np.float32)
+    grads = [g.copy() for g in cpu.conv2d_backward(x, w, grad_y, *args)]
+    cpu.SPECTRAL = False
+    try:
+        assert not cpu.takes_spectral(w.shape, *args[:2])
+        y_im2col = cpu.conv2d_forward(x, w, b, *args)
+        grads_im2col = cpu.conv2d_backward(x, w, grad_y, *args)
+    finally:
+        cpu.SPECTRAL = True
+    assert rel_error(y, y_im2col) < tolerance(np.float32)
+    for g, want in zip(grads, grads_im2col):
+        assert rel_error(g, want) < tolerance(np.float32)
+
+
+@pytest.mark.parametrize("w_shape, stride, expected", [
+    ((4, 16, 5, 5), (1, 1), True),
+    ((4, 48, 5, 5), (1, 1), True),  # conv2
+    ((4, 15, 5, 5), (1, 1), False),  # too few channels: the transforms would cost more than they save
+    ((4, 16, 5, 5), (2, 2), False),
+    ((4, 16, 3, 3), (1, 1), False),  # Winograd's
+    ((4, 16, 5, 4), (1, 1), False),
+])
+def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, expected):
+    assert spectral.applies(w_shape, stride, ((2, 2), (2, 2))) is expected
 
 
 @pytest.mark.parametrize("w_shape, stride, padding, expected", [

@@ -1,0 +1,248 @@
+"""Stride-1 convolution with large kernels (AlexNet's conv2, 5x5) through the 2-D discrete Fourier transform.
+
+The math. Take the transform over the padded size, S_h = H + top + bottom rows and
+S_w = W + left + right columns, and only the frequencies v <= S_w // 2 along the rows (the
+others are the complex conjugates of these, the input being real). For each channel plane,
+
+    X[u, v, c, n]  = sum_{h, w} x[n, c, h, w] e^{-2 pi i (u (h + top) / S_h + v (w + left) / S_w)}
+    Wc[u, v, k, c] = sum_{p, q} w[k, c, p, q] e^{+2 pi i (u p / S_h + v q / S_w)}    (w's transform, conjugated)
+    Y[u, v, k, n]  = sum_c Wc[u, v, k, c] X[u, v, c, n]          one complex matrix product per (u, v, group)
+    y[n, k, i, j]  = b[k] + 1 / (S_h S_w) sum_{u, v} Y[u, v, k, n] e^{+2 pi i (u i / S_h + v j / S_w)}
+
+(the last sum over all v, the missing half being the conjugates). This is the correlation
+theorem: the transform turns the sum over a window into a product per frequency. The
+transform is circular, but output (i, j) reads padded rows i .. i + kh - 1 <= S_h - 1 and
+columns likewise, so nothing wraps around. The backward takes the same three steps:
+
+    G[u, v, k, n]   = grad_y's transform, conjugated (offsets 0)
+    conj(dX)        = Wc^T G              dL/dx = the inverse of dX at rows top.., columns left..
+    dW[u, v, k, c]  = sum_n G[u, v, k, n] X[u, v, c, n]      dL/dw = the inverse at rows 0 .. kh-1
+
+Why: the products do 4 real multiply-adds per (frequency, k, c, n), against kh*kw per output
+position in a direct convolution. At conv2 (27x27, 5x5, padding 2: 31 x 16 frequencies
+against 27 x 27 x 25 taps) that is 8.6x fewer, and the products run as large batched
+complex GEMMs in NumPy's BLAS. The float32 error is about 4e-7 of the output's scale
+(Winograd F(2x2, 3x3): 5-7e-7; an im2col sum: 3e-8).
+
+The transforms are matrix products too. The sizes are not powers of two and the planes
+are small, so a dense DFT matrix per axis, applied by BLAS to all planes at once, does
+what an FFT would without a library: along a row, the real plane times a (W, 2V) matrix
+of cosines and sines; along a column, a complex (S_h, H) matrix. Two Numba kernels move
+the data between those products (``_interleave``, ``_split``); the output's transform is
+laid out so that its last product writes y in NCHW directly, and the bias is added at
+frequency (0, 0), where it is a constant over the plane.
+"""
+from functools import lru_cache
+
+import numpy as np
+from numba import njit, prange
+
+from . import workspace
+
+MIN_KERNEL = 5  # 3x3 kernels go to Winograd (winograd.py); smaller ones are cheaper by im2col
+MIN_CHANNELS = 16  # input channels per group: with fewer, the transforms cost more than the products save
+
+
+def applies(w_shape, stride, padding):
+    """Whether this path computes the convolution: stride 1, kernels of at least 5x5, at least
+    MIN_CHANNELS input channels per group."""
+    return tuple(stride) == (1, 1) and min(w_shape[2:]) >= MIN_KERNEL and w_shape[1] >= MIN_CHANNELS
+
+
+@lru_cache(maxsize=64)
+def _rows_matrix(size, offset, length, sign, dtype):
+    """(length, 2V) real: column v of the first half is cos, of the second sign*sin, of
+    2 pi v (l + offset) / size for l < length, v <= size // 2: a row's transform."""
+    v = np.arange(size // 2 + 1)
+    angle = 2 * np.pi * np.outer(np.arange(length) + offset, v) / size
+    return np.ascontiguousarray(np.concatenate([np.cos(angle), sign * np.sin(angle)], axis=1), dtype=dtype)
+
+
+@lru_cache(maxsize=64)
+def _columns_matrix(size, offset, length, sign, dtype):
+    """(size, length) complex: e^{sign 2 pi i u (l + offset) / size}, the columns' transform."""
+    angle = 2 * np.pi * np.outer(np.arange(size), np.arange(length) + offset) / size
+    return np.ascontiguousarray(np.exp(sign * 1j * angle), dtype=dtype)
+
+
+@lru_cache(maxsize=64)
+def _inverse_rows_matrix(size, offset, length, sign, scale, dtype):
+    """(2V, length) real: y[l] = sum_v m_v (Re z_v cos - sign Im z_v sin)(2 pi v (l + offset) / size),
+    times ``scale``, with m_v = 2 for the frequencies whose conjugate is not kept (1 for v = 0 and
+    v = size / 2): the real inverse along a row of its half spectrum."""
+    v = np.arange(size // 2 + 1)
+    weight = np.where((v == 0) | (2 * v == size), 1.0, 2.0)[:, None] * scale
+    angle = 2 * np.pi * np.outer(v, np.arange(length) + offset) / size
+    return np.ascontiguousarray(np.concatenate([weight * np.cos(angle), -sign * weight * np.sin(angle)]), dtype=dtype)
+
+
+@njit(parallel=True, cache=True)
+def _swap_planes(src, dst):
+    """dst[b, a] = src[a, b] for planes stored flat, (A, B, H*W) -> (B, A, H*W): NCHW to the
+    (channel, image) plane order of the spectra, and back."""
+    n_a, n_b = src.shape[0], src.shape[1]
+    for ba in prange(n_b * n_a):
+        b = ba // n_a
+        a = ba % n_a
+        source, target = src[a, b], dst[b, a]
+        for i in range(source.size):
+            target[i] = source[i]
+
+
+@njit(parallel=True, cache=True)
+def _interleave(rows, out):
+    """out[h, v, a*B + b] = rows[a, b, h, v] + i rows[a, b, h, V + v]: the row transforms' real and
+    imaginary halves as complex numbers, plane index last for the columns' product. Each task
+    writes B consecutive values per v; the B rows it reads stay in cache from one v to the next."""
+    n_a, n_b, height, two_v = rows.shape
+    half = two_v // 2
+    for ha in prange(height * n_a):
+        h = ha // n_a
+        a = ha % n_a
+        for v in range(half):
+            dst = out[h, v, a * n_b : (a + 1) * n_b]
+            for b in range(n_b):
+                dst[b] = complex(rows[a, b, h, v], rows[a, b, h, half + v])
+
+
+PLANES_PER_LINE = 8  # complex64 values per 64-byte cache line
+
+
+@njit(parallel=True, cache=True)
+def _split(z, out):
+    """out[a, b, r, v] = Re z[r, v, a*B + b], out[a, b, r, V + v] = Im: back from the columns'
+    inverse to planes, real and imaginary halves side by side for the rows' inverse. A task
+    takes 8 planes, whose values sit in one cache line of z for each (r, v): 28 vs 37 ms at
+    conv2's output (batch 64) against one task per (r, a) as in ``_interleave``."""
+    height, half, planes = z.shape
+    n_a, n_b = out.shape[0], out.shape[1]
+    blocks = (n_b + PLANES_PER_LINE - 1) // PLANES_PER_LINE
+    for task in prange(n_a * blocks):
+        a = task // blocks
+        b0 = (task % blocks) * PLANES_PER_LINE
+        count = min(n_b, b0 + PLANES_PER_LINE) - b0
+        for r in range(height):
+            for v in range(half):
+                src = z[r, v, a * n_b + b0 : a * n_b + b0 + count]
+                for j in range(count):
+                    out[a, b0 + j, r, v] = src[j].real
+                    out[a, b0 + j, r, half + v] = src[j].imag
+
+
+def _complex(dtype):
+    return np.complex64 if dtype == np.float32 else np.complex128
+
+
+def _buffer(name, shape, dtype):
+    """An uninitialised array in a named scratch buffer of bytes. The stages of one call share
+    five such buffers, in turns that never overlap (the names below), so the path holds
+    about 250 MB at conv2's size (batch 64) instead of 500: a buffer per stage pushed the
+    training step's peak memory past PyTorch's."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    return workspace.scratch(name, (count * dtype.itemsize,), np.uint8).view(dtype).reshape(shape)
+
+
+# X or dX, Wc or dW, Y or G: the spectra a product reads or writes; FIRST and SECOND: the stages
+# between (planes in spectrum order, row transforms, their interleaving, the inverse's steps).
+X_OR_DX, W_OR_DW, Y_OR_G, FIRST, SECOND = "spectral.a", "spectral.b", "spectral.c", "spectral.first", "spectral.second"
+
+
+def _swapped(planes):
+    """planes (A, B, H, W) as (B, A, H, W), in FIRST."""
+    n_a, n_b, height, width = planes.shape
+    out = _buffer(FIRST, (n_b, n_a, height, width), planes.dtype)
+    _swap_planes(planes.reshape(n_a, n_b, -1), out.reshape(n_b, n_a, -1))
+    return out
+
+
+def _transform(planes, size_h, size_w, top, left, sign, into):
+    """The transform of each plane of ``planes`` (A, B, H, W), C-contiguous, placed at (top, left)
+    in a size_h x size_w frame (sign -1; +1 gives the conjugate), in buffer ``into``:
+    (size_h, V, A*B) complex, plane a*B + b last. Uses FIRST and SECOND (``planes`` may be
+    FIRST: it is read before FIRST is written)."""
+    n_a, n_b, height, width = planes.shape
+    dtype = planes.dtype.type
+    half = size_w // 2 + 1
+    rows = _buffer(SECOND, (n_a * n_b * height, 2 * half), dtype)
+    np.matmul(planes.reshape(-1, width), _rows_matrix(size_w, left, width, sign, dtype), out=rows)
+    mixed = _buffer(FIRST, (height, half, n_a * n_b), _complex(dtype))
+    _interleave(rows.reshape(n_a, n_b, height, 2 * half), mixed)
+    spectrum = _buffer(into, (size_h, half, n_a * n_b), _complex(dtype))
+    np.matmul(_columns_matrix(size_h, top, height, sign, _complex(dtype)), mixed.reshape(height, -1),
+              out=spectrum.reshape(size_h, -1))
+    return spectrum
+
+
+def _inverse(spectrum, size_h, size_w, top, left, sign, out):
+    """The real inverse of each plane of ``spectrum`` (size_h, V, A*B) at rows top .., columns
+    left .. (sign +1; sign -1 inverts the conjugate spectrum), into out[a, b], out (A, B, R, T)
+    (``out`` may be FIRST: written after FIRST is read)."""
+    size_u, half, planes = spectrum.shape
+    height, width = out.shape[2:]
+    dtype = out.dtype.type
+    columns = _buffer(FIRST, (height, half, planes), spectrum.dtype)
+    np.matmul(_columns_matrix(size_h, top, height, sign, spectrum.dtype.type).T, spectrum.reshape(size_u, -1),
+              out=columns.reshape(height, -1))
+    split = _buffer(SECOND, out.shape[:3] + (2 * half,), dtype)
+    _split(columns, split)
+    scale = 1.0 / (size_h * size_w)
+    np.matmul(split.reshape(-1, 2 * half), _inverse_rows_matrix(size_w, left, width, sign, scale, dtype),
+              out=out.reshape(-1, width))
+    return out
+
+
+def _sizes(x_shape, padding):
+    (top, bottom), (left, right) = padding
+    return x_shape[2] + top + bottom, x_shape[3] + left + right
+
+
+def conv2d_forward(x, w, b, padding, groups):
+    """y = conv(x, w) + b, stride 1, padding ((top, bottom), (left, right))."""
+    n, c, height, width = x.shape
+    k, c_g, kh, kw = w.shape
+    (top, _), (left, _) = padding
+    size_h, size_w = _sizes(x.shape, padding)
+    u, half = size_h, size_w // 2 + 1
+    x_spectrum = _transform(_swapped(x), size_h, size_w, top, left, -1, X_OR_DX)  # planes (c, n)
+    w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)  # planes (k, c), conjugated
+    y_spectrum = _buffer(Y_OR_G, (u, half, k * n), x_spectrum.dtype)
+    np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g),
+              x_spectrum.reshape(u, half, groups, c_g, n), out=y_spectrum.reshape(u, half, groups, k // groups, n))
+    if b is not None:  # a constant over the plane is frequency (0, 0) alone, times S_h * S_w
+        y_spectrum[0, 0].reshape(k, n)[:] += (b * (size_h * size_w))[:, None]
+    h_out, w_out = size_h - kh + 1, size_w - kw + 1
+    y_kn = _inverse(y_spectrum, size_h, size_w, 0, 0, +1, _buffer(FIRST, (k, n, h_out, w_out), x.dtype))
+    y = workspace.empty((n, k, h_out, w_out), x.dtype)
+    _swap_planes(y_kn.reshape(k, n, -1), y.reshape(n, k, -1))
+    return y
+
+
+def conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad):
+    """(dL/dx, dL/dw, dL/db), None where ``needs_input_grad`` says so."""
+    n, c, height, width = x.shape
+    k, c_g, kh, kw = w.shape
+    (top, _), (left, _) = padding
+    size_h, size_w = _sizes(x.shape, padding)
+    u, half = size_h, size_w // 2 + 1
+    g_spectrum = _transform(_swapped(grad_y), size_h, size_w, 0, 0, +1, Y_OR_G)  # planes (k, n), conjugated
+    g_groups = g_spectrum.reshape(u, half, groups, k // groups, n)
+    grad_x = grad_w = grad_b = None
+    if needs_input_grad[2]:  # frequency (0, 0) of grad_y's transform is each plane's sum
+        grad_b = g_spectrum[0, 0].real.reshape(k, n).sum(axis=1, dtype=np.float64).astype(x.dtype)
+    if needs_input_grad[1]:
+        x_spectrum = _transform(_swapped(x), size_h, size_w, top, left, -1, X_OR_DX)
+        w_grad_spectrum = _buffer(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
+        np.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
+                  out=w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))
+        grad_w = _inverse(w_grad_spectrum, size_h, size_w, 0, 0, +1, workspace.empty(w.shape, w.dtype))
+    if needs_input_grad[0]:
+        w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)
+        x_grad_spectrum = _buffer(X_OR_DX, (u, half, c * n), g_spectrum.dtype)
+        np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g).swapaxes(-1, -2), g_groups,
+                  out=x_grad_spectrum.reshape(u, half, groups, c_g, n))
+        grad_x_cn = _inverse(x_grad_spectrum, size_h, size_w, top, left, -1,
+                             _buffer(FIRST, (c, n, height, width), x.dtype))
+        grad_x = workspace.empty(x.shape, x.dtype)
+        _swap_planes(grad_x_cn.reshape(c, n, -1), grad_x.reshape(n, c, -1))
+    return grad_x, grad_w, grad_b

@@ -87,7 +87,7 @@ def layer_cases(n):
         build.reference = reference
         geometry = ((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
         build.cpu_winograd = cpu_conv.takes_winograd(*geometry)
-        build.cpu_spectral = cpu_conv.takes_spectral(*geometry)
+        build.cpu_spectral = cpu_conv.takes_spectral(*geometry, n)
         return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):

@@ -2,8 +2,9 @@
 
 Stride-1 3x3 convolutions (AlexNet's conv3-5) go to ``winograd.py`` instead (2.25x fewer
 multiply-adds), unless ``WINOGRAD`` is set to False; stride-1 convolutions with kernels of
-5x5 or more and at least 16 input channels per group (AlexNet's conv2) go through the
-Fourier transform in ``spectral.py`` (8.6x fewer at conv2), unless ``SPECTRAL`` is False.
+5x5 or more, at least 16 input channels per group and 2 images per thread (AlexNet's conv2)
+go through the Fourier transform in ``spectral.py`` (8.6x fewer at conv2), unless
+``SPECTRAL`` is False.
 Everything below is the im2col path.
 
 The math (see ``kernels/reference/conv.py`` for the same formulas as loops):
@@ -306,15 +307,15 @@ def takes_winograd(w_shape, stride, padding):
     return WINOGRAD and winograd.applies(w_shape, stride, padding)
 
 
-def takes_spectral(w_shape, stride, padding):
+def takes_spectral(w_shape, stride, padding, batch):
     """Whether this module sends the convolution to ``spectral.py`` (``minicnn bench`` labels it)."""
-    return SPECTRAL and spectral.applies(w_shape, stride, padding)
+    return SPECTRAL and spectral.applies(w_shape, stride, padding, batch)
 
 
 def conv2d_forward(x, w, b, stride, padding, groups):
     if takes_winograd(w.shape, stride, padding):
         return winograd.conv2d_forward(x, w, b, padding, groups)
-    if takes_spectral(w.shape, stride, padding):
+    if takes_spectral(w.shape, stride, padding, x.shape[0]):
         return spectral.conv2d_forward(x, w, b, padding, groups)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k = geo.k
@@ -337,7 +338,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
     if takes_winograd(w.shape, stride, padding):
         return _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad)
-    if takes_spectral(w.shape, stride, padding):
+    if takes_spectral(w.shape, stride, padding, x.shape[0]):
         return spectral.conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups

@@ -1,7 +1,7 @@
 """conv2d: CPU kernel vs reference, gradcheck, PyTorch parity."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minicnn as mc
@@ -177,15 +177,21 @@ def spectral_cases(draw):
             "w_shape": (draw(st.integers(1, 3)) * groups, c_g, kh, kw), "padding": padding, "groups": groups}
 
 
-@settings(max_examples=30)
+@pytest.fixture
+def spectral_at_any_batch(monkeypatch):
+    """The Fourier path also for batches smaller than 2 images per thread (the tests' shapes)."""
+    monkeypatch.setattr(spectral, "MIN_IMAGES_PER_THREAD", 0)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])  # it sets a constant
 @given(case=spectral_cases(), seed=seeds, dtype=FLOAT_DTYPES)
-def test_spectral_matches_reference(case, seed, dtype):
+def test_spectral_matches_reference(spectral_at_any_batch, case, seed, dtype):
     """conv2's path (products of Fourier transforms) gives the reference's output, dL/dx, dL/dw
     and dL/db, at odd and even sizes, uneven padding and groups, and skips what is not needed."""
     x, w = normal(seed, case["x_shape"], dtype), normal(seed + 1, case["w_shape"], dtype)
     b = normal(seed + 2, case["w_shape"][:1], dtype)
     args = ((1, 1), case["padding"], case["groups"])
-    assert cpu.takes_spectral(w.shape, *args[:2])
+    assert cpu.takes_spectral(w.shape, *args[:2], x.shape[0])
     y = cpu.conv2d_forward(x, w, b, *args)
     expected = ref.conv2d_forward(x, w, b, *args)
     assert y.dtype == dtype and y.shape == expected.shape and rel_error(y, expected) < tolerance(dtype)
@@ -199,13 +205,13 @@ def test_spectral_matches_reference(case, seed, dtype):
                 assert g.dtype == dtype and g.shape == want.shape and rel_error(g, want) < tolerance(dtype)
 
 
-def test_spectral_gradcheck_and_conv2s_shape():
+def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
     """Finite differences through the Fourier path (float64), and conv2's own shape, two groups
     of 48 channels at 27x27 with 5x5 kernels, against the im2col path in float32."""
     x = mc.tensor(normal(0, (2, 32, 6, 7)), requires_grad=True)
     w = mc.tensor(normal(1, (4, 16, 5, 5)), requires_grad=True)
     b = mc.tensor(normal(2, (4,)), requires_grad=True)
-    assert cpu.takes_spectral(w.shape, (1, 1), ((2, 2), (2, 2)))
+    assert cpu.takes_spectral(w.shape, (1, 1), ((2, 2), (2, 2)), 2)
     result = mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b, 1, 2, 2), [x, w, b], max_coords=200)
     assert result.ok and result.checked > 200
     x, w, b = normal(3, (3, 96, 27, 27), np.float32), normal(4, (256, 48, 5, 5), np.float32, 0.05), normal(5, (256,), np.float32)
@@ -215,7 +221,7 @@ def test_spectral_gradcheck_and_conv2s_shape():
     grads = [g.copy() for g in cpu.conv2d_backward(x, w, grad_y, *args)]
     cpu.SPECTRAL = False
     try:
-        assert not cpu.takes_spectral(w.shape, *args[:2])
+        assert not cpu.takes_spectral(w.shape, *args[:2], 3)
         y_im2col = cpu.conv2d_forward(x, w, b, *args)
         grads_im2col = cpu.conv2d_backward(x, w, grad_y, *args)
     finally:
@@ -225,16 +231,20 @@ def test_spectral_gradcheck_and_conv2s_shape():
         assert rel_error(g, want) < tolerance(np.float32)
 
 
-@pytest.mark.parametrize("w_shape, stride, expected", [
-    ((4, 16, 5, 5), (1, 1), True),
-    ((4, 48, 5, 5), (1, 1), True),  # conv2
-    ((4, 15, 5, 5), (1, 1), False),  # too few channels: the transforms would cost more than they save
-    ((4, 16, 5, 5), (2, 2), False),
-    ((4, 16, 3, 3), (1, 1), False),  # Winograd's
-    ((4, 16, 5, 4), (1, 1), False),
+@pytest.mark.parametrize("w_shape, stride, batch, threads, expected", [
+    ((4, 16, 5, 5), (1, 1), 4, 2, True),
+    ((4, 48, 5, 5), (1, 1), 64, 2, True),  # conv2
+    ((4, 48, 5, 5), (1, 1), 64, 16, True),
+    ((4, 48, 5, 5), (1, 1), 16, 16, False),  # one image per thread: im2col's large products win
+    ((4, 48, 5, 5), (1, 1), 3, 2, False),
+    ((4, 15, 5, 5), (1, 1), 64, 2, False),  # too few channels: the transforms would cost more than they save
+    ((4, 16, 5, 5), (2, 2), 64, 2, False),
+    ((4, 16, 3, 3), (1, 1), 64, 2, False),  # Winograd's
+    ((4, 16, 5, 4), (1, 1), 64, 2, False),
 ])
-def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, expected):
-    assert spectral.applies(w_shape, stride, ((2, 2), (2, 2))) is expected
+def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, batch, threads, expected, monkeypatch):
+    monkeypatch.setattr(spectral.numba, "get_num_threads", lambda: threads)
+    assert spectral.applies(w_shape, stride, ((2, 2), (2, 2)), batch) is expected
 
 
 @pytest.mark.parametrize("w_shape, stride, padding, expected", [

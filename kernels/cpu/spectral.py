@@ -21,16 +21,19 @@ columns likewise, so nothing wraps around. The backward takes the same three ste
 Why: the products do 4 real multiply-adds per (frequency, k, c, n), against kh*kw per output
 position in a direct convolution. At conv2 (27x27, 5x5, padding 2: 31 x 16 frequencies
 against 27 x 27 x 25 taps) that is 8.6x fewer, and the products run as large batched
-complex GEMMs in NumPy's BLAS. The float32 error is about 4e-7 of the output's scale
-(Winograd F(2x2, 3x3): 5-7e-7; an im2col sum: 3e-8).
+complex GEMMs in NumPy's BLAS. The float32 error is within 2e-7 of the reference's scale
+(Winograd F(2x2, 3x3): 5-7e-7; an im2col sum: 3e-8). At batch 64 on 2 threads conv2 took
+0.51-0.55x im2col's time forward and 0.39-0.42x backward.
 
 The transforms are matrix products too. The sizes are not powers of two and the planes
 are small, so a dense DFT matrix per axis, applied by BLAS to all planes at once, does
 what an FFT would without a library: along a row, the real plane times a (W, 2V) matrix
-of cosines and sines; along a column, a complex (S_h, H) matrix. Two Numba kernels move
-the data between those products (``_interleave``, ``_split``); the output's transform is
-laid out so that its last product writes y in NCHW directly, and the bias is added at
-frequency (0, 0), where it is a constant over the plane.
+of cosines and sines; along a column, a complex (S_h, H) matrix. Numba kernels move the
+data between those products: ``_swap_planes`` puts the planes in (channel, image) order,
+the order of the products' columns, and back to NCHW at the end; ``_interleave`` and
+``_split`` turn the rows' real and imaginary halves into complex numbers with the plane
+index last, and back. The bias is added at frequency (0, 0), where it is a constant over
+the plane.
 """
 from functools import lru_cache
 

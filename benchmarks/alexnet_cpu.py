@@ -452,7 +452,7 @@ def format_report(r):
             "Per layer (each layer timed alone on a detached input; backward includes the weight gradient). "
             "Convolutions and fc layers: GFLOP/s and % of SGEMM, counting a direct convolution's "
             "multiply-adds (conv3-5 run Winograd F(2x2, 3x3), which does 2.25x fewer, and conv2 products of "
-            "Fourier transforms, about 6x fewer with the transforms, so their rate is an effective one and can pass SGEMM's); the others: GB/s of the bytes they must read and write, "
+            "Fourier transforms, 4-5x fewer counting the transforms' own products, so their rate is an effective one and can pass SGEMM's); the others: GB/s of the bytes they must read and write, "
             "and % of copy bandwidth.", "",
             "| layer | fwd minicnn | fwd PyTorch | bwd minicnn | bwd PyTorch | fwd rate (% peak) | bwd rate (% peak) |",
             "|---|---|---|---|---|---|---|"]

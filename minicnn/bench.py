@@ -379,14 +379,11 @@ def format_table(result, devices):
     first = ", ".join(f"{r['layer']} {r[d]['first_call']:.1f}s ({d})" for r in result["layers"] for d in devices
                       if r[d]["first_call"] > 0.5)
     lines.append("")
-    winograd = [r["layer"] for r in result["layers"] if r.get("cpu_winograd")]
-    if "cpu" in devices and winograd:
-        lines.append(f"CPU {', '.join(winograd)}: Winograd F(2x2, 3x3), 2.25x fewer multiply-adds; "
-                     "GFLOP/s and % peak count a direct convolution's work")
-    spectral = [r["layer"] for r in result["layers"] if r.get("cpu_spectral")]
-    if "cpu" in devices and spectral:
-        lines.append(f"CPU {', '.join(spectral)}: products of Fourier transforms (kernels/cpu/spectral.py), fewer "
-                     "multiply-adds; GFLOP/s and % peak count a direct convolution's work")
+    for flag, method in (("cpu_winograd", "Winograd F(2x2, 3x3), 2.25x fewer multiply-adds"),
+                         ("cpu_spectral", "products of Fourier transforms (kernels/cpu/spectral.py), fewer multiply-adds")):
+        layers = [r["layer"] for r in result["layers"] if r.get(flag)]
+        if "cpu" in devices and layers:
+            lines.append(f"CPU {', '.join(layers)}: {method}; GFLOP/s and % peak count a direct convolution's work")
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
     for dev, s in result.get("training_step", {}).items():
         lines.append(f"alexnet2012 training step (forward + loss + backward + SGD update), batch {result['batch']}, {dev}: "

@@ -37,7 +37,8 @@ The matrices live in reused scratch buffers (``workspace.py``).
 
 Two forms of im2col:
 
-- Stride 1 (AlexNet's conv2; conv3-5 too when ``WINOGRAD`` is off) takes the *wide* form.
+- Stride 1 (AlexNet's conv2 when ``SPECTRAL`` is off or a batch has under 2 images per
+  thread; conv3-5 when ``WINOGRAD`` is off) takes the *wide* form.
   The padded input is laid out flat with a row pitch L = W + max(left, right): each row is
   x's row followed by max(left, right) zeros, and those zeros serve as the right padding of
   one row and the left padding of the next (a window reading past a row's end reads the
@@ -76,6 +77,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import spectral, winograd, workspace
+from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 from .phases import gather_phase, phase_length
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
@@ -221,45 +223,6 @@ def _col2im_wide(grad_cols, kh, kw, top, left, h_pad, pitch, h_out, grad_x):
                 dst[w] = row[w]
 
 
-@njit(parallel=True, cache=True)
-def _channel_major_to_nchw(y_cm, bias, y):
-    """y[n, k, i, j] = y_cm[k, n, i*R + j] + bias[k], R = the GEMM's row length (>= W_out)."""
-    n_batch, channels, h_out, w_out = y.shape
-    row_len = y_cm.shape[2] // h_out
-    for nk in prange(n_batch * channels):
-        n = nk // channels
-        k = nk % channels
-        b = bias[k]
-        for i in range(h_out):
-            src = y_cm[k, n, i * row_len : i * row_len + w_out]
-            dst = y[n, k, i]
-            for j in range(w_out):
-                dst[j] = src[j] + b
-
-
-@njit(parallel=True, cache=True)
-def _nchw_to_channel_major(g, g_cm, channel_sums):
-    """g_cm[k, n, i*R + j] = g[n, k, i, j], and 0 in the columns j >= W_out of a wide row;
-    channel_sums[k, n] = the sum of g[n, k] in float64 (dL/db's terms, taken while g is read)."""
-    n_batch, channels, h_out, w_out = g.shape
-    row_len = g_cm.shape[2] // h_out
-    zero = g_cm.dtype.type(0)
-    for kn in prange(channels * n_batch):
-        k = kn // n_batch
-        n = kn % n_batch
-        total = 0.0
-        for i in range(h_out):
-            src = g[n, k, i]
-            dst = g_cm[k, n, i * row_len : (i + 1) * row_len]
-            for j in range(w_out):
-                dst[j] = src[j]
-                total += src[j]
-            tail = dst[w_out:]
-            for j in range(row_len - w_out):
-                tail[j] = zero
-        channel_sums[k, n] = total
-
-
 class _Geometry:
     """The sizes one convolution call needs, its blocks of images, and its im2col/col2im."""
 
@@ -326,7 +289,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
         cols_g = geo.im2col(x[n0:n1])
         y_cm = workspace.scratch("conv.y", (groups, k // groups, cols_g.shape[2]), x.dtype)
         np.matmul(w_g, cols_g, out=y_cm)
-        _channel_major_to_nchw(y_cm.reshape(k, n1 - n0, geo.run), bias, y[n0:n1])
+        channel_major_to_nchw(y_cm.reshape(k, n1 - n0, geo.run), bias, y[n0:n1])
     return y
 
 
@@ -349,7 +312,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     for n0, n1 in geo.blocks():
         grad_y_cm = workspace.scratch("conv.grad_y", (k, n1 - n0, geo.run), x.dtype)
         channel_sums = workspace.scratch("conv.channel_sums", (k, n1 - n0), np.float64)
-        _nchw_to_channel_major(grad_y[n0:n1], grad_y_cm, channel_sums)
+        nchw_to_channel_major(grad_y[n0:n1], grad_y_cm, channel_sums)
         bias_sums += channel_sums.sum(axis=1)
         grad_y_g = grad_y_cm.reshape(groups, k // groups, -1)
         if needs_input_grad[1]:

@@ -17,6 +17,7 @@ columns likewise, so nothing wraps around. The backward takes the same three ste
     G[u, v, k, n]   = grad_y's transform, conjugated (offsets 0)
     conj(dX)        = Wc^T G              dL/dx = the inverse of dX at rows top.., columns left..
     dW[u, v, k, c]  = sum_n G[u, v, k, n] X[u, v, c, n]      dL/dw = the inverse at rows 0 .. kh-1
+    dL/db[k]        = sum_{n, i, j} grad_y[n, k, i, j]      in float64
 
 Why: the products do 4 real multiply-adds per (frequency, k, c, n), against kh*kw per output
 position in a direct convolution. At conv2 (27x27, 5x5, padding 2: 31 x 16 frequencies
@@ -29,11 +30,11 @@ The transforms are matrix products too. The sizes are not powers of two and the 
 are small, so a dense DFT matrix per axis, applied by BLAS to all planes at once, does
 what an FFT would without a library: along a row, the real plane times a (W, 2V) matrix
 of cosines and sines; along a column, a complex (S_h, H) matrix. Numba kernels move the
-data between those products: ``_swap_planes`` puts the planes in (channel, image) order,
-the order of the products' columns, and back to NCHW at the end; ``_interleave`` and
+data between those products: conv's transpositions (``channel_major.py``) put the planes in
+(channel, image) order, the order of the products' columns, and back to NCHW with the bias
+at the end (taking dL/db's sums on the way in, as the im2col path does); ``_interleave`` and
 ``_split`` turn the rows' real and imaginary halves into complex numbers with the plane
-index last, and back. The bias is added at frequency (0, 0), where it is a constant over
-the plane.
+index last, and back.
 """
 from functools import lru_cache
 
@@ -42,6 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import workspace
+from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 
 MIN_KERNEL = 5  # 3x3 kernels go to Winograd (winograd.py); smaller ones are cheaper by im2col
 MIN_CHANNELS = 16  # input channels per group: with fewer, the transforms cost more than the products save
@@ -84,19 +86,6 @@ def _inverse_rows_matrix(size, offset, length, sign, scale, dtype):
     weight = np.where((v == 0) | (2 * v == size), 1.0, 2.0)[:, None] * scale
     angle = 2 * np.pi * np.outer(v, np.arange(length) + offset) / size
     return np.ascontiguousarray(np.concatenate([weight * np.cos(angle), -sign * weight * np.sin(angle)]), dtype=dtype)
-
-
-@njit(parallel=True, cache=True)
-def _swap_planes(src, dst):
-    """dst[b, a] = src[a, b] for planes stored flat, (A, B, H*W) -> (B, A, H*W): NCHW to the
-    (channel, image) plane order of the spectra, and back."""
-    n_a, n_b = src.shape[0], src.shape[1]
-    for ba in prange(n_b * n_a):
-        b = ba // n_a
-        a = ba % n_a
-        source, target = src[a, b], dst[b, a]
-        for i in range(source.size):
-            target[i] = source[i]
 
 
 @njit(parallel=True, cache=True)
@@ -143,26 +132,26 @@ def _complex(dtype):
     return np.complex64 if dtype == np.float32 else np.complex128
 
 
-def _buffer(name, shape, dtype):
-    """An uninitialised array in a named scratch buffer of bytes. The stages of one call share
-    five such buffers, in turns that never overlap (the names below), so the path holds
-    about 250 MB at conv2's size (batch 64) instead of 500: a buffer per stage pushed the
-    training step's peak memory past PyTorch's."""
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
-    return workspace.scratch(name, (count * dtype.itemsize,), np.uint8).view(dtype).reshape(shape)
-
-
-# X or dX, Wc or dW, Y or G: the spectra a product reads or writes; FIRST and SECOND: the stages
-# between (planes in spectrum order, row transforms, their interleaving, the inverse's steps).
+# Scratch buffers (workspace.scratch), shared by the stages of one call in turns that never
+# overlap: about 250 MB at conv2's size (batch 64), where one buffer per stage held 500 MB and
+# pushed the training step's peak memory past PyTorch's. X or dX, Wc or dW, Y or G: the spectra
+# a product reads or writes; FIRST and SECOND: the stages between (planes in channel-major
+# order, row transforms, their interleaving, the inverse's steps).
 X_OR_DX, W_OR_DW, Y_OR_G, FIRST, SECOND = "spectral.a", "spectral.b", "spectral.c", "spectral.first", "spectral.second"
 
 
-def _swapped(planes):
-    """planes (A, B, H, W) as (B, A, H, W), in FIRST."""
-    n_a, n_b, height, width = planes.shape
-    out = _buffer(FIRST, (n_b, n_a, height, width), planes.dtype)
-    _swap_planes(planes.reshape(n_a, n_b, -1), out.reshape(n_b, n_a, -1))
+def _channel_major(planes, channel_sums):
+    """planes (N, C, H, W) as (C, N, H, W), in FIRST; channel_sums[c, n] = each plane's sum in float64."""
+    n, c, height, width = planes.shape
+    out = workspace.scratch(FIRST, (c, n, height, width), planes.dtype)
+    nchw_to_channel_major(planes, out.reshape(c, n, height * width), channel_sums)
+    return out
+
+
+def _to_nchw(planes, bias, out):
+    """out[n, k] = planes[k, n] + bias[k]."""
+    k, n = planes.shape[:2]
+    channel_major_to_nchw(planes.reshape(k, n, -1), bias, out)
     return out
 
 
@@ -174,11 +163,11 @@ def _transform(planes, size_h, size_w, top, left, sign, into):
     n_a, n_b, height, width = planes.shape
     dtype = planes.dtype.type
     half = size_w // 2 + 1
-    rows = _buffer(SECOND, (n_a * n_b * height, 2 * half), dtype)
+    rows = workspace.scratch(SECOND, (n_a * n_b * height, 2 * half), dtype)
     np.matmul(planes.reshape(-1, width), _rows_matrix(size_w, left, width, sign, dtype), out=rows)
-    mixed = _buffer(FIRST, (height, half, n_a * n_b), _complex(dtype))
+    mixed = workspace.scratch(FIRST, (height, half, n_a * n_b), _complex(dtype))
     _interleave(rows.reshape(n_a, n_b, height, 2 * half), mixed)
-    spectrum = _buffer(into, (size_h, half, n_a * n_b), _complex(dtype))
+    spectrum = workspace.scratch(into, (size_h, half, n_a * n_b), _complex(dtype))
     np.matmul(_columns_matrix(size_h, top, height, sign, _complex(dtype)), mixed.reshape(height, -1),
               out=spectrum.reshape(size_h, -1))
     return spectrum
@@ -191,10 +180,10 @@ def _inverse(spectrum, size_h, size_w, top, left, sign, out):
     size_u, half, planes = spectrum.shape
     height, width = out.shape[2:]
     dtype = out.dtype.type
-    columns = _buffer(FIRST, (height, half, planes), spectrum.dtype)
+    columns = workspace.scratch(FIRST, (height, half, planes), spectrum.dtype)
     np.matmul(_columns_matrix(size_h, top, height, sign, spectrum.dtype.type).T, spectrum.reshape(size_u, -1),
               out=columns.reshape(height, -1))
-    split = _buffer(SECOND, out.shape[:3] + (2 * half,), dtype)
+    split = workspace.scratch(SECOND, out.shape[:3] + (2 * half,), dtype)
     _split(columns, split)
     scale = 1.0 / (size_h * size_w)
     np.matmul(split.reshape(-1, 2 * half), _inverse_rows_matrix(size_w, left, width, sign, scale, dtype),
@@ -214,18 +203,16 @@ def conv2d_forward(x, w, b, padding, groups):
     (top, _), (left, _) = padding
     size_h, size_w = _sizes(x.shape, padding)
     u, half = size_h, size_w // 2 + 1
-    x_spectrum = _transform(_swapped(x), size_h, size_w, top, left, -1, X_OR_DX)  # planes (c, n)
+    sums = workspace.scratch("spectral.channel_sums", (c, n), np.float64)  # computed on the way, unused here
+    x_spectrum = _transform(_channel_major(x, sums), size_h, size_w, top, left, -1, X_OR_DX)  # planes (c, n)
     w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)  # planes (k, c), conjugated
-    y_spectrum = _buffer(Y_OR_G, (u, half, k * n), x_spectrum.dtype)
+    y_spectrum = workspace.scratch(Y_OR_G, (u, half, k * n), x_spectrum.dtype)
     np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g),
               x_spectrum.reshape(u, half, groups, c_g, n), out=y_spectrum.reshape(u, half, groups, k // groups, n))
-    if b is not None:  # a constant over the plane is frequency (0, 0) alone, times S_h * S_w
-        y_spectrum[0, 0].reshape(k, n)[:] += (b * (size_h * size_w))[:, None]
     h_out, w_out = size_h - kh + 1, size_w - kw + 1
-    y_kn = _inverse(y_spectrum, size_h, size_w, 0, 0, +1, _buffer(FIRST, (k, n, h_out, w_out), x.dtype))
-    y = workspace.empty((n, k, h_out, w_out), x.dtype)
-    _swap_planes(y_kn.reshape(k, n, -1), y.reshape(n, k, -1))
-    return y
+    y_kn = _inverse(y_spectrum, size_h, size_w, 0, 0, +1, workspace.scratch(FIRST, (k, n, h_out, w_out), x.dtype))
+    bias = b if b is not None else np.zeros(k, dtype=x.dtype)
+    return _to_nchw(y_kn, bias, workspace.empty((n, k, h_out, w_out), x.dtype))
 
 
 def conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad):
@@ -235,24 +222,24 @@ def conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad):
     (top, _), (left, _) = padding
     size_h, size_w = _sizes(x.shape, padding)
     u, half = size_h, size_w // 2 + 1
-    g_spectrum = _transform(_swapped(grad_y), size_h, size_w, 0, 0, +1, Y_OR_G)  # planes (k, n), conjugated
+    channel_sums = workspace.scratch("spectral.channel_sums", (k, n), np.float64)  # dL/db's terms
+    g_spectrum = _transform(_channel_major(grad_y, channel_sums), size_h, size_w, 0, 0, +1, Y_OR_G)  # conjugated
     g_groups = g_spectrum.reshape(u, half, groups, k // groups, n)
-    grad_x = grad_w = grad_b = None
-    if needs_input_grad[2]:  # frequency (0, 0) of grad_y's transform is each plane's sum
-        grad_b = g_spectrum[0, 0].real.reshape(k, n).sum(axis=1, dtype=np.float64).astype(x.dtype)
+    grad_x = grad_w = None
+    grad_b = channel_sums.sum(axis=1).astype(x.dtype) if needs_input_grad[2] else None
     if needs_input_grad[1]:
-        x_spectrum = _transform(_swapped(x), size_h, size_w, top, left, -1, X_OR_DX)
-        w_grad_spectrum = _buffer(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
+        x_spectrum = _transform(_channel_major(x, workspace.scratch("spectral.channel_sums", (c, n), np.float64)),
+                                size_h, size_w, top, left, -1, X_OR_DX)
+        w_grad_spectrum = workspace.scratch(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
         np.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
                   out=w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))
         grad_w = _inverse(w_grad_spectrum, size_h, size_w, 0, 0, +1, workspace.empty(w.shape, w.dtype))
     if needs_input_grad[0]:
         w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)
-        x_grad_spectrum = _buffer(X_OR_DX, (u, half, c * n), g_spectrum.dtype)
+        x_grad_spectrum = workspace.scratch(X_OR_DX, (u, half, c * n), g_spectrum.dtype)
         np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g).swapaxes(-1, -2), g_groups,
                   out=x_grad_spectrum.reshape(u, half, groups, c_g, n))
         grad_x_cn = _inverse(x_grad_spectrum, size_h, size_w, top, left, -1,
-                             _buffer(FIRST, (c, n, height, width), x.dtype))
-        grad_x = workspace.empty(x.shape, x.dtype)
-        _swap_planes(grad_x_cn.reshape(c, n, -1), grad_x.reshape(n, c, -1))
+                             workspace.scratch(FIRST, (c, n, height, width), x.dtype))
+        grad_x = _to_nchw(grad_x_cn, np.zeros(c, dtype=x.dtype), workspace.empty(x.shape, x.dtype))
     return grad_x, grad_w, grad_b

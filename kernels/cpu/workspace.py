@@ -9,9 +9,9 @@ cost about 75 us: 2,570 faults turned lrn1's 51 ms backward into 243 ms.
 
 Two kinds of reused memory:
 
-- ``scratch(name, shape, dtype)``: a named buffer, grown to the largest size asked for. Its
-  contents are valid only until the next request of the same name: a kernel uses it within
-  one call and never returns it (the im2col matrix).
+- ``scratch(name, shape, dtype)``: a named buffer of bytes, grown to the largest size asked
+  for, viewed as the dtype asked for. Its contents are valid only until the next request of
+  the same name: a kernel uses it within one call and never returns it (the im2col matrix).
 - ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), carved
   from arenas of ``ARENA_BYTES`` that are kept for the life of the process (a request
   larger than that gets an arena of its own). A request takes the smallest gap between the
@@ -44,17 +44,18 @@ _regions = []  # the _Region of every array handed out and maybe still in use
 
 
 def scratch(name, shape, dtype):
-    """An uninitialised C-contiguous array of ``shape`` and ``dtype``, reused across calls."""
+    """An uninitialised C-contiguous array of ``shape`` and ``dtype``, reused across calls: a view
+    of the bytes of the buffer ``name``, whatever dtype asked for it before (so stages of one
+    kernel can take turns in one buffer, complex numbers after floats)."""
     dtype = np.dtype(dtype)
-    size = 1
+    size = dtype.itemsize
     for extent in shape:
         size *= extent
-    key = (name, dtype)
-    buffer = _buffers.get(key)
+    buffer = _buffers.get(name)
     if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype=dtype)
-        _buffers[key] = buffer
-    return buffer[:size].reshape(shape)
+        buffer = np.empty(size, dtype=np.uint8)
+        _buffers[name] = buffer
+    return buffer[:size].view(dtype).reshape(shape)
 
 
 class _Region:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 from minicnn.functional import conv2d_padding
 from minicnn.kernels.cpu import conv as cpu
-from minicnn.kernels.cpu import spectral, winograd
+from minicnn.kernels.cpu import spectral, winograd, workspace
 from minicnn.kernels.reference import conv as ref
 from tests.helpers import rel_error, tolerance
 from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
@@ -140,6 +140,29 @@ def test_winograd_matches_reference(case, seed, dtype):
     args = (case["stride"], padding, case["groups"])
     for block_bytes in (1, winograd.BLOCK_BYTES):
         _matches_reference_with(winograd, "BLOCK_BYTES", block_bytes, x, w, b, args, seed)
+
+
+def test_winograd_entry_matrices_are_spaced_apart_and_change_nothing():
+    """V, M, Z (and U, S) hold their 16 matrices ENTRY_PAD elements apart, in the scratch buffer
+    itself (a view, not a copy), and the gap changes no result, bit for bit."""
+    v = winograd._entries("test.entries", 6, 8, np.float32)
+    assert v.strides == ((6 * 8 + winograd.ENTRY_PAD) * 4, 8 * 4, 4)
+    v[:] = 7
+    assert np.shares_memory(v, workspace.scratch("test.entries", (16, 6 * 8 + winograd.ENTRY_PAD), np.float32))
+    x, w, b = normal(0, (3, 4, 7, 6), np.float32), normal(1, (6, 2, 3, 3), np.float32), normal(2, (6,), np.float32)
+    grad_y = normal(3, (3, 6, 7, 6), np.float32)
+    padding = ((1, 1), (1, 1))
+    results = []
+    for pad in (0, winograd.ENTRY_PAD):
+        saved, winograd.ENTRY_PAD = winograd.ENTRY_PAD, pad
+        try:
+            results.append([winograd.conv2d_forward(x, w, b, padding, 2).copy(),
+                            winograd.conv2d_input_grad(w, grad_y, padding, 2).copy(),
+                            winograd.conv2d_weight_grad(x, grad_y, w.shape, padding, 2)[0].copy()])
+        finally:
+            winograd.ENTRY_PAD = saved
+    for packed, spaced in zip(*results):
+        np.testing.assert_array_equal(packed, spaced)
 
 
 @given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds)

@@ -6,8 +6,9 @@
 What it measures, alternating minicnn and PyTorch (same shapes, same weights, same thread count),
 each figure the median of ``--repeats`` runs after a warm-up run:
 
-- the machine's reference speeds: NumPy SGEMM (GFLOP/s, 2048^3; measured at the start, before the
-  per-layer timings and at the end, the median taken as the peak) and copy bandwidth (at the start);
+- the machine's reference speeds: NumPy SGEMM (GFLOP/s, 2048^3; sampled after each round of the
+  per-layer timings, side by side with them, the median taken as the peak; also at the start and the
+  end of the run, to show the drift) and copy bandwidth (at the start);
 - a whole training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay) and
   the eval-mode forward pass, in images/s; and the training step of the same network written as
   textbook NumPy (``numpy_textbook.py``: DeZero/CS231n-style im2col and ``@``);
@@ -27,6 +28,7 @@ It writes a markdown report and JSON (``--out-md``, ``--out-json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -197,6 +199,15 @@ class MatmulClock:
     def __exit__(self, *exc):
         np.matmul = self._matmul
 
+    @contextlib.contextmanager
+    def paused(self):
+        """NumPy's own matmul for a while (the SGEMM samples between rounds are not a layer's)."""
+        timed_matmul, np.matmul = np.matmul, self._matmul
+        try:
+            yield
+        finally:
+            np.matmul = timed_matmul
+
 
 def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads, clock=None):
     """Two closures: the forward of every layer, one at a time, on detached inputs (``leaf(h,
@@ -266,7 +277,9 @@ def torch_layers(torch, twin, x, labels):
                           logits_grad, zero_grads)
 
 
-def per_layer(net, x, labels, torch, twin, repeats):
+def per_layer(net, x, labels, torch, twin, repeats, between_rounds=lambda: None):
+    """Per layer, the median seconds of each engine's forward and backward; ``between_rounds`` runs
+    after each timed round (``measure`` takes an SGEMM sample there)."""
     names = [name for name, _ in net.named_children()]
     runs = {"minicnn": minicnn_layers(net, x, labels)}
     if torch is not None:
@@ -279,10 +292,12 @@ def per_layer(net, x, labels, torch, twin, repeats):
             if r:  # the first round is the warm-up
                 samples[key]["fwd"].append(st["fwd"])
                 samples[key]["bwd"].append(st["bwd"])
+        if r:
+            between_rounds()
     return names, {k: {p: np.median(np.array(v[p]), axis=0).tolist() for p in v} for k, v in samples.items()}
 
 
-def matrix_products(net, x, labels, repeats):
+def matrix_products(net, x, labels, repeats, between_rounds=lambda: None):
     """minicnn's layers again, one at a time, with every matrix product timed: per layer and
     pass, the median seconds of the layer and of its products, and the products' FLOPs."""
     clock = MatmulClock()
@@ -294,6 +309,8 @@ def matrix_products(net, x, labels, repeats):
             backward()
             if r:  # the first round is the warm-up
                 samples.append({p: (state[p], [s for s, _ in state[p + "_products"]]) for p in ("fwd", "bwd")})
+                with clock.paused():
+                    between_rounds()
     result = {}
     for p in ("fwd", "bwd"):
         result[p] = {"layer_s": np.median([s[p][0] for s in samples], axis=0).tolist(),
@@ -388,11 +405,15 @@ def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
     progress("textbook NumPy training step (two runs) ...")
     result["textbook_step"] = time_textbook(net, x, labels)
     progress("per layer ...")
-    sgemm["before the layers"] = sgemm_gflops()
-    names, layers = per_layer(net, x, labels, torch, twin, repeats)
+    alongside = []  # one SGEMM sample after each round of layer timings
+
+    def sample_sgemm():
+        alongside.append(sgemm_gflops(repeats=1))
+
+    names, layers = per_layer(net, x, labels, torch, twin, repeats, sample_sgemm)
     result["layers"] = {"names": names, "times": layers, "work": layer_work(net, x.shape)}
     progress("matrix products inside each layer ...")
-    result["layers"]["products"] = matrix_products(net, x, labels, repeats)
+    result["layers"]["products"] = matrix_products(net, x, labels, repeats, sample_sgemm)
     progress("optimiser step ...")
     result["optimiser_step"] = optimiser_step(net, x, labels, torch, twin, repeats)
     result["parameters"] = net.num_parameters()
@@ -406,22 +427,27 @@ def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
     progress("warm trace start ...")
     result["trace_first_output_s"] = warm_trace_start()
     sgemm["end"] = sgemm_gflops()
-    # The reference for "% of SGEMM" is the median of the three: this VM's SGEMM has read anywhere
-    # from 136 to 304 GFLOP/s within an hour, and one busy (or idle) moment must not set it alone.
-    result["sgemm_samples"], result["sgemm_gflops"] = sgemm, statistics.median(sgemm.values())
+    # The reference for "% of SGEMM" is the median of the samples taken between the rounds of the
+    # layer timings, side by side with what they are compared with: this VM's SGEMM has read
+    # anywhere from 136 to 304 GFLOP/s within an hour (start and end are kept to show the drift).
+    sgemm["alongside the layers"] = alongside
+    result["sgemm_samples"], result["sgemm_gflops"] = sgemm, statistics.median(alongside)
     return result
 
 
 def format_report(r):
     b, whole = r["batch"], r["whole"]
+    alongside = r["sgemm_samples"]["alongside the layers"]
     has_torch = r["torch"] is not None
     model_flag = "" if r["model"] == "alexnet2012" else f" --model {r['model']}"
     out = [f"`python benchmarks/alexnet_cpu.py{model_flag} --batch {b} --repeats {r['repeats']}`: {r['model']} "
            f"({r['parameters']:,} parameters), batch {b}, float32, {r['threads']} threads; medians of "
            f"{r['repeats']} runs after a warm-up, minicnn and PyTorch {r['torch'] or '(not installed)'} alternating.",
            "", f"Machine: {r['machine']}. NumPy SGEMM {r['sgemm_gflops']:.0f} GFLOP/s (2048^3; the median of "
-           + ", ".join(f"{g:.0f} {when}" for when, g in r["sgemm_samples"].items())
-           + f" of the run), copy bandwidth {r['copy_gbs']:.1f} GB/s (read + write, at the start).", ""]
+           f"{len(alongside)} samples taken between the rounds of the per-layer timings, "
+           + ", ".join(f"{g:.0f}" for g in alongside)
+           + f"; {r['sgemm_samples']['start']:.0f} at the start of the run, {r['sgemm_samples']['end']:.0f} at its end), "
+           f"copy bandwidth {r['copy_gbs']:.1f} GB/s (read + write, at the start).", ""]
     out += ["| | minicnn | PyTorch | minicnn / PyTorch time |", "|---|---|---|---|"]
 
     def row(label, ours, theirs):

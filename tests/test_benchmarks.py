@@ -60,5 +60,9 @@ def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
     for row in ("| training step |", "| forward (eval mode) |", "| SGD step alone", "| peak RSS", "| conv1 |",
                 "| **sum** |", "| conv2 | bwd |", "| fc8 | fwd |"):
         assert row in report
-    assert sorted(result["sgemm_samples"].values())[1] == result["sgemm_gflops"] > 0  # the median of three
+    alongside = result["sgemm_samples"]["alongside the layers"]
+    assert len(alongside) == 2  # one sample after each timed round: per layer, then the products
+    assert sorted(alongside)[0] <= result["sgemm_gflops"] <= sorted(alongside)[1]  # their median
+    assert result["sgemm_samples"]["start"] > 0 and result["sgemm_samples"]["end"] > 0
+    assert "samples taken between the rounds of the per-layer timings" in report
     assert len(result["layers"]["products"]["fwd"]["products_flop"]) == len(result["layers"]["names"])

@@ -7,8 +7,9 @@ What it measures, alternating minicnn and PyTorch (same shapes, same weights, sa
 each figure the median of ``--repeats`` runs after a warm-up run:
 
 - the machine's reference speeds: NumPy SGEMM (GFLOP/s, 2048^3; sampled after each round of the
-  per-layer timings, side by side with them, the median taken as the peak; also at the start and the
-  end of the run, to show the drift) and copy bandwidth (at the start);
+  per-layer timings and of the matrix products' timings, side by side with them, the median taken as
+  the peak; also at the start and the end of the run, to show the drift) and copy bandwidth (at the
+  start);
 - a whole training step (forward, cross-entropy, backward, SGD momentum 0.9 + weight decay) and
   the eval-mode forward pass, in images/s; and the training step of the same network written as
   textbook NumPy (``numpy_textbook.py``: DeZero/CS231n-style im2col and ``@``);

@@ -50,7 +50,7 @@ from numba import njit, prange
 
 from . import workspace
 
-BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 32 images; 32 MB ran 5-30% slower)
+BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 27-33 images; 32 MB ran 5-30% slower)
 ENTRY_PAD = 16  # elements between one tile entry's matrix and the next in U, V, M, Z and S (see _entries)
 
 

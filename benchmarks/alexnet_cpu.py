@@ -445,7 +445,7 @@ def format_report(r):
            f"({r['parameters']:,} parameters), batch {b}, float32, {r['threads']} threads; medians of "
            f"{r['repeats']} runs after a warm-up, minicnn and PyTorch {r['torch'] or '(not installed)'} alternating.",
            "", f"Machine: {r['machine']}. NumPy SGEMM {r['sgemm_gflops']:.0f} GFLOP/s (2048^3; the median of "
-           f"{len(alongside)} samples taken between the rounds of the per-layer timings, "
+           f"{len(alongside)} samples taken between the rounds of the per-layer timings and of the products' timings, "
            + ", ".join(f"{g:.0f}" for g in alongside)
            + f"; {r['sgemm_samples']['start']:.0f} at the start of the run, {r['sgemm_samples']['end']:.0f} at its end), "
            f"copy bandwidth {r['copy_gbs']:.1f} GB/s (read + write, at the start).", ""]

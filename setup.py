@@ -14,7 +14,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=["minicnn", "minicnn.nn", "minicnn.models", "minicnn.data"] + KERNEL_PACKAGES,
+    packages=["minicnn", "minicnn.nn", "minicnn.models", "minicnn.data", "minicnn.apps"] + KERNEL_PACKAGES,
     package_dir={
         "minicnn": "minicnn",
         "minicnn.kernels": "kernels",
@@ -29,5 +29,5 @@ setup(
         "plot": ["matplotlib>=3.6"],
         "cuda": ["numba-cuda>=0.30,<0.31"],
     },
-    entry_points={"console_scripts": ["minicnn = minicnn.cli:main"]},
+    entry_points={"console_scripts": ["minicnn = minicnn.apps.cli:main"]},
 )

@@ -41,7 +41,7 @@ import minicnn as mc  # before numpy: it sets the BLAS thread settings (minicnn/
 import numpy as np
 from minicnn import functional as F
 from minicnn import nn, optim
-from minicnn.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops
+from minicnn.apps.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops
 from minicnn.tensor import Tensor
 
 MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736", "MALLOC_TOP_PAD_": "268435456"}

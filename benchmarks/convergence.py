@@ -17,8 +17,8 @@ import os
 import platform
 import sys
 
-from minicnn.bench import describe_machine
-from minicnn.train import train_command
+from minicnn.apps.bench import describe_machine
+from minicnn.apps.train import train_command
 
 RUNS = {
     "full": {},

@@ -5,7 +5,7 @@ im2col by strided slices (one loop over the kernel's offsets), one ``@`` per con
 group), col2im by the same slices; max pooling through im2col and ``argmax``; LRN, ReLU and
 dropout as whole-array expressions; fully connected layers as ``@``; softmax cross-entropy; SGD
 with momentum and weight decay. It takes its layers and weights from a minicnn network, so both
-compute the same function; ``tests/test_train.py`` checks its loss and gradients against minicnn's.
+compute the same function; ``tests/apps/test_train.py`` checks its loss and gradients against minicnn's.
 """
 from __future__ import annotations
 

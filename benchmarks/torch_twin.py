@@ -1,6 +1,6 @@
 """The PyTorch twin of a minicnn network: the same layers, with minicnn's weights copied in.
 
-Used as the outside oracle by the tests (tests/test_models.py, tests/test_train.py) and as the
+Used as the outside oracle by the tests (tests/test_models.py, tests/apps/test_train.py) and as the
 baseline by benchmarks/alexnet_cpu.py. PyTorch's LRN divides alpha by the window size n, so the
 twin passes alpha * n; TensorFlow-style "same" padding becomes an explicit ZeroPad2d; dropout
 becomes the identity (comparisons run without it).

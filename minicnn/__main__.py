@@ -1,6 +1,6 @@
 """``python -m minicnn`` is the ``minicnn`` command."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

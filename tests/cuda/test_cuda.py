@@ -277,7 +277,7 @@ def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     import io
 
     from minicnn.data import ShapesDataset
-    from minicnn.train import TrainConfig, Trainer, open_checkpoint
+    from minicnn.apps.train import TrainConfig, Trainer, open_checkpoint
 
     data = (ShapesDataset(1, 17, seed=0, num_classes=3), ShapesDataset(1, 17, seed=1, num_classes=3))
     histories = {}

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from .errors import ArgumentError
-from .nn import Conv2d
+from ..errors import ArgumentError
+from ..nn import Conv2d
 
 
 def require_matplotlib():

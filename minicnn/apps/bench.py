@@ -24,18 +24,18 @@ import time
 
 import numpy as np
 
-from . import device as _device
-from . import functional as F
-from . import models, optim
-from .kernels.cpu import conv as cpu_conv
-from .kernels.reference import activation as ref_activation
-from .kernels.reference import batchnorm as ref_batchnorm
-from .kernels.reference import conv as ref_conv
-from .kernels.reference import dropout as ref_dropout
-from .kernels.reference import linear as ref_linear
-from .kernels.reference import lrn as ref_lrn
-from .kernels.reference import pool as ref_pool
-from .tensor import Tensor
+from .. import device as _device
+from .. import functional as F
+from .. import models, optim
+from ..kernels.cpu import conv as cpu_conv
+from ..kernels.reference import activation as ref_activation
+from ..kernels.reference import batchnorm as ref_batchnorm
+from ..kernels.reference import conv as ref_conv
+from ..kernels.reference import dropout as ref_dropout
+from ..kernels.reference import linear as ref_linear
+from ..kernels.reference import lrn as ref_lrn
+from ..kernels.reference import pool as ref_pool
+from ..tensor import Tensor
 
 # FP32 peak without tensor cores, TFLOP/s, from NVIDIA's datasheets.
 GPU_FP32_PEAK = {"H100": 67.0, "H200": 67.0, "A100": 19.5, "L4": 30.3, "T4": 8.1, "V100": 15.7}
@@ -438,7 +438,7 @@ def run_from_args(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minicnn.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m minicnn.apps.bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     run_from_args(parser.parse_args(argv))
 

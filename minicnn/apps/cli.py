@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import models
-from .errors import MiniCNNError
+from .. import models
+from ..errors import MiniCNNError
 
 
 def _summary(args):

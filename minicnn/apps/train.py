@@ -28,15 +28,15 @@ import time
 
 import numpy as np
 
-from . import checkpoint
-from . import functional as F
-from . import models, optim
-from .autograd import no_grad
-from .data import CIFAR10, DataLoader, ImageFolder, ShapesDataset
-from .data import transforms as T
-from .errors import ArgumentError
-from .nn import Dropout
-from .tensor import Tensor
+from .. import checkpoint
+from .. import functional as F
+from .. import models, optim
+from ..autograd import no_grad
+from ..data import CIFAR10, DataLoader, ImageFolder, ShapesDataset
+from ..data import transforms as T
+from ..errors import ArgumentError
+from ..nn import Dropout
+from ..tensor import Tensor
 
 # The paper trains on 227x227 crops of 256x256 images; smaller images are cropped in proportion.
 CROP_FRACTION = 227 / 256

@@ -26,13 +26,13 @@ import time
 
 import numpy as np
 
-from . import functional as F
-from . import models
-from .autograd import no_grad
-from .errors import ArgumentError
-from .nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
+from .. import functional as F
+from .. import models
+from ..autograd import no_grad
+from ..errors import ArgumentError
+from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
 from .summary import layer_plan
-from .tensor import Tensor
+from ..tensor import Tensor
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 

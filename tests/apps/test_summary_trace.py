@@ -9,9 +9,9 @@ import pytest
 
 import minicnn as mc
 from minicnn import models
-from minicnn.cli import main
-from minicnn.summary import format_summary, layer_plan
-from minicnn.trace import IMAGENET_MEAN, builtin_images, run_trace
+from minicnn.apps.cli import main
+from minicnn.apps.summary import format_summary, layer_plan
+from minicnn.apps.trace import IMAGENET_MEAN, builtin_images, run_trace
 
 F = mc.functional
 
@@ -156,7 +156,7 @@ def test_help_on_every_command(capsys):
 
 
 def test_pooling_example_names_the_winner_with_and_without_overlap():
-    from minicnn.trace import worked_example
+    from minicnn.apps.trace import worked_example
 
     x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
     for layer, overlapping in ((mc.nn.MaxPool2d(2), False), (mc.nn.MaxPool2d(3, 2), True)):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import ShapesDataset
-from .data import transforms as T
-from .errors import ArgumentError
+from ..data import ShapesDataset
+from ..data import transforms as T
+from ..errors import ArgumentError
 
 
 def augmentation_figure(path, image_size=64, count=4, seed=0):

@@ -13,9 +13,9 @@ for each, works out by arithmetic alone (nothing is computed on data):
 """
 from __future__ import annotations
 
-from .errors import ArgumentError
-from .functional import conv2d_padding
-from .nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
+from ..errors import ArgumentError
+from ..functional import conv2d_padding
+from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
                  Sigmoid, Tanh)
 
 

@@ -5,7 +5,8 @@ installed as a top-level module: ``package_dir`` maps it into ``minicnn``.
 """
 from setuptools import setup
 
-KERNEL_PACKAGES = ["minicnn.kernels", "minicnn.kernels.reference", "minicnn.kernels.cpu", "minicnn.kernels.cuda"]
+KERNEL_PACKAGES = ["minicnn.kernels", "minicnn.kernels.reference", "minicnn.kernels.cpu", "minicnn.kernels.cpu.conv",
+                   "minicnn.kernels.cuda"]
 
 setup(
     name="minicnn",
@@ -20,6 +21,7 @@ setup(
         "minicnn.kernels": "kernels",
         "minicnn.kernels.reference": "kernels/reference",
         "minicnn.kernels.cpu": "kernels/cpu",
+        "minicnn.kernels.cpu.conv": "kernels/cpu/conv",
         "minicnn.kernels.cuda": "kernels/cuda",
     },
     install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69"],

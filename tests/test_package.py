@@ -42,7 +42,7 @@ def test_a_built_wheel_maps_kernels_into_minicnn(tmp_path):
     )
     (wheel,) = tmp_path.glob("minicnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for path in ("minicnn/kernels/cpu/conv.py", "minicnn/kernels/reference/conv.py", "minicnn/kernels/cuda/conv.py",
+    for path in ("minicnn/kernels/cpu/conv/__init__.py", "minicnn/kernels/cpu/conv/winograd.py", "minicnn/kernels/reference/conv.py", "minicnn/kernels/cuda/conv.py",
                  "minicnn/nn/layers.py", "minicnn/models/alexnet.py"):
         assert path in names, path
     assert not [n for n in names if n.startswith("kernels/")]

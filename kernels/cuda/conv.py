@@ -1,6 +1,6 @@
 """2-D convolution on the GPU as three implicit GEMMs (``gemm.py``), one per pass.
 
-Same math as ``kernels/cpu/conv.py`` (x (N, C, H, W), w (K, C/G, kh, kw), group g,
+Same math as ``kernels/cpu/conv/im2col.py`` (x (N, C, H, W), w (K, C/G, kh, kw), group g,
 c' and k' counting within the group, x_pad read as 0 outside the image):
 
     forward:  y[n, g*K/G + k', i, j] = b + sum_{c', p, q} w[g*K/G + k', c', p, q] * x_pad[n, g*C/G + c', i*sh + p, j*sw + q]

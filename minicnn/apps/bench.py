@@ -86,8 +86,7 @@ def layer_cases(n):
             return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
         build.reference = reference
         geometry = ((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
-        build.cpu_winograd = cpu_conv.takes_winograd(*geometry)
-        build.cpu_spectral = cpu_conv.takes_spectral(*geometry, n)
+        build.cpu_algorithm = cpu_conv.algorithm(*geometry, n)
         return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):
@@ -322,8 +321,7 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
     for i, (name, kind, work, build) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
         row = {"layer": name, "kind": kind, "work": {"forward": work[0], "backward": work[1]},
-               "unit": "GB/s" if kind == "memory" else "GFLOP/s", "cpu_winograd": getattr(build, "cpu_winograd", False),
-               "cpu_spectral": getattr(build, "cpu_spectral", False)}
+               "unit": "GB/s" if kind == "memory" else "GFLOP/s", "cpu_algorithm": getattr(build, "cpu_algorithm", None)}
         for dev in devices:
             row[dev] = measure_layer(build, dev, repeats, rng)
             row[f"torch_{dev}"] = measure_torch_layer(build, dev, repeats, rng)
@@ -379,9 +377,10 @@ def format_table(result, devices):
     first = ", ".join(f"{r['layer']} {r[d]['first_call']:.1f}s ({d})" for r in result["layers"] for d in devices
                       if r[d]["first_call"] > 0.5)
     lines.append("")
-    for flag, method in (("cpu_winograd", "Winograd F(2x2, 3x3), 2.25x fewer multiply-adds"),
-                         ("cpu_spectral", "products of Fourier transforms (kernels/cpu/spectral.py), fewer multiply-adds")):
-        layers = [r["layer"] for r in result["layers"] if r.get(flag)]
+    for algorithm, method in (("winograd", "Winograd F(2x2, 3x3), 2.25x fewer multiply-adds"),
+                              ("spectral", "products of Fourier transforms (kernels/cpu/conv/spectral.py), "
+                                           "fewer multiply-adds")):
+        layers = [r["layer"] for r in result["layers"] if r.get("cpu_algorithm") == algorithm]
         if "cpu" in devices and layers:
             lines.append(f"CPU {', '.join(layers)}: {method}; GFLOP/s and % peak count a direct convolution's work")
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")

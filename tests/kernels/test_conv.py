@@ -6,8 +6,10 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn.functional import conv2d_padding
+from minicnn.errors import ArgumentError
 from minicnn.kernels.cpu import conv as cpu
-from minicnn.kernels.cpu import spectral, winograd, workspace
+from minicnn.kernels.cpu import workspace
+from minicnn.kernels.cpu.conv import im2col, spectral, winograd
 from minicnn.kernels.reference import conv as ref
 from tests.helpers import rel_error, tolerance
 from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
@@ -103,14 +105,16 @@ def test_input_gradient_is_skipped_when_not_needed():
     assert x.grad is None and w.grad.shape == (3, 2, 3, 3)
 
 
-def _matches_reference_with(module, setting, value, x, w, b, args, seed):
-    """Run the CPU kernel with ``module.setting = value`` and compare all its results with the reference."""
+def _matches_reference_with(module, setting, value, x, w, b, args, seed, algorithm="auto"):
+    """Run the CPU kernel with ``module.setting = value`` (and ``algorithm``) and compare all its
+    results with the reference."""
     saved = getattr(module, setting)
     setattr(module, setting, value)
     try:
-        y = cpu.conv2d_forward(x, w, b, *args)
-        grad_y = normal(seed + 3, y.shape, x.dtype)
-        grads = cpu.conv2d_backward(x, w, grad_y, *args)
+        with cpu.use_algorithm(algorithm):
+            y = cpu.conv2d_forward(x, w, b, *args)
+            grad_y = normal(seed + 3, y.shape, x.dtype)
+            grads = cpu.conv2d_backward(x, w, grad_y, *args)
     finally:
         setattr(module, setting, saved)
     assert y.dtype == x.dtype and rel_error(y, ref.conv2d_forward(x, w, b, *args)) < tolerance(x.dtype)
@@ -125,7 +129,8 @@ def test_one_image_per_block_matches_reference(case, seed):
     x, w, b = _arrays(case, seed, np.float64)
     x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images, so 3 to 6 blocks
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    _matches_reference_with(cpu, "BLOCK_BYTES", 1, x, w, b, (case["stride"], padding, case["groups"]), seed)
+    _matches_reference_with(im2col, "BLOCK_BYTES", 1, x, w, b, (case["stride"], padding, case["groups"]), seed,
+                            algorithm="im2col")
 
 
 @given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds, dtype=FLOAT_DTYPES)
@@ -156,7 +161,7 @@ def test_winograd_entry_matrices_are_spaced_apart_and_change_nothing():
     for pad in (0, winograd.ENTRY_PAD):
         saved, winograd.ENTRY_PAD = winograd.ENTRY_PAD, pad
         try:
-            results.append([winograd.conv2d_forward(x, w, b, padding, 2).copy(),
+            results.append([winograd.conv2d_forward(x, w, b, (1, 1), padding, 2).copy(),
                             winograd.conv2d_input_grad(w, grad_y, padding, 2).copy(),
                             winograd.conv2d_weight_grad(x, grad_y, w.shape, padding, 2)[0].copy()])
         finally:
@@ -170,7 +175,8 @@ def test_im2col_path_still_matches_for_3x3(case, seed):
     """With Winograd turned off, the same convolutions go through im2col and agree."""
     x, w, b = _arrays(case, seed, np.float64)
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, (case["stride"], padding, case["groups"]), seed)
+    _matches_reference_with(im2col, "BLOCK_BYTES", im2col.BLOCK_BYTES, x, w, b, (case["stride"], padding, case["groups"]),
+                            seed, algorithm="im2col")
 
 
 @pytest.mark.parametrize("k, before, after", [(5, 2, 2), (5, 0, 4), (5, 4, 0), (3, 1, 2), (3, 0, 0), (2, 2, 2), (1, 2, 2)])
@@ -180,9 +186,10 @@ def test_stride_1_im2col_shares_the_padding_between_rows(k, before, after):
     x = normal(0, (2, 3, 4, 6))
     w, b = normal(1, (4, 3, k, k)), normal(2, (4,))
     padding = ((before, after), (before, after))
-    geo = cpu._Geometry(x.shape, w.shape, (1, 1), padding, 1, x.dtype.itemsize)
+    geo = im2col._Geometry(x.shape, w.shape, (1, 1), padding, 1, x.dtype.itemsize)
     assert geo.wide and geo.pitch == max(6 + max(before, after), geo.w_out)
-    _matches_reference_with(cpu, "WINOGRAD", False, x, w, b, ((1, 1), padding, 1), seed=3)
+    _matches_reference_with(im2col, "BLOCK_BYTES", im2col.BLOCK_BYTES, x, w, b, ((1, 1), padding, 1), seed=3,
+                            algorithm="im2col")
 
 
 @st.composite
@@ -201,12 +208,13 @@ def spectral_cases(draw):
 
 
 @pytest.fixture
-def spectral_at_any_batch(monkeypatch):
-    """The Fourier path also for batches smaller than 2 images per thread (the tests' shapes)."""
-    monkeypatch.setattr(spectral, "MIN_IMAGES_PER_THREAD", 0)
+def spectral_at_any_batch():
+    """The Fourier path also for batches under MIN_BATCH (the tests' shapes)."""
+    with cpu.use_algorithm("spectral"):
+        yield
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])  # it sets a constant
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])  # it sets the algorithm
 @given(case=spectral_cases(), seed=seeds, dtype=FLOAT_DTYPES)
 def test_spectral_matches_reference(spectral_at_any_batch, case, seed, dtype):
     """conv2's path (products of Fourier transforms) gives the reference's output, dL/dx, dL/dw
@@ -214,7 +222,7 @@ def test_spectral_matches_reference(spectral_at_any_batch, case, seed, dtype):
     x, w = normal(seed, case["x_shape"], dtype), normal(seed + 1, case["w_shape"], dtype)
     b = normal(seed + 2, case["w_shape"][:1], dtype)
     args = ((1, 1), case["padding"], case["groups"])
-    assert cpu.takes_spectral(w.shape, *args[:2], x.shape[0])
+    assert cpu.algorithm(w.shape, *args[:2], x.shape[0]) == "spectral"
     y = cpu.conv2d_forward(x, w, b, *args)
     expected = ref.conv2d_forward(x, w, b, *args)
     assert y.dtype == dtype and y.shape == expected.shape and rel_error(y, expected) < tolerance(dtype)
@@ -234,7 +242,7 @@ def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
     x = mc.tensor(normal(0, (2, 32, 6, 7)), requires_grad=True)
     w = mc.tensor(normal(1, (4, 16, 5, 5)), requires_grad=True)
     b = mc.tensor(normal(2, (4,)), requires_grad=True)
-    assert cpu.takes_spectral(w.shape, (1, 1), ((2, 2), (2, 2)), 2)
+    assert cpu.algorithm(w.shape, (1, 1), ((2, 2), (2, 2)), 2) == "spectral"
     result = mc.gradcheck(lambda x, w, b: F.conv2d(x, w, b, 1, 2, 2), [x, w, b], max_coords=200)
     assert result.ok and result.checked > 200
     x, w, b = normal(3, (3, 96, 27, 27), np.float32), normal(4, (256, 48, 5, 5), np.float32, 0.05), normal(5, (256,), np.float32)
@@ -242,32 +250,98 @@ def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
     y = cpu.conv2d_forward(x, w, b, *args).copy()
     grad_y = normal(6, y.shape, np.float32)
     grads = [g.copy() for g in cpu.conv2d_backward(x, w, grad_y, *args)]
-    cpu.SPECTRAL = False
-    try:
-        assert not cpu.takes_spectral(w.shape, *args[:2], 3)
+    with cpu.use_algorithm("im2col"):
+        assert cpu.algorithm(w.shape, *args[:2], 3) == "im2col"
         y_im2col = cpu.conv2d_forward(x, w, b, *args)
         grads_im2col = cpu.conv2d_backward(x, w, grad_y, *args)
-    finally:
-        cpu.SPECTRAL = True
     assert rel_error(y, y_im2col) < tolerance(np.float32)
     for g, want in zip(grads, grads_im2col):
         assert rel_error(g, want) < tolerance(np.float32)
 
 
-@pytest.mark.parametrize("w_shape, stride, batch, threads, expected", [
-    ((4, 16, 5, 5), (1, 1), 4, 2, True),
-    ((4, 48, 5, 5), (1, 1), 64, 2, True),  # conv2
-    ((4, 48, 5, 5), (1, 1), 64, 16, True),
-    ((4, 48, 5, 5), (1, 1), 16, 16, False),  # one image per thread: im2col's large products win
-    ((4, 48, 5, 5), (1, 1), 3, 2, False),
-    ((4, 15, 5, 5), (1, 1), 64, 2, False),  # too few channels: the transforms would cost more than they save
-    ((4, 16, 5, 5), (2, 2), 64, 2, False),
-    ((4, 16, 3, 3), (1, 1), 64, 2, False),  # Winograd's
-    ((4, 16, 5, 4), (1, 1), 64, 2, False),
+@pytest.mark.parametrize("w_shape, stride, batch, expected", [
+    ((4, 16, 5, 5), (1, 1), 4, True),
+    ((4, 48, 5, 5), (1, 1), 64, True),  # conv2
+    ((4, 48, 5, 5), (1, 1), 16, True),
+    ((4, 48, 5, 5), (1, 1), 3, False),  # under MIN_BATCH: im2col's large products win
+    ((4, 15, 5, 5), (1, 1), 64, False),  # too few channels: the transforms would cost more than they save
+    ((4, 16, 5, 5), (2, 2), 64, False),
+    ((4, 16, 3, 3), (1, 1), 64, False),  # Winograd's
+    ((4, 16, 5, 4), (1, 1), 64, False),
 ])
-def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, batch, threads, expected, monkeypatch):
-    monkeypatch.setattr(spectral.numba, "get_num_threads", lambda: threads)
-    assert spectral.applies(w_shape, stride, ((2, 2), (2, 2)), batch) is expected
+def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, batch, expected):
+    assert spectral.applies(w_shape, stride, batch) is expected
+
+
+# AlexNet's five convolutions (the 2012 paper's shapes, batch 2 and 4) and which algorithm the
+# default choice gives each: the same on any machine and thread count.
+ALEXNET_CONVS = {  # name: (x_shape without the batch, w_shape, stride, pad, groups)
+    "conv1": ((3, 227, 227), (96, 3, 11, 11), 4, 0, 1),
+    "conv2": ((96, 27, 27), (256, 48, 5, 5), 1, 2, 2),
+    "conv3": ((256, 13, 13), (384, 256, 3, 3), 1, 1, 1),
+    "conv4": ((384, 13, 13), (384, 192, 3, 3), 1, 1, 2),
+    "conv5": ((384, 13, 13), (256, 192, 3, 3), 1, 1, 2),
+}
+
+
+@pytest.mark.parametrize("batch, expected", [
+    (2, {"conv1": "im2col", "conv2": "im2col", "conv3": "winograd", "conv4": "winograd", "conv5": "winograd"}),
+    (4, {"conv1": "im2col", "conv2": "spectral", "conv3": "winograd", "conv4": "winograd", "conv5": "winograd"}),
+])
+def test_the_choice_depends_on_the_shapes_only(batch, expected, monkeypatch):
+    for threads in (1, 2, 16):
+        monkeypatch.setattr("numba.get_num_threads", lambda: threads)
+        chosen = {name: cpu.algorithm(w_shape, (s, s), ((p, p), (p, p)), batch)
+                  for name, (_, w_shape, s, p, _) in ALEXNET_CONVS.items()}
+        assert chosen == expected
+
+
+def test_the_choice_can_be_overridden():
+    conv2, conv3 = ((256, 48, 5, 5), (1, 1), ((2, 2), (2, 2))), ((384, 256, 3, 3), (1, 1), ((1, 1), (1, 1)))
+    conv1 = ((96, 3, 11, 11), (4, 4), ((0, 0), (0, 0)))
+    with cpu.use_algorithm("im2col"):
+        assert {cpu.algorithm(*c, 64) for c in (conv1, conv2, conv3)} == {"im2col"}
+    with cpu.use_algorithm("spectral"):  # where it can compute, whatever the batch; im2col elsewhere
+        assert [cpu.algorithm(*c, 1) for c in (conv1, conv2, conv3)] == ["im2col", "spectral", "im2col"]
+    with cpu.use_algorithm("winograd"):
+        assert [cpu.algorithm(*c, 64) for c in (conv1, conv2, conv3)] == ["im2col", "im2col", "winograd"]
+    assert [cpu.algorithm(*c, 64) for c in (conv1, conv2, conv3)] == ["im2col", "spectral", "winograd"]
+    with pytest.raises(ArgumentError, match="use_algorithm must be one of auto, im2col, winograd, spectral, got 'fft'"):
+        cpu.use_algorithm("fft")
+
+
+def test_a_bad_algorithm_in_the_environment_is_a_clear_error():
+    import subprocess
+    import sys
+
+    env = dict(__import__("os").environ, MINICNN_CONV_ALGORITHM="fft")
+    out = subprocess.run([sys.executable, "-c", "import minicnn"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "MINICNN_CONV_ALGORITHM must be one of auto, im2col, winograd, spectral, got 'fft'" \
+        in out.stderr
+    env["MINICNN_CONV_ALGORITHM"] = "im2col"
+    code = "from minicnn.kernels.cpu import conv; print(conv.algorithm((384, 256, 3, 3), (1, 1), ((1, 1), (1, 1)), 64))"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "im2col"
+
+
+@pytest.mark.parametrize("name", list(ALEXNET_CONVS))
+def test_every_algorithm_matches_the_reference_at_alexnets_shapes(name):
+    """Each algorithm that can compute an AlexNet layer (im2col: all; Winograd: conv3-5; Fourier:
+    conv2), forward and all three gradients, against the readable reference, in float32."""
+    x_shape, w_shape, s, p, groups = ALEXNET_CONVS[name]
+    x = normal(0, (2, *x_shape), np.float32)
+    w, b = normal(1, w_shape, np.float32, 0.05), normal(2, w_shape[:1], np.float32)
+    args = ((s, s), ((p, p), (p, p)), groups)
+    y_ref = ref.conv2d_forward(x, w, b, *args)
+    grad_y = normal(3, y_ref.shape, np.float32)
+    grads_ref = ref.conv2d_backward(x, w, grad_y, *args)
+    algorithms = {"conv1": ["im2col"], "conv2": ["im2col", "spectral"]}.get(name, ["im2col", "winograd"])
+    for algorithm in algorithms:
+        with cpu.use_algorithm(algorithm):
+            assert cpu.algorithm(w_shape, *args[:2], 2) == algorithm
+            y = cpu.conv2d_forward(x, w, b, *args)
+            assert rel_error(y, y_ref) < tolerance(np.float32), algorithm
+            for got, want in zip(cpu.conv2d_backward(x, w, grad_y, *args), grads_ref):
+                assert rel_error(got, want) < tolerance(np.float32), algorithm
 
 
 @pytest.mark.parametrize("w_shape, stride, padding, expected", [

@@ -23,8 +23,7 @@ Why: the products do 4 real multiply-adds per (frequency, k, c, n), against kh*k
 position in a direct convolution. At conv2 (27x27, 5x5, padding 2: 31 x 16 frequencies
 against 27 x 27 x 25 taps) that is 8.6x fewer, and the products run as large batched
 complex GEMMs in NumPy's BLAS. The float32 error is within 2e-7 of the reference's scale
-(Winograd F(2x2, 3x3): 5-7e-7; an im2col sum: 3e-8). At batch 64 on 2 threads conv2 took
-0.51-0.55x im2col's time forward and 0.39-0.42x backward.
+(Winograd F(2x2, 3x3): 5-7e-7; an im2col sum: 3e-8); docs/benchmarks.md has its speed.
 
 The transforms are matrix products too. The sizes are not powers of two and the planes
 are small, so a dense DFT matrix per axis, applied by BLAS to all planes at once, does
@@ -38,27 +37,30 @@ index last, and back.
 """
 from functools import lru_cache
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from . import workspace
+from .. import workspace
 from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 
 MIN_KERNEL = 5  # 3x3 kernels go to Winograd (winograd.py); smaller ones are cheaper by im2col
 MIN_CHANNELS = 16  # input channels per group: with fewer, the transforms cost more than the products save
-# Images per thread: each frequency's product has one column per image, and spread over many
-# threads small products lose to im2col's large ones. Measured at conv2's shape against im2col
-# (16-core Xeon of the GPU machine): 16 threads, batch 16, 1.18-1.19x the time; batch 64 0.76-0.93x;
-# 4 threads, batch 16, 0.83-0.89x; 2 threads, batch 16, 0.69-0.76x.
-MIN_IMAGES_PER_THREAD = 2
+# Each frequency's product has one column per image, and small products lose to im2col's large
+# ones (docs/benchmarks.md has the measurements). A constant, not images per thread: the choice
+# must not depend on the thread count, or the bits would (docs/kernels.md).
+MIN_BATCH = 4
 
 
-def applies(w_shape, stride, padding, batch):
-    """Whether this path computes the convolution: stride 1, kernels of at least 5x5, at least
-    MIN_CHANNELS input channels per group and MIN_IMAGES_PER_THREAD images per Numba thread."""
-    return (tuple(stride) == (1, 1) and min(w_shape[2:]) >= MIN_KERNEL and w_shape[1] >= MIN_CHANNELS
-            and batch >= MIN_IMAGES_PER_THREAD * numba.get_num_threads())
+def computes(w_shape, stride):
+    """Whether this path can compute the convolution: stride 1, kernels of at least 5x5 (it
+    computes any stride-1 convolution; smaller kernels are cheaper elsewhere)."""
+    return tuple(stride) == (1, 1) and min(w_shape[2:]) >= MIN_KERNEL
+
+
+def applies(w_shape, stride, batch):
+    """Whether the default choice sends the convolution here: ``computes``, at least MIN_CHANNELS
+    input channels per group and MIN_BATCH images."""
+    return computes(w_shape, stride) and w_shape[1] >= MIN_CHANNELS and batch >= MIN_BATCH
 
 
 @lru_cache(maxsize=64)
@@ -196,8 +198,8 @@ def _sizes(x_shape, padding):
     return x_shape[2] + top + bottom, x_shape[3] + left + right
 
 
-def conv2d_forward(x, w, b, padding, groups):
-    """y = conv(x, w) + b, stride 1, padding ((top, bottom), (left, right))."""
+def conv2d_forward(x, w, b, stride, padding, groups):
+    """y = conv(x, w) + b; stride must be (1, 1), padding ((top, bottom), (left, right))."""
     n, c, height, width = x.shape
     k, c_g, kh, kw = w.shape
     (top, _), (left, _) = padding
@@ -215,7 +217,7 @@ def conv2d_forward(x, w, b, padding, groups):
     return _to_nchw(y_kn, bias, workspace.empty((n, k, h_out, w_out), x.dtype))
 
 
-def conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad):
+def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
     """(dL/dx, dL/dw, dL/db), None where ``needs_input_grad`` says so."""
     n, c, height, width = x.shape
     k, c_g, kh, kw = w.shape

@@ -1,11 +1,7 @@
-"""2-D convolution on the CPU: Numba im2col/col2im feeding NumPy's SGEMM, a block of images at a time.
+"""2-D convolution by im2col: Numba im2col/col2im feeding NumPy's SGEMM, a block of images at a time.
 
-Stride-1 3x3 convolutions (AlexNet's conv3-5) go to ``winograd.py`` instead (2.25x fewer
-multiply-adds), unless ``WINOGRAD`` is set to False; stride-1 convolutions with kernels of
-5x5 or more, at least 16 input channels per group and 2 images per thread (AlexNet's conv2)
-go through the Fourier transform in ``spectral.py`` (8.6x fewer at conv2), unless
-``SPECTRAL`` is False.
-Everything below is the im2col path.
+Any stride, padding and groups (``__init__.py`` sends stride-1 3x3 and large-kernel
+convolutions to Winograd and the Fourier path by default).
 
 The math (see ``kernels/reference/conv.py`` for the same formulas as loops):
 
@@ -37,8 +33,8 @@ The matrices live in reused scratch buffers (``workspace.py``).
 
 Two forms of im2col:
 
-- Stride 1 (AlexNet's conv2 when ``SPECTRAL`` is off or a batch has under 2 images per
-  thread; conv3-5 when ``WINOGRAD`` is off) takes the *wide* form.
+- Stride 1 (AlexNet's conv2 at batches under ``spectral.MIN_BATCH``, and conv2-5 when
+  ``use_algorithm("im2col")`` forces it) takes the *wide* form.
   The padded input is laid out flat with a row pitch L = W + max(left, right): each row is
   x's row followed by max(left, right) zeros, and those zeros serve as the right padding of
   one row and the left padding of the next (a window reading past a row's end reads the
@@ -76,13 +72,11 @@ iteration, so no two threads ever add into the same element.
 import numpy as np
 from numba import njit, prange
 
-from . import spectral, winograd, workspace
+from .. import workspace
+from ..phases import gather_phase, phase_length
 from .channel_major import channel_major_to_nchw, nchw_to_channel_major
-from .phases import gather_phase, phase_length
 
 BLOCK_BYTES = 32 << 20  # target size of one block's im2col matrix
-WINOGRAD = True  # stride-1 3x3 convolutions (forward, dL/dx and dL/dw) through winograd.py
-SPECTRAL = True  # stride-1 convolutions with kernels of 5x5 or more through spectral.py
 
 
 @njit(cache=True, inline="always")
@@ -265,21 +259,7 @@ class _Geometry:
                     grad_x_block)
 
 
-def takes_winograd(w_shape, stride, padding):
-    """Whether this module sends the convolution to ``winograd.py`` (``minicnn bench`` labels it)."""
-    return WINOGRAD and winograd.applies(w_shape, stride, padding)
-
-
-def takes_spectral(w_shape, stride, padding, batch):
-    """Whether this module sends the convolution to ``spectral.py`` (``minicnn bench`` labels it)."""
-    return SPECTRAL and spectral.applies(w_shape, stride, padding, batch)
-
-
 def conv2d_forward(x, w, b, stride, padding, groups):
-    if takes_winograd(w.shape, stride, padding):
-        return winograd.conv2d_forward(x, w, b, padding, groups)
-    if takes_spectral(w.shape, stride, padding, x.shape[0]):
-        return spectral.conv2d_forward(x, w, b, padding, groups)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k = geo.k
     w_g = w.reshape(groups, k // groups, -1)
@@ -299,10 +279,6 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     dL/dw is accumulated transposed, as cols_g @ grad_y_g^T (C/G*kh*kw, K/G): on its own,
     OpenBLAS ran that product 9-18% faster than grad_y_g @ cols_g^T at AlexNet's grouped
     sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
-    if takes_winograd(w.shape, stride, padding):
-        return _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad)
-    if takes_spectral(w.shape, stride, padding, x.shape[0]):
-        return spectral.conv2d_backward(x, w, grad_y, padding, groups, needs_input_grad)
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups
     w_g = w.reshape(groups, k // groups, rows_g)
@@ -332,14 +308,4 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
         grad_w = workspace.empty(w.shape, w.dtype)
         np.copyto(grad_w.reshape(w_g.shape), grad_w_t.transpose(0, 2, 1))
     grad_b = bias_sums.astype(x.dtype) if needs_input_grad[2] else None
-    return grad_x, grad_w, grad_b
-
-
-def _winograd_backward(x, w, grad_y, padding, groups, needs_input_grad):
-    grad_x = winograd.conv2d_input_grad(w, grad_y, padding, groups) if needs_input_grad[0] else None
-    grad_w = grad_b = None
-    if needs_input_grad[1] or needs_input_grad[2]:
-        grad_w, bias_sums = winograd.conv2d_weight_grad(x, grad_y, w.shape, padding, groups)
-        grad_w = grad_w if needs_input_grad[1] else None
-        grad_b = bias_sums.astype(x.dtype) if needs_input_grad[2] else None
     return grad_x, grad_w, grad_b

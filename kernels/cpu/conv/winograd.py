@@ -48,7 +48,7 @@ together took 0.57-0.88x the time with the gap. The products run in NumPy's SGEM
 import numpy as np
 from numba import njit, prange
 
-from . import workspace
+from .. import workspace
 
 BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 27-33 images; 32 MB ran 5-30% slower)
 ENTRY_PAD = 16  # elements between one tile entry's matrix and the next in U, V, M, Z and S (see _entries)
@@ -248,8 +248,9 @@ def _entries(name, rows, columns, dtype):
     return buffer[:, :rows * columns].reshape(16, rows, columns)
 
 
-def conv2d_forward(x, w, b, padding, groups):
-    """y = conv(x, w) + b, stride 1, 3x3 kernels, padding ((top, bottom), (left, right)) each 0..2."""
+def conv2d_forward(x, w, b, stride, padding, groups):
+    """y = conv(x, w) + b; stride must be (1, 1), 3x3 kernels, padding ((top, bottom), (left, right))
+    each 0..2."""
     n, c = x.shape[:2]
     k = w.shape[0]
     (top, _), (left, _) = padding
@@ -279,7 +280,7 @@ def conv2d_input_grad(w, grad_y, padding, groups):
     flipped = w.reshape(groups, k // groups, c_g, 3, 3)[:, :, :, ::-1, ::-1]
     w_t = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * c_g, k // groups, 3, 3)
     (top, bottom), (left, right) = padding
-    return conv2d_forward(grad_y, w_t, None, ((2 - top, 2 - bottom), (2 - left, 2 - right)), groups)
+    return conv2d_forward(grad_y, w_t, None, (1, 1), ((2 - top, 2 - bottom), (2 - left, 2 - right)), groups)
 
 
 def conv2d_weight_grad(x, grad_y, w_shape, padding, groups):
@@ -311,3 +312,14 @@ def conv2d_weight_grad(x, grad_y, w_shape, padding, groups):
     grad_w = workspace.empty(w_shape, x.dtype)
     _kernel_grad(s, grad_w)
     return grad_w, bias_sums
+
+
+def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
+    """(dL/dx, dL/dw, dL/db), None where ``needs_input_grad`` says so; stride must be (1, 1)."""
+    grad_x = conv2d_input_grad(w, grad_y, padding, groups) if needs_input_grad[0] else None
+    grad_w = grad_b = None
+    if needs_input_grad[1] or needs_input_grad[2]:
+        grad_w, bias_sums = conv2d_weight_grad(x, grad_y, w.shape, padding, groups)
+        grad_w = grad_w if needs_input_grad[1] else None
+        grad_b = bias_sums.astype(x.dtype) if needs_input_grad[2] else None
+    return grad_x, grad_w, grad_b

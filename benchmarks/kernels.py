@@ -130,7 +130,7 @@ def alexnet_cases(n):
             _, argmax = ref_pool.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0))
             return {"ours": lambda: F.max_pool2d(mc.tensor(x, requires_grad=True), 3, 2),
                     "ref_fwd": lambda: ref_pool.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0)),
-                    "ref_bwd": lambda: ref_pool.max_pool2d_backward(gy, argmax, x.shape),
+                    "ref_bwd": lambda: ref_pool.max_pool2d_backward(gy, argmax, x.shape, (3, 3), (2, 2), (0, 0)),
                     "torch": lambda: TF.max_pool2d(torch.tensor(x, requires_grad=True), 3, 2),
                     "grad": gy, "bytes": (nbytes_in + 3 * nbytes_out, nbytes_in + 3 * nbytes_out)}
         return name, "GB/s", f"{c}x{hw}x{hw} 3x3/2", build

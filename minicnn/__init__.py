@@ -21,6 +21,7 @@ from . import cuda, data, device, errors, functional, models, nn, optim, random 
 from .autograd import Function, no_grad, is_grad_enabled  # noqa: E402
 from .errors import ArgumentError, DTypeError, MiniCNNError, ShapeError  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
+from .kernels.backends import use_backend  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .tensor import Tensor, tensor  # noqa: E402
 
@@ -28,4 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "Function", "functional", "gradcheck", "errors",
     "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError", "nn", "models", "random", "manual_seed", "cuda", "device", "optim", "data",
+    "use_backend",
 ]

@@ -21,7 +21,6 @@ import threading
 import numpy as np
 
 from . import device as _device
-from .kernels.cpu import workspace
 
 _state = threading.local()
 
@@ -133,44 +132,44 @@ def backward(root, grad, retain_graph=False):
     grads = {id(root): grad}
     for position, tensor in enumerate(order):
         order[position] = None  # the list must not keep a tensor, and so its array, alive
-        g = grads.pop(id(tensor), None)
-        if g is None:
+        key = id(tensor)
+        if key not in grads:
             continue
-        if tensor.grad is not None and (tensor.creator is None or tensor.retains_grad):
-            tensor.grad = _device.add(tensor.grad, g)
-        elif tensor.creator is None:  # a leaf takes a gradient nothing else uses; others it copies
-            tensor.grad = g if not _device.is_device_array(g) and workspace.unshared(g) else _device.copy(g)
-        elif tensor.retains_grad:  # g also goes on to this tensor's inputs, which may keep it
-            tensor.grad = _device.copy(g)
-        if tensor.creator is None:
+        arrays = _device.arrays_of(grads[key])
+        if tensor.creator is None:  # a leaf keeps the gradient: itself where nothing else uses it
+            tensor.grad = arrays.take(grads, key) if tensor.grad is None else arrays.add(tensor.grad, grads.pop(key))
             continue
-        node = tensor.creator
-        if node.ctx is None:
+        if tensor.retains_grad:  # the gradient also goes on to this tensor's inputs, which may keep it
+            tensor.grad = arrays.copy(grads[key]) if tensor.grad is None else arrays.add(tensor.grad, grads[key])
+        # No variable here holds a gradient (nor does _send_back's, once it returns), so that
+        # ``arrays.take`` sees exactly who else uses one.
+        _send_back(tensor.creator, grads.pop(key), grads, retain_graph)
+
+
+def _send_back(node, grad, grads, retain_graph):
+    """Run ``node``'s backward on ``grad`` and add the input gradients into ``grads``."""
+    if node.ctx is None:
+        raise RuntimeError(
+            f"backward: the graph through {node.name} was freed by an earlier backward; "
+            "pass retain_graph=True to that one to run backward twice"
+        )
+    input_grads = node.function.backward(node.ctx, grad)
+    inputs = node.inputs
+    if not retain_graph:
+        node.ctx, node.inputs = None, ()
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(inputs):
+        raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients for {len(inputs)} inputs")
+    for parent, parent_grad in zip(inputs, input_grads):
+        if parent is None or not parent.requires_grad or parent_grad is None:
+            continue
+        if not _device.is_device_array(parent_grad):
+            parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
+        if parent_grad.shape != parent.data.shape:
             raise RuntimeError(
-                f"backward: the graph through {node.name} was freed by an earlier backward; "
-                "pass retain_graph=True to that one to run backward twice"
+                f"{node.name}.backward gave a gradient of shape {parent_grad.shape} "
+                f"for an input of shape {parent.data.shape}"
             )
-        input_grads = node.function.backward(node.ctx, g)
-        inputs = node.inputs
-        if not retain_graph:
-            node.ctx, node.inputs = None, ()
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if len(input_grads) != len(inputs):
-            raise RuntimeError(
-                f"{node.name}.backward returned {len(input_grads)} gradients for {len(inputs)} inputs"
-            )
-        for parent, parent_grad in zip(inputs, input_grads):
-            if parent is None or not parent.requires_grad or parent_grad is None:
-                continue
-            if not _device.is_device_array(parent_grad):
-                parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
-            if parent_grad.shape != parent.data.shape:
-                raise RuntimeError(
-                    f"{node.name}.backward gave a gradient of shape {parent_grad.shape} "
-                    f"for an input of shape {parent.data.shape}"
-                )
-            key = id(parent)
-            grads[key] = parent_grad if key not in grads else _device.add(grads[key], parent_grad)
-        # Hold no gradient beyond the dict, so that ``workspace.unshared`` sees the true users.
-        input_grads = parent_grad = None
+        key = id(parent)
+        grads[key] = parent_grad if key not in grads else _device.add(grads[key], parent_grad)

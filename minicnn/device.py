@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ArgumentError
-from .kernels.cpu import workspace
+from .kernels import backends
 
 DEVICES = ("cpu", "cuda")
 transfers = {"to_device": 0, "to_host": 0}
@@ -58,15 +58,6 @@ def cuda_available():
     return why_no_cuda() == ""
 
 
-def cuda_kernels():
-    """The ``minicnn.kernels.cuda`` modules, imported on first use."""
-    from .kernels.cuda import activation, adam, batchnorm, conv, dropout, launch, linear, lrn, pool, sgd, softmax
-
-    return {"conv": conv, "pool": pool, "lrn": lrn, "activation": activation, "dropout": dropout,
-            "linear": linear, "softmax": softmax, "batchnorm": batchnorm, "sgd": sgd, "adam": adam,
-            "launch": launch}
-
-
 def to_device(array):
     transfers["to_device"] += 1
     return _cuda().to_device(np.asarray(array, order="C"))  # (ascontiguousarray would make 0-d arrays 1-d)
@@ -84,33 +75,23 @@ def move(array, device):
     return to_device(array) if device == "cuda" else to_host(array)
 
 
-# ---- the few array operations autograd itself needs, on either device ---------------------------
+# ---- the few array operations autograd and the optimisers need, on the array's own backend -------
+def arrays_of(array):
+    """The ``arrays`` module of the backend that holds ``array`` (kernels/*/arrays.py)."""
+    return backends.for_device(device_of(array)).arrays
+
+
 def full(shape, value, dtype, device):
-    if device == "cuda":
-        return cuda_kernels()["launch"].full(shape, value, dtype)
-    return np.full(shape, value, dtype=dtype)
+    return backends.for_device(device).arrays.full(shape, value, dtype)
 
 
 def ones_like(array):
-    if is_device_array(array):
-        return cuda_kernels()["launch"].full(array.shape, 1, array.dtype)
-    return np.ones_like(array)
+    return arrays_of(array).full(array.shape, 1, array.dtype)
 
 
 def add(a, b):
-    if is_device_array(a):
-        return cuda_kernels()["launch"].add(a, b)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return a + b
-    out = workspace.empty(a.shape, a.dtype)  # reused memory: accumulating fc6's 151 MB gradient
-    return np.add(a, b, out=out)             # into fresh memory page-faulted for 0.5 s
+    return arrays_of(a).add(a, b)
 
 
 def copy(array):
-    if is_device_array(array):
-        out = _cuda().device_array_like(array)
-        out.copy_to_device(array)
-        return out
-    out = workspace.empty(array.shape, array.dtype)  # reused memory: see kernels/cpu/workspace.py
-    np.copyto(out, array)
-    return out
+    return arrays_of(array).copy(array)

@@ -5,41 +5,26 @@ name the op, what it expected and what it got), picks the kernels for the
 tensors' device, and calls ``SomeOp.apply``. The ``Function`` classes are thin:
 forward calls the backend's ``*_forward`` kernel and saves what backward needs;
 backward calls the ``*_backward`` kernel. The math lives with the kernels, in
-``kernels/reference/*.py`` (readable NumPy) and ``kernels/cpu/*.py`` (fast).
+``kernels/reference/*.py`` (readable NumPy), ``kernels/cpu/*.py`` (fast) and
+``kernels/cuda/*.py``; ``kernels/backends.py`` says which run.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from types import SimpleNamespace
 
 import numpy as np
 
 from . import device as _device
 from .autograd import Function
 from .errors import ArgumentError, DTypeError, ShapeError
-from .kernels.cpu import activation as _cpu_activation
-from .kernels.cpu import batchnorm as _cpu_batchnorm
-from .kernels.cpu import conv as _cpu_conv
-from .kernels.cpu import dropout as _cpu_dropout
-from .kernels.cpu import linear as _cpu_linear
-from .kernels.cpu import lrn as _cpu_lrn
-from .kernels.cpu import pool as _cpu_pool
-from .kernels.cpu import softmax as _cpu_softmax
+from .kernels import backends
 from .tensor import FLOAT_DTYPES, Tensor
 
 __all__ = [
     "conv2d_padding", "conv2d", "max_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
     "linear", "flatten", "log_softmax", "softmax", "cross_entropy", "batch_norm",
 ]
-
-_BACKENDS = {
-    "cpu": SimpleNamespace(
-        conv=_cpu_conv, pool=_cpu_pool, lrn=_cpu_lrn, activation=_cpu_activation, dropout=_cpu_dropout,
-        linear=_cpu_linear, softmax=_cpu_softmax, batchnorm=_cpu_batchnorm,
-    ),
-}
-
 
 # ---- argument checks ------------------------------------------------------------------
 def _check_tensor(op, name, value, ndims=None):
@@ -63,14 +48,11 @@ def _check_same_dtype(op, first, **others):
 
 
 def _kernels(op, *tensors):
-    """The kernels for the tensors' device; mixing devices in one op is an error."""
+    """The kernels for the tensors' device (kernels/backends.py); mixing devices in one op is an error."""
     devices = {t.device for t in tensors if isinstance(t, Tensor)}
     if len(devices) > 1:
         raise ArgumentError(f"{op}: tensors are on different devices {sorted(devices)}; move them to one device")
-    device = devices.pop()
-    if device not in _BACKENDS:
-        _BACKENDS[device] = SimpleNamespace(**_device.cuda_kernels())
-    return _BACKENDS[device]
+    return backends.for_device(devices.pop())
 
 
 def _int(op, name, value, minimum):

@@ -18,8 +18,7 @@ import numpy as np
 
 from . import device as _device
 from .errors import ArgumentError, ShapeError
-from .kernels.cpu import adam as _cpu_adam
-from .kernels.cpu import sgd as _cpu_sgd
+from .kernels import backends
 
 
 def _number(owner, name, value, low, high=np.inf, low_inclusive=True, high_inclusive=True):
@@ -64,8 +63,9 @@ class Optimizer:
         return self.state[i]
 
     @staticmethod
-    def _kernels(p, cpu_module, name):
-        return cpu_module if p.device == "cpu" else _device.cuda_kernels()[name]
+    def _kernels(p):
+        """The kernels for the parameter's device (kernels/backends.py)."""
+        return backends.for_device(p.device)
 
     def state_dict(self):
         """Hyper-parameters and per-parameter state, as NumPy arrays (empty before a parameter's first step)."""
@@ -108,7 +108,7 @@ class SGD(Optimizer):
             if p.grad is None:
                 continue
             velocity = self._arrays(i, p)["velocity"]
-            self._kernels(p, _cpu_sgd, "sgd").sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
+            self._kernels(p).sgd.sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
                                                        h["weight_decay"])
 
 
@@ -137,7 +137,7 @@ class Adam(Optimizer):
             if p.grad is None:
                 continue
             s = self._arrays(i, p)
-            self._kernels(p, _cpu_adam, "adam").adam_step(p.data, p.grad, s["m"], s["v"], h["lr"], h["beta1"],
+            self._kernels(p).adam.adam_step(p.data, p.grad, s["m"], s["v"], h["lr"], h["beta1"],
                                                           h["beta2"], h["eps"], h["weight_decay"], c1, c2)
 
 

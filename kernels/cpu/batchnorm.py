@@ -18,6 +18,7 @@ cancellation when the mean is large.
 import numpy as np
 from numba import njit, prange
 
+from ..reference.batchnorm import update_running_stats  # noqa: F401  (the same in-place NumPy update)
 from . import workspace
 
 
@@ -115,11 +116,3 @@ def batch_norm_backward(x, mean, var, weight, grad_y, eps, training):
         zeros = np.zeros_like(mean)
         _normalise(g3, zeros, weight * invstd, zeros, _as_ncl(grad_x))
     return grad_x, grad_weight, grad_bias
-
-
-def update_running_stats(running_mean, running_var, mean, var, momentum, count):
-    """running = (1 - momentum) * running + momentum * batch (the variance unbiased: * M / (M - 1))."""
-    running_mean *= 1 - momentum
-    running_mean += momentum * mean
-    running_var *= 1 - momentum
-    running_var += (momentum * count / (count - 1)) * var

@@ -171,8 +171,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return y, argmax
 
 
-def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size=None, stride=None, padding=None):
-    """Scatters grad_y to the winners; the window arguments are only needed by the GPU's gather form."""
+def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
+    """Scatters grad_y to the winners; the window arguments are only used by the GPU's gather form."""
     n, c, h, w = x_shape
     grad_x = workspace.empty((n * c, h * w), grad_y.dtype)
     _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x)

@@ -25,8 +25,9 @@ Two kinds of reused memory:
   blocks it cost ~15,000 page faults per step (the blocks of one size were free while
   another size was needed) and peaked at 1803 MB; with no cap, no faults and 2266 MB.
   The arenas give both: no faults after the first step and a peak of 1722 MB.
-- ``unshared(array)``: whether nothing but the caller uses an array's memory, so autograd
-  can keep a fresh gradient as a leaf's ``.grad`` instead of copying it.
+- ``take(store, key)``: pops an array from a dict, itself where nothing else uses it or its
+  memory, else a copy: so autograd can keep a fresh gradient as a leaf's ``.grad`` instead of
+  copying it (``arrays.py`` is the interface the engine sees).
 
 Not thread-safe: one op runs at a time.
 """
@@ -139,33 +140,36 @@ def zeros(shape, dtype):
     return out
 
 
-def _references(array):
-    """sys.getrefcount seen one call down, as in ``unshared``."""
+def _take_alone(store, key):
+    """What ``take`` counts for an array that only its local variable holds, measured rather
+    than assumed (2 on CPython 3.11 and 3.12: the variable and getrefcount's argument)."""
+    array = store.pop(key)
     return sys.getrefcount(array)
 
 
-def _references_when_alone():
-    alone = np.empty(1)
-    return _references(alone)
+_ALONE = _take_alone({0: np.empty(1)}, 0)
 
 
-# What ``unshared`` counts for an array held by its caller's variable alone (3 on CPython
-# 3.11 and 3.12: the variable, the parameter, getrefcount's argument), measured rather than assumed.
-_ALONE = _references_when_alone()
+def take(store, key):
+    """``store.pop(key)``: the array itself when nothing else uses it or its memory, else a copy.
 
-
-def unshared(array):
-    """True when the caller's one variable is the only thing that uses ``array`` or its memory.
-
-    The autograd engine then stores a gradient as a leaf's ``.grad`` as it is instead of
-    copying it (PyTorch steals a gradient the same way when its use count is 1): for
-    AlexNet that is 244 MB not copied, and fc6's 151 MB gradient not held twice, each step.
-    The array must own its memory, or be the only array on a region of the arenas, or be
-    a whole view (a reshape, say) of such an array that nothing else refers to: a kernel
-    may hand back its output reshaped.
+    The autograd engine keeps a leaf's gradient this way (PyTorch steals a gradient the same
+    way when its use count is 1): for AlexNet that is 244 MB not copied, and fc6's 151 MB
+    gradient not held twice, each step. Nothing else uses the array when, once popped, only
+    this function's variable refers to it, and it owns its memory, or is the only array on a
+    region of the arenas, or is a whole view (a reshape, say) of such an array that nothing
+    else refers to: a kernel may hand back its output reshaped.
     """
-    if sys.getrefcount(array) != _ALONE:
-        return False
+    array = store.pop(key)
+    if sys.getrefcount(array) == _ALONE and _memory_unshared(array):
+        return array
+    out = empty(array.shape, array.dtype)
+    np.copyto(out, array)
+    return out
+
+
+def _memory_unshared(array):
+    """Whether nothing but ``array`` uses its memory (its own references counted by the caller)."""
     base = array.base
     while isinstance(base, np.ndarray):
         # The array a view was made from: the view's .base, ``base`` here and getrefcount's

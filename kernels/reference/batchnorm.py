@@ -56,3 +56,11 @@ def batch_norm_backward(x, mean, var, weight, grad_y, eps, training):
     else:
         grad_x = (weight * invstd)[None, :, None] * g3
     return grad_x.reshape(x.shape).astype(x.dtype), grad_weight.astype(x.dtype), grad_bias.astype(x.dtype)
+
+
+def update_running_stats(running_mean, running_var, mean, var, momentum, count):
+    """running = (1 - momentum) * running + momentum * batch (the variance unbiased: * M / (M - 1))."""
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += (momentum * count / (count - 1)) * var

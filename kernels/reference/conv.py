@@ -54,7 +54,8 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     return y
 
 
-def conv2d_backward(x, w, grad_y, stride, padding, groups):
+def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
+    """(dL/dx, dL/dw, dL/db); an entry is None where ``needs_input_grad`` says it is not needed."""
     (top, bottom), (left, right) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     k, c_per_group, kh, kw = w.shape
@@ -67,12 +68,14 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups):
         ks = slice(g * k_per_group, (g + 1) * k_per_group)
         for p in range(kh):
             for q in range(kw):
-                patch = _window(xp[:, cs], p, q, stride, h_out, w_out)
-                grad_w[ks, :, p, q] += np.einsum("nkhw,nchw->kc", grad_y[:, ks], patch)
-                _window(grad_xp[:, cs], p, q, stride, h_out, w_out)[...] += np.einsum(
-                    "nkhw,kc->nchw", grad_y[:, ks], w[ks, :, p, q]
-                )
+                if needs_input_grad[1]:
+                    patch = _window(xp[:, cs], p, q, stride, h_out, w_out)
+                    grad_w[ks, :, p, q] += np.einsum("nkhw,nchw->kc", grad_y[:, ks], patch)
+                if needs_input_grad[0]:
+                    _window(grad_xp[:, cs], p, q, stride, h_out, w_out)[...] += np.einsum(
+                        "nkhw,kc->nchw", grad_y[:, ks], w[ks, :, p, q]
+                    )
     h, wd = x.shape[2:]
-    grad_x = grad_xp[:, :, top : top + h, left : left + wd]
+    grad_x = np.ascontiguousarray(grad_xp[:, :, top : top + h, left : left + wd])
     grad_b = grad_y.sum(axis=(0, 2, 3))
-    return grad_x, grad_w, grad_b
+    return tuple(g if needed else None for g, needed in zip((grad_x, grad_w, grad_b), needs_input_grad))

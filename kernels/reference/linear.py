@@ -15,5 +15,9 @@ def linear_forward(x, w, b):
     return y if b is None else y + b
 
 
-def linear_backward(x, w, grad_y):
-    return np.einsum("no,oi->ni", grad_y, w), np.einsum("no,ni->oi", grad_y, x), grad_y.sum(axis=0)
+def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):
+    """(dL/dx, dL/dw, dL/db); an entry is None where ``needs_input_grad`` says it is not needed."""
+    grad_x = np.einsum("no,oi->ni", grad_y, w) if needs_input_grad[0] else None
+    grad_w = np.einsum("no,ni->oi", grad_y, x) if needs_input_grad[1] else None
+    grad_b = grad_y.sum(axis=0) if needs_input_grad[2] else None
+    return grad_x, grad_w, grad_b

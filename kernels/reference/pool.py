@@ -51,8 +51,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     return y.astype(x.dtype), (row * w + col).astype(np.int64)
 
 
-def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size=None, stride=None, padding=None):
-    """Scatters grad_y to the winners; the window arguments are only needed by the GPU's gather form."""
+def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
+    """Scatters grad_y to the winners; the window arguments are only used by the GPU's gather form."""
     n, c, h, w = x_shape
     grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
     planes = np.repeat(np.arange(n * c), argmax[0, 0].size)

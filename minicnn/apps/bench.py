@@ -118,7 +118,7 @@ def layer_cases(n):
     def ref_pool_pair(x, grad):
         args = ((3, 3), (2, 2), (0, 0))
         _, argmax = ref_pool.max_pool2d_forward(x, *args)
-        return (lambda: ref_pool.max_pool2d_forward(x, *args)), (lambda: ref_pool.max_pool2d_backward(grad, argmax, x.shape))
+        return (lambda: ref_pool.max_pool2d_forward(x, *args)), (lambda: ref_pool.max_pool2d_backward(grad, argmax, x.shape, *args))
 
     def ref_dropout_pair(x, grad):
         return (lambda: ref_dropout.dropout_forward(x, 0.5, 1)), (lambda: ref_dropout.dropout_backward(grad, 0.5, 1))
@@ -289,7 +289,9 @@ def gpu_name():
     if not _device.cuda_available():
         return None
     cuda = _cuda()
-    if _device.cuda_kernels()["launch"].SIMULATED:
+    from ..kernels.cuda.launch import SIMULATED
+
+    if SIMULATED:
         return "CUDA simulator"
     name = cuda.get_current_device().name
     return name.decode() if isinstance(name, bytes) else name

@@ -24,7 +24,7 @@ def _trace(args):
 
     run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
               num_classes=args.num_classes, step=args.step, checks=args.checks, json_path=args.json,
-              save_maps=args.save_maps, training=not args.eval)
+              save_maps=args.save_maps, training=not args.eval, backend=args.backend)
 
 
 # train options: (flag, TrainConfig field, argparse keywords). Each defaults to None, so that
@@ -63,6 +63,9 @@ _TRAIN_OPTIONS = [
     ("--warmup-epochs", "warmup_epochs", dict(type=int, help="linear learning-rate warm-up (default 1 epoch)")),
     ("--seed", "seed", dict(type=int, help="seed of the weights, batch order, augmentation and dropout (default 0)")),
     ("--device", "device", dict(choices=["cpu", "cuda"], help="where to train (default cpu)")),
+    ("--backend", "backend", dict(choices=["cpu", "reference"],
+                                  help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
+                                       "NumPy kernels of kernels/reference/, slower)")),
 ]
 
 
@@ -127,6 +130,9 @@ def build_parser():
     t.add_argument("--eval", action="store_true", help="eval mode: no dropout, batch norm uses running statistics")
     t.add_argument("--json", metavar="PATH", help="also write everything printed, as data, to this JSON file")
     t.add_argument("--save-maps", metavar="DIR", help="write PNG grids of feature maps and conv1's filters (needs matplotlib)")
+    t.add_argument("--backend", choices=["cpu", "reference"], default="cpu",
+                   help="the kernels: cpu (fast, the default) or reference (the readable NumPy kernels of "
+                        "kernels/reference/, slower)")
     t.set_defaults(run=_trace)
 
     from .bench import add_arguments

@@ -30,6 +30,7 @@ from .. import functional as F
 from .. import models
 from ..autograd import no_grad
 from ..errors import ArgumentError
+from ..kernels.backends import SLOW_NOTE, use_backend
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
 from .summary import layer_plan
 from ..tensor import Tensor
@@ -262,8 +263,19 @@ def _table(rows, header):
 
 
 def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None, num_classes=None, step=False,
-              checks=3, json_path=None, save_maps=None, training=True, out=sys.stdout, stdin=sys.stdin):
-    """Run the step-through and return everything it printed as a dict (also written to ``json_path``)."""
+              checks=3, json_path=None, save_maps=None, training=True, out=sys.stdout, stdin=sys.stdin,
+              backend="cpu"):
+    """Run the step-through and return everything it printed as a dict (also written to ``json_path``).
+    ``backend``: the kernels, "cpu" or "reference" (kernels/backends.py)."""
+    if backend not in ("cpu", "reference"):
+        raise ArgumentError(f"trace: backend must be cpu or reference, got {backend!r}")
+    with use_backend(backend):
+        return _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps,
+                          training, out, stdin, backend)
+
+
+def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps, training, out,
+               stdin, backend):
     say = _Printer(out)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ArgumentError(f"trace: batch must be a positive integer, got {batch!r}")
@@ -291,10 +303,12 @@ def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None,
     labels = np.arange(batch) % classes
     plan = layer_plan(net)
     record = {"model": model, "batch": batch, "seed": seed, "input_size": size, "classes": classes,
-              "source": source, "mode": "train" if training else "eval", "forward": [], "backward": []}
+              "backend": backend, "source": source, "mode": "train" if training else "eval", "forward": [], "backward": []}
 
     say(f"minicnn trace: {model}, batch {batch}, input {_shape(x.shape)} from {source}, {classes} classes, "
         f"{net.num_parameters():,} parameters, {'training' if training else 'eval'} mode")
+    if backend == "reference":
+        say(SLOW_NOTE)
     say("(times include each kernel's first use: Numba compiles it once, a few seconds, then loads it from its cache)")
     say()
     say("FORWARD: each row is one layer; input -> output shape, then statistics of the output")

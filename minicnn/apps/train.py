@@ -35,6 +35,7 @@ from ..autograd import no_grad
 from ..data import CIFAR10, DataLoader, ImageFolder, ShapesDataset
 from ..data import transforms as T
 from ..errors import ArgumentError
+from ..kernels.backends import SLOW_NOTE, use_backend
 from ..nn import Dropout
 from ..tensor import Tensor
 
@@ -76,6 +77,7 @@ class TrainConfig:
     pca: bool = True  # PCA colour augmentation
     seed: int = 0
     device: str = "cpu"
+    backend: str = "cpu"  # the kernels on the CPU: "cpu" (fast) or "reference" (readable NumPy, slow)
 
     def __post_init__(self):
         self.validate()
@@ -107,6 +109,10 @@ class TrainConfig:
             raise ArgumentError(f"train: schedule must be plateau, step or none, got {self.schedule!r}")
         if self.device not in ("cpu", "cuda"):
             raise ArgumentError(f"train: device must be cpu or cuda, got {self.device!r}")
+        if self.backend not in ("cpu", "reference"):
+            raise ArgumentError(f"train: backend must be cpu or reference, got {self.backend!r}")
+        if self.backend == "reference" and self.device == "cuda":
+            raise ArgumentError("train: the reference backend runs on the CPU; --device cuda runs the CUDA kernels")
         ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]
         if self.model != "alexnet_small" and (ablated or self.width != 1.0):
             changed = ablated + (["width"] if self.width != 1.0 else [])
@@ -357,21 +363,25 @@ class Trainer:
         ``"done"`` or ``"interrupted"``."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while self.epoch < self.config.epochs:
-                if self._train_epoch() == "interrupted":
-                    path = self.save("last.ckpt")
-                    self.stream.write(f"\nstopped at epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}; "
-                                      f"saved {path}\nresume with: minicnn train --resume {path}\n")
-                    return "interrupted"
-                self._end_epoch()
-                if self.stop_signal is not None:
-                    self.stream.write(f"stopped after epoch {self.epoch}; resume with: minicnn train --resume "
-                                      f"{os.path.join(self.out_dir, 'last.ckpt')}\n")
-                    return "interrupted"
-            return "done"
+            with use_backend(self.config.backend):
+                return self._run_epochs()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _run_epochs(self):
+        while self.epoch < self.config.epochs:
+            if self._train_epoch() == "interrupted":
+                path = self.save("last.ckpt")
+                self.stream.write(f"\nstopped at epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}; "
+                                  f"saved {path}\nresume with: minicnn train --resume {path}\n")
+                return "interrupted"
+            self._end_epoch()
+            if self.stop_signal is not None:
+                self.stream.write(f"stopped after epoch {self.epoch}; resume with: minicnn train --resume "
+                                  f"{os.path.join(self.out_dir, 'last.ckpt')}\n")
+                return "interrupted"
+        return "done"
 
     def _on_signal(self, signum, _frame):
         if self.stop_signal is not None and signum == signal.SIGINT:
@@ -489,7 +499,7 @@ def open_checkpoint(path):
 # ---- the commands -------------------------------------------------------------------------------
 # Settings a resumed run may change: how far to train, where, and what to draw. Anything else
 # would make the resumed run a different run.
-RESUMABLE_CHANGES = ("epochs", "device")
+RESUMABLE_CHANGES = ("epochs", "device", "backend")
 
 
 def config_for_resume(meta_config, given, path):
@@ -529,6 +539,8 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
                  f"training and {len(trainer.val_set)} validation images, {config.input_size}x{config.input_size} "
                  f"crops, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
                  f"on {config.device}; checkpoints and metrics in {out}\n")
+    if config.backend == "reference":
+        stream.write(SLOW_NOTE + "\n")
     outcome = trainer.run()
     if plot and trainer.history:
         plot_metrics(trainer.history, plot)

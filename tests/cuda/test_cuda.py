@@ -79,7 +79,7 @@ def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
     np.testing.assert_array_equal(down(garg), argmax)
     grad_y = normal(seed + 1, y.shape, np.float32)
     np.testing.assert_array_equal(down(GPU["pool"].max_pool2d_backward(up(grad_y), garg, x.shape, *kernel)),
-                                  pool.max_pool2d_backward(grad_y, argmax, x.shape))
+                                  pool.max_pool2d_backward(grad_y, argmax, x.shape, *kernel))
 
 
 @few

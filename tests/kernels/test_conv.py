@@ -315,7 +315,8 @@ def test_a_bad_algorithm_in_the_environment_is_a_clear_error():
     import sys
 
     env = dict(__import__("os").environ, MINICNN_CONV_ALGORITHM="fft")
-    out = subprocess.run([sys.executable, "-c", "import minicnn"], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", "import minicnn.kernels.cpu.conv"], env=env, capture_output=True,
+                         text=True)
     assert out.returncode != 0 and "MINICNN_CONV_ALGORITHM must be one of auto, im2col, winograd, spectral, got 'fft'" \
         in out.stderr
     env["MINICNN_CONV_ALGORITHM"] = "im2col"

@@ -25,8 +25,8 @@ def test_cpu_matches_reference(case, seed, dtype):
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
     grad_y = normal(seed + 1, y.shape, dtype)
-    grad_x = cpu.max_pool2d_backward(grad_y, argmax, x.shape)
-    assert rel_error(grad_x, ref.max_pool2d_backward(grad_y, argmax_ref, x.shape)) < 1e-12
+    grad_x = cpu.max_pool2d_backward(grad_y, argmax, x.shape, *_args(case))
+    assert rel_error(grad_x, ref.max_pool2d_backward(grad_y, argmax_ref, x.shape, *_args(case))) < 1e-12
 
 
 @given(case=pool_cases(max_size=20), seed=seeds)

@@ -90,16 +90,22 @@ def test_import_sets_the_blas_thread_settings():
     assert out.stdout.split() == ["4", "PASSIVE"]
 
 
-def test_unshared_sees_through_a_whole_view_and_no_further():
+def test_take_keeps_a_whole_view_that_nothing_else_uses_and_copies_the_rest():
+    def kept(store, key):  # whether take hands back the stored array's own memory
+        address = store[key].ctypes.data
+        taken = workspace.take(store, key)
+        assert key not in store
+        return taken.ctypes.data == address
+
     arena_array = workspace.empty((64, 10_000), np.float32)  # 2.5 MB: from the arenas
-    view = arena_array.reshape(8, 8, 10_000)
-    assert not workspace.unshared(view)  # arena_array still refers to the memory
+    assert not kept({"view": arena_array.reshape(8, 8, 10_000)}, "view")  # arena_array still uses the memory
+    store = {"view": arena_array.reshape(8, 8, 10_000)}
     del arena_array
-    assert workspace.unshared(view)
-    numpy_view = np.empty((64, 10_000), np.float32).reshape(8, 8, 10_000)
-    assert workspace.unshared(numpy_view)
-    part = np.empty((64, 10_000), np.float32)[:, :10]
-    assert not workspace.unshared(part)  # it would keep the rest of its array alive
+    assert kept(store, "view")
+    assert kept({"numpy_view": np.empty((64, 10_000), np.float32).reshape(8, 8, 10_000)}, "numpy_view")
+    assert not kept({"part": np.empty((64, 10_000), np.float32)[:, :10]}, "part")  # would keep the rest alive
     callers = np.ones((2, 3))
-    view_of_callers = callers.reshape(3, 2).reshape(2, 3)
-    assert not workspace.unshared(view_of_callers)
+    assert not kept({"view": callers.reshape(3, 2).reshape(2, 3)}, "view")
+    store = {"own": np.ones((2, 3))}
+    held = store["own"]
+    assert not kept(store, "own") and held is not None  # another variable holds it

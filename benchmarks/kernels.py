@@ -24,20 +24,10 @@ import time
 
 import minicnn as mc  # before numpy: it sets the BLAS thread settings (minicnn/__init__.py)
 import numpy as np
-from minicnn.kernels.reference import activation as ref_act
-from minicnn.kernels.reference import batchnorm as ref_bn
-from minicnn.kernels.reference import conv as ref_conv
-from minicnn.kernels.reference import dropout as ref_dropout
-from minicnn.kernels.reference import linear as ref_linear
-from minicnn.kernels.reference import lrn as ref_lrn
-from minicnn.kernels.reference import pool as ref_pool
-from minicnn.kernels.reference import softmax as ref_softmax
-
-F = mc.functional
+from minicnn.apps.bench import cpu_name, layer_cases  # layer_cases: the one table of AlexNet's layers
 
 try:
     import torch
-    import torch.nn.functional as TF
 except ImportError:
     torch = None
 
@@ -52,155 +42,35 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
-def conv_flops(n, c, k, h_out, w_out, kh, kw, groups):
-    return 2 * n * k * h_out * w_out * (c // groups) * kh * kw
-
-
 def alexnet_cases(n):
-    """(name, kind, description, builder) for each layer of the 2012 AlexNet at batch n."""
-    def conv(name, c, hw, k, ksz, stride, pad, groups):
-        h_out = (hw + 2 * pad - ksz) // stride + 1
-        flops = conv_flops(n, c, k, h_out, h_out, ksz, ksz, groups)
-        desc = f"{c}x{hw}x{hw} -> {k}@{ksz}x{ksz}/{stride} p{pad} g{groups}"
-
-        def build(rng):
-            x = rng.standard_normal((n, c, hw, hw), dtype=np.float32)
-            w = rng.standard_normal((k, c // groups, ksz, ksz), dtype=np.float32) * 0.01
-            b = np.zeros(k, np.float32)
-            pads = ((pad, pad), (pad, pad))
-            gy = rng.standard_normal((n, k, h_out, h_out), dtype=np.float32)
-            return {
-                "ours": lambda: F.conv2d(mc.tensor(x, requires_grad=True), mc.tensor(w, requires_grad=True),
-                                         mc.tensor(b, requires_grad=True), stride, pad, groups),
-                "ref_fwd": lambda: ref_conv.conv2d_forward(x, w, b, (stride, stride), pads, groups),
-                "ref_bwd": lambda: ref_conv.conv2d_backward(x, w, gy, (stride, stride), pads, groups),
-                "torch": lambda: TF.conv2d(torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True),
-                                           torch.tensor(b, requires_grad=True), stride, pad, 1, groups),
-                "grad": gy, "flops": (flops, 2 * flops),
-            }
-        return name, "GFLOP/s", desc, build
-
-    def elementwise(name, shape, op):
-        size = int(np.prod(shape))
-        nbytes = 4 * size
-
-        def build(rng):
-            x = rng.standard_normal(shape, dtype=np.float32)
-            gy = rng.standard_normal(shape, dtype=np.float32)
-            if op == "relu":
-                return {"ours": lambda: F.relu(mc.tensor(x, requires_grad=True)),
-                        "ref_fwd": lambda: ref_act.relu_forward(x), "ref_bwd": lambda: ref_act.relu_backward(x, gy),
-                        "torch": lambda: torch.relu(torch.tensor(x, requires_grad=True)),
-                        "grad": gy, "bytes": (2 * nbytes, 3 * nbytes)}
-            if op == "dropout":
-                return {"ours": lambda: F.dropout(mc.tensor(x, requires_grad=True), 0.5, True, 1),
-                        "ref_fwd": lambda: ref_dropout.dropout_forward(x, 0.5, 1),
-                        "ref_bwd": lambda: ref_dropout.dropout_backward(gy, 0.5, 1),
-                        "torch": lambda: TF.dropout(torch.tensor(x, requires_grad=True), 0.5, True),
-                        "grad": gy, "bytes": (2 * nbytes, 2 * nbytes)}
-            if op == "lrn":
-                _, saved = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
-                return {"ours": lambda: F.local_response_norm(mc.tensor(x, requires_grad=True)),
-                        "ref_fwd": lambda: ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0),
-                        "ref_bwd": lambda: ref_lrn.lrn_backward(x, saved, gy, 5, 1e-4, 0.75, 2.0),
-                        "torch": lambda: TF.local_response_norm(torch.tensor(x, requires_grad=True), 5, 5e-4, 0.75, 2.0),
-                        "grad": gy, "bytes": (2 * nbytes, 3 * nbytes)}  # x -> y; x, grad_y -> grad_x
-            if op == "batchnorm":
-                c = shape[1]
-                ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
-                _, mean, var = ref_bn.batch_norm_train_forward(x, ones, zeros, 1e-5)
-                return {"ours": lambda: F.batch_norm(mc.tensor(x, requires_grad=True), None, None,
-                                                     mc.tensor(ones, requires_grad=True), mc.tensor(zeros, requires_grad=True), True),
-                        "ref_fwd": lambda: ref_bn.batch_norm_train_forward(x, ones, zeros, 1e-5),
-                        "ref_bwd": lambda: ref_bn.batch_norm_backward(x, mean, var, ones, gy, 1e-5, True),
-                        "torch": lambda: TF.batch_norm(torch.tensor(x, requires_grad=True), None, None,
-                                                       torch.tensor(ones, requires_grad=True),
-                                                       torch.tensor(zeros, requires_grad=True), True),
-                        "grad": gy, "bytes": (2 * nbytes, 3 * nbytes)}
-            raise ValueError(op)
-        return name, "GB/s", "x".join(map(str, shape[1:])), build
-
-    def pool(name, c, hw):
-        h_out = (hw - 3) // 2 + 1
-        nbytes_in, nbytes_out = 4 * n * c * hw * hw, 4 * n * c * h_out * h_out
-
-        def build(rng):
-            x = rng.standard_normal((n, c, hw, hw), dtype=np.float32)
-            gy = rng.standard_normal((n, c, h_out, h_out), dtype=np.float32)
-            _, argmax = ref_pool.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0))
-            return {"ours": lambda: F.max_pool2d(mc.tensor(x, requires_grad=True), 3, 2),
-                    "ref_fwd": lambda: ref_pool.max_pool2d_forward(x, (3, 3), (2, 2), (0, 0)),
-                    "ref_bwd": lambda: ref_pool.max_pool2d_backward(gy, argmax, x.shape, (3, 3), (2, 2), (0, 0)),
-                    "torch": lambda: TF.max_pool2d(torch.tensor(x, requires_grad=True), 3, 2),
-                    "grad": gy, "bytes": (nbytes_in + 3 * nbytes_out, nbytes_in + 3 * nbytes_out)}
-        return name, "GB/s", f"{c}x{hw}x{hw} 3x3/2", build
-
-    def fc(name, i, o):
-        flops = 2 * n * i * o
-
-        def build(rng):
-            x = rng.standard_normal((n, i), dtype=np.float32)
-            w = rng.standard_normal((o, i), dtype=np.float32) * 0.01
-            b = np.zeros(o, np.float32)
-            gy = rng.standard_normal((n, o), dtype=np.float32)
-            return {"ours": lambda: F.linear(mc.tensor(x, requires_grad=True), mc.tensor(w, requires_grad=True),
-                                             mc.tensor(b, requires_grad=True)),
-                    "ref_fwd": lambda: ref_linear.linear_forward(x, w, b),
-                    "ref_bwd": lambda: ref_linear.linear_backward(x, w, gy),
-                    "torch": lambda: TF.linear(torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True),
-                                               torch.tensor(b, requires_grad=True)),
-                    "grad": gy, "flops": (flops, 2 * flops)}
-        return name, "GFLOP/s", f"{i} -> {o}", build
-
-    def loss(name, classes):
-        def build(rng):
-            x = rng.standard_normal((n, classes), dtype=np.float32)
-            labels = rng.integers(0, classes, n)
-            _, log_y = ref_softmax.cross_entropy_forward(x, labels)
-            return {"ours": lambda: F.cross_entropy(mc.tensor(x, requires_grad=True), labels),
-                    "ref_fwd": lambda: ref_softmax.cross_entropy_forward(x, labels),
-                    "ref_bwd": lambda: ref_softmax.cross_entropy_backward(log_y, labels, 1.0),
-                    "torch": lambda: TF.cross_entropy(torch.tensor(x, requires_grad=True), torch.tensor(labels)),
-                    "grad": np.float32(1.0), "bytes": (4 * n * classes, 8 * n * classes)}
-        return name, "GB/s", f"{classes} classes", build
-
-    return [
-        conv("conv1", 3, 227, 96, 11, 4, 0, 1),
-        elementwise("relu1", (n, 96, 55, 55), "relu"),
-        elementwise("lrn1", (n, 96, 55, 55), "lrn"),
-        pool("pool1", 96, 55),
-        conv("conv2", 96, 27, 256, 5, 1, 2, 2),
-        elementwise("lrn2", (n, 256, 27, 27), "lrn"),
-        pool("pool2", 256, 27),
-        conv("conv3", 256, 13, 384, 3, 1, 1, 1),
-        conv("conv4", 384, 13, 384, 3, 1, 1, 2),
-        conv("conv5", 384, 13, 256, 3, 1, 1, 2),
-        pool("pool5", 256, 13),
-        fc("fc6", 9216, 4096),
-        elementwise("dropout6", (n, 4096), "dropout"),
-        fc("fc7", 4096, 4096),
-        fc("fc8", 4096, 1000),
-        loss("cross_entropy", 1000),
-        elementwise("bn1 (variant)", (n, 96, 55, 55), "batchnorm"),
-    ]
+    """(name, unit, description, build) for each layer of the 2012 AlexNet at batch n
+    (``minicnn.apps.bench.layer_cases``, the table ``minicnn bench`` times too)."""
+    return [(name, "GFLOP/s" if kind in ("conv", "fc") else "GB/s", build.description, (build, work))
+            for name, kind, work, build in layer_cases(n)]
 
 
-def measure_case(build, repeats, with_reference, with_torch, rng):
-    fns = build(rng)
-    grad = fns["grad"]
+def _ours(fn, arrays, repeats):
+    """Forward and backward times of minicnn's op on the current backend."""
+    tensors = [mc.tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*tensors)
+    grad = np.ones(y.shape, np.float32)
+    return median_time(lambda: fn(*tensors), repeats), median_time(lambda: y.backward(grad, retain_graph=True), repeats)
+
+
+def measure_case(case, repeats, with_reference, with_torch, rng):
+    build, work = case
+    arrays, fn, torch_fn = build(rng)
     out = {}
-    y = fns["ours"]()
-    out["ours_fwd"] = median_time(fns["ours"], repeats)
-    out["ours_bwd"] = median_time(lambda: y.backward(grad, retain_graph=True), repeats)
+    out["ours_fwd"], out["ours_bwd"] = _ours(fn, arrays, repeats)
     if with_reference:
-        out["ref_fwd"] = median_time(fns["ref_fwd"], repeats)
-        out["ref_bwd"] = median_time(fns["ref_bwd"], repeats)
+        with mc.use_backend("reference"):  # the same op on the readable NumPy kernels
+            out["ref_fwd"], out["ref_bwd"] = _ours(fn, arrays, repeats)
     if with_torch:
-        ty = fns["torch"]()
-        tgrad = torch.tensor(grad)
-        out["torch_fwd"] = median_time(fns["torch"], repeats)
+        tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+        ty = torch_fn(torch, *tensors)
+        tgrad = torch.ones_like(ty)
+        out["torch_fwd"] = median_time(lambda: torch_fn(torch, *tensors), repeats)
         out["torch_bwd"] = median_time(lambda: ty.backward(tgrad, retain_graph=True), repeats)
-    work = fns.get("flops") or fns.get("bytes")
     out["work_fwd"], out["work_bwd"] = work
     return out
 
@@ -211,14 +81,8 @@ def sgemm_gflops(repeats):
 
 
 def machine_description():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import numba
-    parts = [f"{cpu}, {os.cpu_count()} cores", f"Python {platform.python_version()}",
+    parts = [f"{cpu_name()}, {os.cpu_count()} cores", f"Python {platform.python_version()}",
              f"numpy {np.__version__}", f"numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)"]
     if torch is not None:
         parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
@@ -282,9 +146,9 @@ def main(argv=None):
     sgemm = sgemm_gflops(args.repeats)
     rng = np.random.default_rng(0)
     rows = []
-    for i, (name, unit, desc, build) in enumerate(cases, 1):
+    for i, (name, unit, desc, case) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name} ...", file=sys.stderr, flush=True)
-        result = measure_case(build, args.repeats, not args.no_reference, with_torch, rng)
+        result = measure_case(case, args.repeats, not args.no_reference, with_torch, rng)
         rows.append({"name": name, "unit": unit, "desc": desc, **result})
     print(f"batch {args.batch}, median of {args.repeats} runs; machine: {machine_description()}\n")
     print(markdown_table(rows, sgemm))

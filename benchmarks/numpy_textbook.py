@@ -39,8 +39,7 @@ def col2im(col, shape, kh, kw, stride, pad, oh, ow):
 class Conv:
     def __init__(self, layer):
         self.w, self.b = layer.weight.numpy(), layer.bias.numpy()
-        self.stride, self.pad, self.groups = layer.stride if isinstance(layer.stride, int) else layer.stride[0], \
-            layer.padding if isinstance(layer.padding, int) else layer.padding[0], layer.groups
+        self.stride, self.pad, self.groups = layer.stride[0], layer.padding[0], layer.groups  # square in AlexNet
 
     def params(self):
         return [self.w, self.b]
@@ -76,7 +75,7 @@ class Conv:
 
 class MaxPool:
     def __init__(self, layer):
-        self.k, self.s = layer.kernel_size, layer.stride or layer.kernel_size
+        self.k, self.s = layer.kernel_size[0], layer.stride[0]  # square windows in AlexNet
 
     def forward(self, x):
         n, c, h, w = x.shape

@@ -21,7 +21,7 @@ def torch_alexnet(torch, ours):
             t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, 0 if m.padding == "same" else m.padding,
                            groups=m.groups)
             if m.padding == "same":  # TensorFlow's rule, which may pad one more after than before
-                (top, bottom), (left, right) = F.conv2d_padding("same", _input_hw(ours, name), m.kernel_size, _pair(m.stride))
+                (top, bottom), (left, right) = F.conv2d_padding("same", _input_hw(ours, name), m.kernel_size, m.stride)
                 layers.append(tnn.ZeroPad2d((left, right, top, bottom)))
         elif isinstance(m, nn.Linear):
             t = tnn.Linear(m.in_features, m.out_features)
@@ -40,10 +40,6 @@ def torch_alexnet(torch, ours):
             getattr(t, pname).data = torch.tensor(p.data)
         layers.append(t)
     return tnn.Sequential(*layers)
-
-
-def _pair(v):
-    return v if isinstance(v, tuple) else (v, v)
 
 
 def _input_hw(model, layer_name):

@@ -9,7 +9,7 @@
 import os
 
 # Numba's OpenMP workers otherwise spin for milliseconds after every parallel loop,
-# time a busy 2-core machine needs for BLAS (NUMBA.md). Must be set before numba loads.
+# time a busy 2-core machine needs for BLAS (docs/numba.md). Must be set before numba loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # NumPy's OpenBLAS workers likewise spin after each matrix product (2^28 cycles by
 # default) and took a core from the Numba kernel that ran next: im2col of AlexNet's

@@ -10,11 +10,11 @@ backward calls the ``*_backward`` kernel. The math lives with the kernels, in
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
+from . import checks
 from . import device as _device
 from .autograd import Function
 from .errors import ArgumentError, DTypeError, ShapeError
@@ -55,33 +55,6 @@ def _kernels(op, *tensors):
     return backends.for_device(devices.pop())
 
 
-def _int(op, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentError(f"{op}: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _pair(op, name, value, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple of two ints."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ArgumentError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return tuple(_int(op, name, v, minimum) for v in items)
-
-
-def _float(op, name, value, low=-math.inf, high=math.inf, low_inclusive=True, high_inclusive=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise ArgumentError(f"{op}: {name} must be a number, got {value!r}")
-    ok_low = value >= low if low_inclusive else value > low
-    ok_high = value <= high if high_inclusive else value < high
-    if not (ok_low and ok_high):
-        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
-        raise ArgumentError(f"{op}: {name} must be in {interval}, got {value}")
-    return float(value)
-
-
 # ---- convolution ----------------------------------------------------------------------
 def conv2d_padding(padding, size, kernel, stride):
     """Resolve conv2d's ``padding`` (int, pair, "same" or "valid") for an input of spatial
@@ -97,7 +70,7 @@ def conv2d_padding(padding, size, kernel, stride):
                 sides.append((total // 2, total - total // 2))
             return tuple(sides)
         raise ArgumentError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    ph, pw = _pair("conv2d", "padding", padding, 0)
+    ph, pw = checks.pair("conv2d", "padding", padding, 0)
     return (ph, ph), (pw, pw)
 
 
@@ -127,8 +100,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     if bias is not None:
         _check_tensor(op, "bias", bias, (1,))
     _check_same_dtype(op, x, weight=weight, bias=bias)
-    groups = _int(op, "groups", groups, 1)
-    stride = _pair(op, "stride", stride, 1)
+    groups = checks.integer(op, "groups", groups, 1)
+    stride = checks.pair(op, "stride", stride, 1)
     n, c, h, w = x.shape
     k, c_per_group, kh, kw = weight.shape
     if c != c_per_group * groups:
@@ -177,9 +150,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     """
     op = "max_pool2d"
     _check_tensor(op, "input", x, (4,))
-    kernel_size = _pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else _pair(op, "stride", stride, 1)
-    padding = _pair(op, "padding", padding, 0)
+    kernel_size = checks.pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None else checks.pair(op, "stride", stride, 1)
+    padding = checks.pair(op, "padding", padding, 0)
     for p, k in zip(padding, kernel_size):
         if p > k // 2:
             raise ArgumentError(f"{op}: padding must be at most half the kernel size, got padding {padding} for kernel {kernel_size}")
@@ -215,12 +188,12 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """
     op = "local_response_norm"
     _check_tensor(op, "input", x, (4,))
-    size = _int(op, "size", size, 1)
+    size = checks.integer(op, "size", size, 1)
     if size % 2 == 0:
         raise ArgumentError(f"{op}: size must be a positive odd integer (a window centred on each channel), got {size}")
-    alpha = _float(op, "alpha", alpha, 0.0)
-    beta = _float(op, "beta", beta, 0.0)
-    k = _float(op, "k", k, 0.0, low_inclusive=False)
+    alpha = checks.number(op, "alpha", alpha, 0.0)
+    beta = checks.number(op, "beta", beta, 0.0)
+    k = checks.number(op, "k", k, 0.0, low_inclusive=False)
     if x.size == 0:
         raise ShapeError(f"{op}: empty input {x.shape}")
     return LocalResponseNorm.apply(x, size, alpha, beta, k, _kernels(op, x))
@@ -302,7 +275,7 @@ def dropout(x, p=0.5, training=True, seed=None):
     """
     op = "dropout"
     _check_tensor(op, "input", x)
-    p = _float(op, "p", p, 0.0, 1.0, high_inclusive=False)
+    p = checks.number(op, "p", p, 0.0, 1.0, high_inclusive=False)
     if not isinstance(training, (bool, np.bool_)):
         raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
     if not training or p == 0.0:
@@ -349,7 +322,7 @@ def flatten(x, start_dim=1):
     """Merge the axes from ``start_dim`` on into one: (N, C, H, W) -> (N, C*H*W)."""
     if not isinstance(x, Tensor):
         raise DTypeError(f"flatten: input must be a minicnn Tensor, got {type(x).__name__}")
-    start_dim = _int("flatten", "start_dim", start_dim, 0)
+    start_dim = checks.integer("flatten", "start_dim", start_dim, 0)
     if start_dim >= max(x.ndim, 1):
         raise ShapeError(f"flatten: start_dim {start_dim} is out of range for a {x.ndim}-d input {x.shape}")
     return x.reshape(*x.shape[:start_dim], -1)
@@ -480,8 +453,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     _check_same_dtype(op, x, **named)
     if not isinstance(training, (bool, np.bool_)):
         raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
-    momentum = _float(op, "momentum", momentum, 0.0, 1.0)
-    eps = _float(op, "eps", eps, 0.0, low_inclusive=False)
+    momentum = checks.number(op, "momentum", momentum, 0.0, 1.0)
+    eps = checks.number(op, "eps", eps, 0.0, low_inclusive=False)
     if x.size == 0:
         raise ShapeError(f"{op}: empty input {x.shape}")
     if training and x.size // channels < 2:

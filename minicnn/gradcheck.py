@@ -84,6 +84,22 @@ def _coordinate_setter(tensor, host):
     return set_value
 
 
+def central_difference(objective, set_value, original, eps):
+    """(L(x + eps e_i) - L(x - eps e_i)) / (2 eps): ``set_value(v)`` sets coordinate i of x to v,
+    ``objective()`` evaluates L; coordinate i is left at ``original``. (``gradcheck`` and the
+    trace's spot checks both take their numbers from here.)"""
+    set_value(original + eps)
+    plus = objective()
+    set_value(original - eps)
+    minus = objective()
+    set_value(original)
+    return (plus - minus) / (2 * eps)
+
+
+def relative_error(analytic, numeric):
+    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-300)
+
+
 def _as_outputs(out):
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not all(isinstance(o, Tensor) for o in outs):
@@ -151,13 +167,7 @@ def gradcheck(fn, inputs, params=(), *, eps=1e-6, atol=1e-6, rtol=1e-4, max_coor
         else:
             coords = np.sort(rng.choice(flat.size, size=max_coords, replace=False))
         for i in coords:
-            original = flat[i]
-            set_value(i, original + eps)
-            plus = objective()
-            set_value(i, original - eps)
-            minus = objective()
-            set_value(i, original)
-            numeric = (plus - minus) / (2 * eps)
+            numeric = central_difference(objective, lambda value: set_value(i, value), flat[i], eps)
             a = float(grad.reshape(-1)[i])
             error = abs(a - numeric)
             passed = error <= atol + rtol * abs(numeric)
@@ -167,7 +177,7 @@ def gradcheck(fn, inputs, params=(), *, eps=1e-6, atol=1e-6, rtol=1e-4, max_coor
             if score > worst_score:
                 worst_score = score
                 worst = {"tensor": name, "index": tuple(int(j) for j in np.unravel_index(i, t.shape)), "analytic": a,
-                         "numeric": numeric, "rel_error": error / max(abs(a), abs(numeric), 1e-300)}
+                         "numeric": numeric, "rel_error": relative_error(a, numeric)}
     result = GradcheckResult(bool(ok), worst, checked)
     if not ok and raise_exception:
         raise GradcheckError(result.report())

@@ -16,20 +16,10 @@ import numbers
 
 import numpy as np
 
+from . import checks
 from . import device as _device
 from .errors import ArgumentError, ShapeError
 from .kernels import backends
-
-
-def _number(owner, name, value, low, high=np.inf, low_inclusive=True, high_inclusive=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value):
-        raise ArgumentError(f"{owner}: {name} must be a number, got {value!r}")
-    too_low = value < low or (value == low and not low_inclusive)
-    too_high = value > high or (value == high and not high_inclusive)
-    if too_low or too_high:
-        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
-        raise ArgumentError(f"{owner}: {name} must be in {interval}, got {value}")
-    return float(value)
 
 
 class Optimizer:
@@ -50,7 +40,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self.hyper["lr"] = _number(type(self).__name__, "lr", value, 0.0, low_inclusive=False)
+        self.hyper["lr"] = checks.number(type(self).__name__, "lr", value, 0.0, low_inclusive=False)
 
     def zero_grad(self):
         for p in self.params:
@@ -97,9 +87,9 @@ class SGD(Optimizer):
     state_names = ("velocity",)
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
-        super().__init__(params, {"lr": _number("SGD", "lr", lr, 0.0, low_inclusive=False),
-                                  "momentum": _number("SGD", "momentum", momentum, 0.0),
-                                  "weight_decay": _number("SGD", "weight_decay", weight_decay, 0.0)})
+        super().__init__(params, {"lr": checks.number("SGD", "lr", lr, 0.0, low_inclusive=False),
+                                  "momentum": checks.number("SGD", "momentum", momentum, 0.0),
+                                  "weight_decay": checks.number("SGD", "weight_decay", weight_decay, 0.0)})
 
     def step(self):
         """One update of every parameter that has a gradient."""
@@ -121,11 +111,11 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ArgumentError(f"Adam: betas must be a pair, got {betas!r}")
         super().__init__(params, {
-            "lr": _number("Adam", "lr", lr, 0.0, low_inclusive=False),
-            "beta1": _number("Adam", "betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
-            "beta2": _number("Adam", "betas[1]", betas[1], 0.0, 1.0, high_inclusive=False),
-            "eps": _number("Adam", "eps", eps, 0.0, low_inclusive=False),
-            "weight_decay": _number("Adam", "weight_decay", weight_decay, 0.0),
+            "lr": checks.number("Adam", "lr", lr, 0.0, low_inclusive=False),
+            "beta1": checks.number("Adam", "betas[0]", betas[0], 0.0, 1.0, high_inclusive=False),
+            "beta2": checks.number("Adam", "betas[1]", betas[1], 0.0, 1.0, high_inclusive=False),
+            "eps": checks.number("Adam", "eps", eps, 0.0, low_inclusive=False),
+            "weight_decay": checks.number("Adam", "weight_decay", weight_decay, 0.0),
             "steps": 0,
         })
 
@@ -149,7 +139,7 @@ class StepLR:
             raise ArgumentError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
         self.optimizer = optimizer
         self.step_size = int(step_size)
-        self.gamma = _number("StepLR", "gamma", gamma, 0.0, 1.0, low_inclusive=False)
+        self.gamma = checks.number("StepLR", "gamma", gamma, 0.0, 1.0, low_inclusive=False)
         self.base_lr = optimizer.lr
         self.epoch = 0
 
@@ -177,10 +167,10 @@ class ReduceLROnPlateau:
             raise ArgumentError(f"ReduceLROnPlateau: patience must be an integer >= 0, got {patience!r}")
         self.optimizer = optimizer
         self.mode = mode
-        self.factor = _number("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, False, False)
+        self.factor = checks.number("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, False, False)
         self.patience = int(patience)
-        self.threshold = _number("ReduceLROnPlateau", "threshold", threshold, 0.0)
-        self.min_lr = _number("ReduceLROnPlateau", "min_lr", min_lr, 0.0)
+        self.threshold = checks.number("ReduceLROnPlateau", "threshold", threshold, 0.0)
+        self.min_lr = checks.number("ReduceLROnPlateau", "min_lr", min_lr, 0.0)
         self.best = None
         self.bad_epochs = 0
 
@@ -192,7 +182,7 @@ class ReduceLROnPlateau:
         return metric > self.best * (1 + self.threshold)
 
     def step(self, metric):
-        metric = _number("ReduceLROnPlateau", "metric", metric, -np.inf)
+        metric = checks.number("ReduceLROnPlateau", "metric", metric, -np.inf)
         if self._improved(metric):
             self.best, self.bad_epochs = metric, 0
             return

@@ -1,5 +1,6 @@
 """The baselines the benchmarks compare against compute the same function as minicnn."""
 import numpy as np
+import pytest
 
 import minicnn as mc
 from benchmarks.numpy_textbook import TextbookNet
@@ -46,6 +47,7 @@ def test_matmul_clock_sees_each_layers_matrix_products():
         assert all(s > 0 for s, f in zip(seen[p]["products_s"], seen[p]["products_flop"]) if f)
 
 
+@pytest.mark.slow
 def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
     """The benchmark of issue 5 end to end, on the small network (PyTorch's columns where it is
     installed, dashes where not): every section of the report and the JSON are written."""

@@ -14,6 +14,7 @@ import minicnn as mc
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_cuda_kernels_under_the_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     out = subprocess.run([sys.executable, "-m", "pytest", "tests/cuda", "-q", "-p", "no:cacheprovider"],

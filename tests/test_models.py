@@ -170,13 +170,13 @@ def test_matches_pytorch(torch, name, training, init, dtype):
 def test_alexnet_small_ablation_switches():
     full = models.alexnet_small()
     names = [name for name, _ in full.named_children()]
-    assert {"lrn1", "lrn2", "drop6", "drop7"} <= set(names) and full.pool1.kernel_size == 3
+    assert {"lrn1", "lrn2", "drop6", "drop7"} <= set(names) and full.pool1.kernel_size == (3, 3)
     no_lrn = [name for name, _ in models.alexnet_small(lrn=False).named_children()]
     assert no_lrn == [n for n in names if not n.startswith("lrn")]
     no_drop = [name for name, _ in models.alexnet_small(dropout=0).named_children()]
     assert no_drop == [n for n in names if not n.startswith("drop")]
     flat = models.alexnet_small(overlap=False)  # 2x2/2 pooling: 32 -> 16 -> 8 -> 4 instead of 15 -> 7 -> 3
-    assert flat.pool1.kernel_size == 2 and flat.pool1.stride == 2
+    assert flat.pool1.kernel_size == (2, 2) and flat.pool1.stride == (2, 2)
     assert flat.fc6.weight.shape == (256, 128 * 4 * 4) and full.fc6.weight.shape == (256, 128 * 3 * 3)
     assert flat(mc.tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 10)
     with pytest.raises(mc.ArgumentError, match="alexnet_small: dropout must be a probability"):

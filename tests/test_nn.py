@@ -91,3 +91,18 @@ def test_default_init_can_be_deferred_to_a_model_builder():
     drawn = nn.Linear(50, 40)
     assert not deferred.weight.data.any()
     assert abs(drawn.weight.data.std() - np.sqrt(2 / 50)) < 0.02
+
+
+def test_layers_normalise_their_arguments_once_in_init():
+    conv = nn.Conv2d(3, 8, 5, stride=2, padding=(1, 2))
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((5, 5), (2, 2), (1, 2))
+    assert nn.Conv2d(3, 8, 3, padding="same").padding == "same"
+    pool = nn.MaxPool2d(3)
+    assert (pool.kernel_size, pool.stride, pool.padding) == ((3, 3), (3, 3), (0, 0))  # the stride defaults to the window
+    assert "kernel_size=3, stride=3" in repr(pool) and "stride=2, padding=(1, 2)" in repr(conv)
+    with pytest.raises(mc.ArgumentError, match="Conv2d: stride must be >= 1, got 0"):
+        nn.Conv2d(3, 8, 3, stride=0)
+    with pytest.raises(mc.ArgumentError, match="Conv2d: padding must be an int, a pair, 'same' or 'valid', got 'full'"):
+        nn.Conv2d(3, 8, 3, padding="full")
+    with pytest.raises(mc.ArgumentError, match="MaxPool2d: padding must be an int or a pair of ints, got"):
+        nn.MaxPool2d(3, 2, (1, 1, 1))

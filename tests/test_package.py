@@ -33,6 +33,7 @@ def test_no_top_level_kernels_module_outside_the_source_tree(tmp_path):
     assert out.stdout.strip() == "None"
 
 
+@pytest.mark.slow
 def test_a_built_wheel_maps_kernels_into_minicnn(tmp_path):
     pytest.importorskip("setuptools")
     pytest.importorskip("wheel")

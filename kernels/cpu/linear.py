@@ -4,7 +4,7 @@
 
 Shapes: x (N, I), w (O, I), b (O,). A matrix product is the one thing a Numba
 loop should not do here: NumPy's SGEMM runs at ~150 GFLOP/s on the development
-machine, a hand-written Numba GEMM at 35-50 (NUMBA.md), and ``np.dot`` inside
+machine, a hand-written Numba GEMM at 35-50 (docs/numba.md), and ``np.dot`` inside
 ``@njit`` would start a second BLAS thread pool. The transposes are views: BLAS
 reads them with its transpose flags, nothing is copied.
 """
@@ -14,9 +14,9 @@ from . import workspace
 
 
 def linear_forward(x, w, b):
-    """y = x @ w^T + b, computed as (w @ x^T)^T: OpenBLAS ran that orientation 12-20% faster
-    at AlexNet's fc6 and fc7 (batch 64: 35 vs 40 ms and 14-17 vs 17.6-18.5 ms, alone), and the
-    transposition back, with the bias added on the way, moves only the small output."""
+    """y = x @ w^T + b, computed as (w @ x^T)^T: OpenBLAS ran that orientation faster at
+    AlexNet's fc6 and fc7, and the transposition back, with the bias added on the way, moves
+    only the small output."""
     y_t = np.matmul(w, x.T, out=workspace.scratch("linear.y_t", (w.shape[0], x.shape[0]), x.dtype))
     y = workspace.empty((x.shape[0], w.shape[0]), x.dtype)
     if b is None:

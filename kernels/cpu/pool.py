@@ -30,9 +30,7 @@ compiler does not vectorise. Per (n, c) plane:
 3. argmax = the window's corner (i*sh - ph)*W + j*sw - pw + that offset.
 
 Each task of the parallel loop lays ``PLANES_PER_TASK`` planes side by side, so that one
-pass covers them all (a 13x13 plane alone has only 42 interior outputs). Against the
-scalar scan, at batch 64 (``/tmp`` A/B, two runs): pool1 0.41-0.43x the time (21 vs 52 ms),
-pool2 0.44x, pool5 0.72-0.75x.
+pass covers them all (a 13x13 plane alone has only 42 interior outputs).
 
 Threads: the forward runs in parallel over those tasks, the backward over (n, c) planes,
 each plane owned by one iteration, so the backward's sums never race.

@@ -16,48 +16,55 @@ c' and k' counting within the group, x_pad read as 0 outside the image):
 The input gradient is computed by gathering (each dx element sums what it
 contributed to) instead of scattering col2im with atomics: each output has one
 owner, and results are the same on every run. The groups are the grid's z axis.
-geom = (M, N, Kred, batch, C, H, W, K, kh, kw, sh, sw, pad_top, pad_left, H_out, W_out, C/G, K/G).
+geom = (M, N, Kred, batch, C, H, W, K, kh, kw, sh, sw, pad_top, pad_left, H_out, W_out, C/G, K/G),
+read through the named indices below (GEMM_M ... K_PER_GROUP).
 """
 from numba import cuda
 
-from .gemm import make_gemm
+from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
+
+
+# The entries of ``geom``. Module-level ints are compile-time constants to Numba, so a name
+# costs nothing against a bare index.
+(BATCH, CHANNELS, HEIGHT, WIDTH, KERNELS, KH, KW, STRIDE_H, STRIDE_W, PAD_TOP, PAD_LEFT, H_OUT, W_OUT, C_PER_GROUP,
+ K_PER_GROUP) = range(3, 18)
 
 
 @cuda.jit(device=True, inline=True)
 def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
     """A[k', (c', p, q)] = w[g*K/G + k', c', p, q]; w flattened."""
-    if r >= geom[0] or kk >= geom[2]:
+    if r >= geom[GEMM_M] or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    tile[slot_k, slot_mn] = w[(g * geom[17] + r) * geom[2] + kk]
+    tile[slot_k, slot_mn] = w[(g * geom[K_PER_GROUP] + r) * geom[GEMM_K] + kk]
 
 
 @cuda.jit(device=True, inline=True)
 def _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn):
     """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for im2col row kk = (c', p, q) and
     column m = (n, i, j): 0 in the padding."""
-    kh, kw = geom[8], geom[9]
+    kh, kw = geom[KH], geom[KW]
     c = kk // (kh * kw)
     p = (kk // kw) % kh
     q = kk % kw
-    plane = geom[14] * geom[15]
+    plane = geom[H_OUT] * geom[W_OUT]
     n = m // plane
-    i = (m % plane) // geom[15]
-    j = m % geom[15]
-    h = i * geom[10] + p - geom[12]
-    w = j * geom[11] + q - geom[13]
-    if h < 0 or h >= geom[5] or w < 0 or w >= geom[6]:
+    i = (m % plane) // geom[W_OUT]
+    j = m % geom[W_OUT]
+    h = i * geom[STRIDE_H] + p - geom[PAD_TOP]
+    w = j * geom[STRIDE_W] + q - geom[PAD_LEFT]
+    if h < 0 or h >= geom[HEIGHT] or w < 0 or w >= geom[WIDTH]:
         tile[slot_k, slot_mn] = 0
     else:
-        tile[slot_k, slot_mn] = x[n, g * geom[16] + c, h, w]
+        tile[slot_k, slot_mn] = x[n, g * geom[C_PER_GROUP] + c, h, w]
 
 
 @cuda.jit(device=True, inline=True)
 def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
     """B[(c', p, q), (n, i, j)] of the forward: the im2col matrix."""
-    if kk >= geom[2] or col >= geom[1]:
+    if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
     else:
         _x_pad_into(geom, x, g, kk, col, tile, slot_k, slot_mn)
@@ -65,25 +72,25 @@ def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
 
 @cuda.jit(device=True, inline=True)
 def _store_output(geom, y, bias, g, r, col, value):
-    plane = geom[14] * geom[15]
-    k = g * geom[17] + r
-    y[col // plane, k, (col % plane) // geom[15], col % geom[15]] = value + bias[k]
+    plane = geom[H_OUT] * geom[W_OUT]
+    k = g * geom[K_PER_GROUP] + r
+    y[col // plane, k, (col % plane) // geom[W_OUT], col % geom[W_OUT]] = value + bias[k]
 
 
 @cuda.jit(device=True, inline=True)
 def _grad_y_rows(geom, grad_y, g, r, m, tile, slot_k, slot_mn):
     """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j]."""
-    if r >= geom[0] or m >= geom[2]:
+    if r >= geom[GEMM_M] or m >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    plane = geom[14] * geom[15]
-    tile[slot_k, slot_mn] = grad_y[m // plane, g * geom[17] + r, (m % plane) // geom[15], m % geom[15]]
+    plane = geom[H_OUT] * geom[W_OUT]
+    tile[slot_k, slot_mn] = grad_y[m // plane, g * geom[K_PER_GROUP] + r, (m % plane) // geom[W_OUT], m % geom[W_OUT]]
 
 
 @cuda.jit(device=True, inline=True)
 def _im2col_transposed(geom, x, g, m, kk, tile, slot_k, slot_mn):
     """B[(n, i, j), (c', p, q)] of the weight gradient: the im2col matrix read the other way round."""
-    if m >= geom[2] or kk >= geom[1]:
+    if m >= geom[GEMM_K] or kk >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
     else:
         _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn)
@@ -91,53 +98,53 @@ def _im2col_transposed(geom, x, g, m, kk, tile, slot_k, slot_mn):
 
 @cuda.jit(device=True, inline=True)
 def _store_weight_grad(geom, grad_w, unused, g, r, kk, value):
-    grad_w[(g * geom[17] + r) * geom[1] + kk] = value
+    grad_w[(g * geom[K_PER_GROUP] + r) * geom[GEMM_N] + kk] = value
 
 
 @cuda.jit(device=True, inline=True)
 def _weight_transposed(geom, w, g, c, kk, tile, slot_k, slot_mn):
     """A[c', (k', p, q)] = w[g*K/G + k', c', p, q]."""
-    if c >= geom[0] or kk >= geom[2]:
+    if c >= geom[GEMM_M] or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    kh, kw = geom[8], geom[9]
+    kh, kw = geom[KH], geom[KW]
     r = kk // (kh * kw)
     pq = kk % (kh * kw)
-    tile[slot_k, slot_mn] = w[((g * geom[17] + r) * geom[16] + c) * kh * kw + pq]
+    tile[slot_k, slot_mn] = w[((g * geom[K_PER_GROUP] + r) * geom[C_PER_GROUP] + c) * kh * kw + pq]
 
 
 @cuda.jit(device=True, inline=True)
 def _grad_y_gathered(geom, grad_y, g, kk, col, tile, slot_k, slot_mn):
     """B[(k', p, q), (n, h, w)] = grad_y[n, g*K/G + k', i, j] for the (i, j) whose window put
     x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 if there is none."""
-    if kk >= geom[2] or col >= geom[1]:
+    if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
         return
-    kh, kw = geom[8], geom[9]
+    kh, kw = geom[KH], geom[KW]
     r = kk // (kh * kw)
     p = (kk // kw) % kh
     q = kk % kw
-    plane = geom[5] * geom[6]
+    plane = geom[HEIGHT] * geom[WIDTH]
     n = col // plane
-    h = (col % plane) // geom[6]
-    w = col % geom[6]
-    hi = h + geom[12] - p
-    wi = w + geom[13] - q
-    if hi < 0 or wi < 0 or hi % geom[10] != 0 or wi % geom[11] != 0:
+    h = (col % plane) // geom[WIDTH]
+    w = col % geom[WIDTH]
+    hi = h + geom[PAD_TOP] - p
+    wi = w + geom[PAD_LEFT] - q
+    if hi < 0 or wi < 0 or hi % geom[STRIDE_H] != 0 or wi % geom[STRIDE_W] != 0:
         tile[slot_k, slot_mn] = 0
         return
-    i = hi // geom[10]
-    j = wi // geom[11]
-    if i >= geom[14] or j >= geom[15]:
+    i = hi // geom[STRIDE_H]
+    j = wi // geom[STRIDE_W]
+    if i >= geom[H_OUT] or j >= geom[W_OUT]:
         tile[slot_k, slot_mn] = 0
         return
-    tile[slot_k, slot_mn] = grad_y[n, g * geom[17] + r, i, j]
+    tile[slot_k, slot_mn] = grad_y[n, g * geom[K_PER_GROUP] + r, i, j]
 
 
 @cuda.jit(device=True, inline=True)
 def _store_input_grad(geom, grad_x, unused, g, c, col, value):
-    plane = geom[5] * geom[6]
-    grad_x[col // plane, g * geom[16] + c, (col % plane) // geom[6], col % geom[6]] = value
+    plane = geom[HEIGHT] * geom[WIDTH]
+    grad_x[col // plane, g * geom[C_PER_GROUP] + c, (col % plane) // geom[WIDTH], col % geom[WIDTH]] = value
 
 
 _forward = make_gemm(_weight_row_major, _im2col, _store_output)

@@ -7,7 +7,7 @@ and ``load_b(geom, b, g, k, n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
 the matrix) into ``tile[s, t]``, and ``store(geom, out, bias, g, m, n, value)``
 writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
-tuple of ints that describes the shapes; geom[0], geom[1], geom[2] are M, N, K.
+tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
 
 Threads to work: a block of TPB x TPB threads computes a TILE x TILE tile of C
 (TILE = TPB * REG): each thread accumulates REG x REG outputs in registers,
@@ -30,6 +30,7 @@ from numba import cuda, from_dtype
 
 from .launch import SIMULATED
 
+GEMM_M, GEMM_N, GEMM_K = 0, 1, 2  # geom's first three entries: the product's M, N and K
 TPB = 4 if SIMULATED else 16
 REG = 2 if SIMULATED else 4
 TILE = TPB * REG
@@ -59,7 +60,7 @@ def make_gemm(load_a, load_b, store):
 
         @cuda.jit
         def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
-            m_size, n_size, k_size = geom[0], geom[1], geom[2]
+            m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
             z = cuda.blockIdx.z
             g = z // splits
             k_begin = (z % splits) * k_chunk
@@ -99,7 +100,7 @@ def make_gemm(load_a, load_b, store):
 
         @cuda.jit
         def add_slices(geom, partial, splits, groups, out, bias):
-            m_size, n_size = geom[0], geom[1]
+            m_size, n_size = geom[GEMM_M], geom[GEMM_N]
             for e in range(cuda.grid(1), groups * m_size * n_size, cuda.gridsize(1)):
                 g = e // (m_size * n_size)
                 r = (e // n_size) % m_size
@@ -116,7 +117,7 @@ def make_gemm(load_a, load_b, store):
         if key not in kernels:
             kernels[key] = build(key)
         gemm, add_slices = kernels[key]
-        m_size, n_size, k_size = geom[0], geom[1], geom[2]
+        m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
         tiles = math.ceil(n_size / TILE) * math.ceil(m_size / TILE) * groups
         splits = 1
         if tiles < _target_blocks():

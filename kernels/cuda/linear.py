@@ -10,7 +10,7 @@ loaders; nothing is copied. geom = (M, N, K).
 """
 from numba import cuda
 
-from .gemm import make_gemm
+from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
 
@@ -18,7 +18,7 @@ from .reduce import sum_over_batch_and_space
 @cuda.jit(device=True, inline=True)
 def _rows(geom, a, g, r, k, tile, s, t):
     """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
-    if r < geom[0] and k < geom[2]:
+    if r < geom[GEMM_M] and k < geom[GEMM_K]:
         tile[s, t] = a[r, k]
     else:
         tile[s, t] = 0
@@ -27,7 +27,7 @@ def _rows(geom, a, g, r, k, tile, s, t):
 @cuda.jit(device=True, inline=True)
 def _rows_transposed(geom, a, g, r, k, tile, s, t):
     """A[r, k] = a[k, r] (a of shape (K, M))."""
-    if r < geom[0] and k < geom[2]:
+    if r < geom[GEMM_M] and k < geom[GEMM_K]:
         tile[s, t] = a[k, r]
     else:
         tile[s, t] = 0
@@ -36,7 +36,7 @@ def _rows_transposed(geom, a, g, r, k, tile, s, t):
 @cuda.jit(device=True, inline=True)
 def _cols(geom, b, g, k, c, tile, s, t):
     """B[k, c] = b[k, c] (b of shape (K, N))."""
-    if k < geom[2] and c < geom[1]:
+    if k < geom[GEMM_K] and c < geom[GEMM_N]:
         tile[s, t] = b[k, c]
     else:
         tile[s, t] = 0
@@ -45,7 +45,7 @@ def _cols(geom, b, g, k, c, tile, s, t):
 @cuda.jit(device=True, inline=True)
 def _cols_transposed(geom, b, g, k, c, tile, s, t):
     """B[k, c] = b[c, k] (b of shape (N, K))."""
-    if k < geom[2] and c < geom[1]:
+    if k < geom[GEMM_K] and c < geom[GEMM_N]:
         tile[s, t] = b[c, k]
     else:
         tile[s, t] = 0

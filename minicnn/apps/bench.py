@@ -27,14 +27,8 @@ import numpy as np
 from .. import device as _device
 from .. import functional as F
 from .. import models, optim
+from ..kernels.backends import use_backend
 from ..kernels.cpu import conv as cpu_conv
-from ..kernels.reference import activation as ref_activation
-from ..kernels.reference import batchnorm as ref_batchnorm
-from ..kernels.reference import conv as ref_conv
-from ..kernels.reference import dropout as ref_dropout
-from ..kernels.reference import linear as ref_linear
-from ..kernels.reference import lrn as ref_lrn
-from ..kernels.reference import pool as ref_pool
 from ..tensor import Tensor
 
 # FP32 peak without tensor cores, TFLOP/s, from NVIDIA's datasheets.
@@ -67,9 +61,12 @@ def copy_bandwidth_gbs(repeats=3):
 
 
 def layer_cases(n):
-    """(name, kind, work, build) for AlexNet's layers at batch n: work is (forward, backward)
-    FLOPs for "conv"/"fc" and the bytes each pass must at least read and write for "memory".
-    build(rng) returns (input arrays, our function of tensors, PyTorch's function)."""
+    """AlexNet's layers at batch n, the one table that ``minicnn bench`` and
+    ``benchmarks/kernels.py`` both time: (name, kind, work, build), where work is the (forward,
+    backward) FLOPs for "conv"/"fc" and the bytes each pass must at least read and write for
+    "memory", and build(rng) returns (input arrays, minicnn's function of tensors, PyTorch's
+    function of (torch, tensors)). The NumPy reference runs minicnn's function on the
+    reference backend."""
     def conv(name, c, hw, k, ksz, stride, pad, groups):
         h_out = (hw + 2 * pad - ksz) // stride + 1
         flops = 2 * n * k * h_out * h_out * (c // groups) * ksz * ksz
@@ -80,13 +77,9 @@ def layer_cases(n):
                       np.zeros(k, np.float32)]
             return arrays, lambda x, w, b: F.conv2d(x, w, b, stride, pad, groups), \
                 lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride, pad, 1, groups)
-
-        def reference(x, w, b, grad):
-            args = ((stride, stride), ((pad, pad), (pad, pad)), groups)
-            return (lambda: ref_conv.conv2d_forward(x, w, b, *args)), (lambda: ref_conv.conv2d_backward(x, w, grad, *args))
-        build.reference = reference
         geometry = ((k, c // groups, ksz, ksz), (stride, stride), ((pad, pad), (pad, pad)))
         build.cpu_algorithm = cpu_conv.algorithm(*geometry, n)
+        build.description = f"{c}x{hw}x{hw} -> {k}@{ksz}x{ksz}/{stride} p{pad} g{groups}"
         return name, "conv", (flops, 2 * flops), build
 
     def fc(name, i, o):
@@ -94,61 +87,48 @@ def layer_cases(n):
             arrays = [rng.standard_normal((n, i), dtype=np.float32),
                       rng.standard_normal((o, i), dtype=np.float32) * 0.01, np.zeros(o, np.float32)]
             return arrays, F.linear, lambda t, x, w, b: t.nn.functional.linear(x, w, b)
-        build.reference = lambda x, w, b, grad: ((lambda: ref_linear.linear_forward(x, w, b)),
-                                                 (lambda: ref_linear.linear_backward(x, w, grad)))
+        build.description = f"{i} -> {o}"
         return name, "fc", (2 * n * i * o, 4 * n * i * o), build
 
-    def unary(name, shape, fn, torch_fn, reference, passes=(2, 3)):
+    def unary(name, shape, fn, torch_fn, passes=(2, 3)):
         """passes: how many arrays of the input's size each pass must at least read or write."""
         size = 4 * int(np.prod(shape))
 
         def build(rng):
             return [rng.standard_normal(shape, dtype=np.float32)], fn, torch_fn
-        build.reference = reference
+        build.description = "x".join(map(str, shape[1:]))
         return name, "memory", (passes[0] * size, passes[1] * size), build
 
-    def ref_relu(x, grad):
-        return (lambda: ref_activation.relu_forward(x)), (lambda: ref_activation.relu_backward(x, grad))
+    def pool(name, c, hw):  # reads x, writes y and argmax; backward reads both, writes dL/dx
+        return unary(name, (n, c, hw, hw), lambda x: F.max_pool2d(x, 3, 2),
+                     lambda t, x: t.nn.functional.max_pool2d(x, 3, 2), (1.75, 1.75))
 
-    def ref_lrn_pair(x, grad):
-        _, saved = ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
-        return ((lambda: ref_lrn.lrn_forward(x, 5, 1e-4, 0.75, 2.0)),
-                (lambda: ref_lrn.lrn_backward(x, saved, grad, 5, 1e-4, 0.75, 2.0)))
+    def lrn(name, c, hw):
+        return unary(name, (n, c, hw, hw), F.local_response_norm,
+                     lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0))
 
-    def ref_pool_pair(x, grad):
-        args = ((3, 3), (2, 2), (0, 0))
-        _, argmax = ref_pool.max_pool2d_forward(x, *args)
-        return (lambda: ref_pool.max_pool2d_forward(x, *args)), (lambda: ref_pool.max_pool2d_backward(grad, argmax, x.shape, *args))
-
-    def ref_dropout_pair(x, grad):
-        return (lambda: ref_dropout.dropout_forward(x, 0.5, 1)), (lambda: ref_dropout.dropout_backward(grad, 0.5, 1))
-
-    def ref_bn_pair(x, grad):
-        ones, zeros = np.ones(x.shape[1], np.float32), np.zeros(x.shape[1], np.float32)
-        _, mean, var = ref_batchnorm.batch_norm_train_forward(x, ones, zeros, 1e-5)
-        return ((lambda: ref_batchnorm.batch_norm_train_forward(x, ones, zeros, 1e-5)),
-                (lambda: ref_batchnorm.batch_norm_backward(x, mean, var, ones, grad, 1e-5, True)))
-
+    labels = np.arange(n) % 1000
     return [
         conv("conv1", 3, 227, 96, 11, 4, 0, 1),
-        unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x), ref_relu),
-        unary("lrn1", (n, 96, 55, 55), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
-        unary("pool1", (n, 96, 55, 55), lambda x: F.max_pool2d(x, 3, 2), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2),
-              ref_pool_pair, (1.75, 1.75)),
+        unary("relu1", (n, 96, 55, 55), F.relu, lambda t, x: t.relu(x)),
+        lrn("lrn1", 96, 55),
+        pool("pool1", 96, 55),
         conv("conv2", 96, 27, 256, 5, 1, 2, 2),
-        unary("lrn2", (n, 256, 27, 27), F.local_response_norm,
-              lambda t, x: t.nn.functional.local_response_norm(x, 5, 5e-4, 0.75, 2.0), ref_lrn_pair),
+        lrn("lrn2", 256, 27),
+        pool("pool2", 256, 27),
         conv("conv3", 256, 13, 384, 3, 1, 1, 1),
         conv("conv4", 384, 13, 384, 3, 1, 1, 2),
         conv("conv5", 384, 13, 256, 3, 1, 1, 2),
+        pool("pool5", 256, 13),
         fc("fc6", 9216, 4096),
         unary("dropout6", (n, 4096), lambda x: F.dropout(x, 0.5, True, 1), lambda t, x: t.nn.functional.dropout(x, 0.5),
-              ref_dropout_pair, (2, 2)),
+              (2, 2)),
         fc("fc7", 4096, 4096),
         fc("fc8", 4096, 1000),
+        unary("cross_entropy", (n, 1000), lambda x: F.cross_entropy(x, labels),
+              lambda t, x: t.nn.functional.cross_entropy(x, t.tensor(labels)), (1, 2)),
         unary("bn (variant)", (n, 96, 55, 55), lambda x: F.batch_norm(x, None, None, training=True),
-              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True), ref_bn_pair, (3, 4)),
+              lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True), (3, 4)),
     ]
 
 
@@ -221,13 +201,10 @@ def measure_torch_layer(build, device, repeats, rng):
 
 
 def measure_reference(build, repeats, rng):
-    """The NumPy reference of ``kernels/reference`` on the same layer (CPU, wall clock)."""
-    arrays, fn, _ = build(rng)
-    y = fn(*[Tensor(a) for a in arrays])
-    grad = np.ones(y.shape, np.float32)
-    forward, backward = build.reference(*arrays, grad)
-    timer = _Timer("cpu", repeats)
-    return {"forward": timer(forward)[0], "backward": timer(backward)[0]}
+    """minicnn's same op on the reference backend: the readable NumPy kernels of
+    ``kernels/reference`` (CPU, wall clock)."""
+    with use_backend("reference"):
+        return measure_layer(build, "cpu", repeats, rng)
 
 
 def measure_layer(build, device, repeats, rng):
@@ -271,16 +248,19 @@ def _time(fn):
     return time.perf_counter() - t0
 
 
+def cpu_name():
+    """The CPU's model name (from /proc/cpuinfo on Linux; else the machine type)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def describe_machine():
     import numba
 
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"CPU {cpu} ({os.cpu_count()} cores, numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads)"
+    text = f"CPU {cpu_name()} ({os.cpu_count()} cores, numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads)"
     gpu = gpu_name()
     return text + (f"; GPU {gpu}" if gpu else "")
 

@@ -19,10 +19,6 @@ from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, Lo
                  Sigmoid, Tanh)
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
 def _n(v):
     return f"{v:,}"
 
@@ -31,16 +27,16 @@ def describe(layer):
     """A short name for a layer and its settings."""
     if isinstance(layer, Conv2d):
         kh, kw = layer.kernel_size
-        sh, sw = _pair(layer.stride)
+        sh, sw = layer.stride
         stride = f"/{sh}" if sh == sw else f"/{sh}x{sw}"
-        pad = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
+        pad = layer.padding
         pad_text = f" pad {pad}" if isinstance(pad, str) else (f" pad {pad[0]}" if pad[0] == pad[1] and pad[0] else
                                                                 ("" if pad == (0, 0) else f" pad {pad}"))
         groups = f" groups {layer.groups}" if layer.groups > 1 else ""
         return f"conv {layer.out_channels}@{kh}x{kw}{stride}{pad_text}{groups}"
     if isinstance(layer, MaxPool2d):
-        kh, kw = _pair(layer.kernel_size)
-        sh, sw = _pair(layer.kernel_size if layer.stride is None else layer.stride)
+        kh, kw = layer.kernel_size
+        sh, sw = layer.stride
         overlap = " (overlapping)" if sh < kh or sw < kw else ""
         return f"maxpool {kh}x{kw}/{sh}{overlap}"
     if isinstance(layer, LocalResponseNorm):
@@ -58,7 +54,7 @@ def describe(layer):
 def _conv_sizes(layer, in_shape):
     c, h, w = in_shape
     kh, kw = layer.kernel_size
-    sh, sw = _pair(layer.stride)
+    sh, sw = layer.stride
     (top, bottom), (left, right) = conv2d_padding(layer.padding, (h, w), (kh, kw), (sh, sw))
     ho = (h + top + bottom - kh) // sh + 1
     wo = (w + left + right - kw) // sw + 1
@@ -72,9 +68,9 @@ def _conv_sizes(layer, in_shape):
 
 def _pool_sizes(layer, in_shape):
     c, h, w = in_shape
-    kh, kw = _pair(layer.kernel_size)
-    sh, sw = _pair(layer.kernel_size if layer.stride is None else layer.stride)
-    ph, pw = _pair(layer.padding)
+    kh, kw = layer.kernel_size
+    sh, sw = layer.stride
+    ph, pw = layer.padding
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     pad = f" + {2 * ph}" if ph else ""
     return (c, ho, wo), f"({h}{pad} - {kh}) / {sh} + 1 = {ho}"

@@ -30,6 +30,7 @@ from .. import functional as F
 from .. import models
 from ..autograd import no_grad
 from ..errors import ArgumentError
+from ..gradcheck import central_difference, relative_error
 from ..kernels.backends import SLOW_NOTE, use_backend
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
 from .summary import layer_plan
@@ -108,7 +109,7 @@ def worked_example(name, layer, x, y):
         n, k = 0, 0
         i, j = y.shape[2] // 2, y.shape[3] // 2
         kh, kw = layer.kernel_size
-        sh, sw = (layer.stride, layer.stride) if isinstance(layer.stride, int) else layer.stride
+        sh, sw = layer.stride
         (top, bottom), (left, right) = F.conv2d_padding(layer.padding, x.shape[2:], (kh, kw), (sh, sw))
         xp = np.pad(x[0], ((0, 0), (top, bottom), (left, right)))
         cg = layer.in_channels // layer.groups
@@ -124,9 +125,8 @@ def worked_example(name, layer, x, y):
         lines.append(f"  ... sum of all {terms.size} products = {_g(terms.sum())}; + bias {_g(b)} = {_g(terms.sum() + b)}"
                      f"   (the layer computed {_g(y[n, k, i, j])})")
     elif isinstance(layer, MaxPool2d):
-        kh, kw = (layer.kernel_size,) * 2 if isinstance(layer.kernel_size, int) else layer.kernel_size
-        s = layer.kernel_size if layer.stride is None else layer.stride
-        sh, sw = (s, s) if isinstance(s, int) else s
+        kh, kw = layer.kernel_size
+        sh, sw = layer.stride
         i, j = y.shape[2] // 2, y.shape[3] // 2
         c = int(np.argmax(np.abs(y[0, :, i, j])))
         window = x[0, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
@@ -231,19 +231,14 @@ def spot_check(layer, x, grad_out, checks, rng, eps=1e-6):
             continue
         probe_x = x64.copy()
         target = probe_x if tname == "input" else values  # perturb in place, then restore
+        flat_target = target.reshape(-1)
         for idx in rng.choice(candidates, size=min(checks, candidates.size), replace=False):
             idx = int(idx)
-            original = target.reshape(-1)[idx]
-            target.reshape(-1)[idx] = original + eps
-            plus = objective(probe_x)
-            target.reshape(-1)[idx] = original - eps
-            minus = objective(probe_x)
-            target.reshape(-1)[idx] = original
-            numeric = (plus - minus) / (2 * eps)
+            numeric = central_difference(lambda: objective(probe_x), lambda v: flat_target.__setitem__(idx, v),
+                                         flat_target[idx], eps)
             analytic = float(flat_grad[idx])
-            error = abs(analytic - numeric) / max(abs(analytic), abs(numeric), 1e-300)
             results.append({"tensor": tname, "index": [int(i) for i in np.unravel_index(idx, grad.shape)],
-                            "analytic": analytic, "numeric": numeric, "rel_error": error})
+                            "analytic": analytic, "numeric": numeric, "rel_error": relative_error(analytic, numeric)})
     return results
 
 

@@ -249,29 +249,47 @@ def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, de
 
 
 # ---- progress -----------------------------------------------------------------------------------
+def _in_notebook():
+    """Whether tqdm.auto draws a notebook widget here (a Jupyter kernel with ipywidgets)."""
+    from tqdm import autonotebook
+
+    return autonotebook.tqdm.__module__ == "tqdm.notebook"
+
+
 class Progress:
-    """One line per epoch, redrawn in place on a terminal; on a pipe or file a line every ~10%."""
+    """An epoch's progress. In a notebook, a tqdm widget; on a terminal, tqdm's line redrawn in
+    place (both through ``tqdm.auto``); on a pipe or in a file, where carriage returns would pile
+    up, a plain line every ~10% of the epoch."""
 
-    def __init__(self, batch_size, stream=None):
-        self.batch_size = batch_size
+    def __init__(self, epoch, epochs, done, total, batch_size, stream=None):
+        self.epoch, self.epochs, self.total, self.batch_size = epoch, epochs, total, batch_size
         self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.last_draw, self.last_tenth = 0.0, -1
+        self.last_tenth = 10 * done // total
+        self.bar = None
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        if _in_notebook() or tty:
+            from tqdm.auto import tqdm
 
-    def update(self, epoch, epochs, done, total, loss, acc, rate):
-        now = time.monotonic()
-        tenth = 10 * done // total
-        if self.tty and now - self.last_draw < 0.1 and done < total:
+            self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch}/{epochs}", unit="batch",
+                            file=None if not tty else self.stream, mininterval=0.1, dynamic_ncols=True)
+
+    def update(self, done, loss, acc, rate):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f} acc {100 * acc:5.1f}% {rate:6.1f} img/s", refresh=False)
+            self.bar.update(done - self.bar.n)
             return
-        if not self.tty and tenth == self.last_tenth:
+        tenth = 10 * done // self.total
+        if tenth == self.last_tenth and done < self.total:
             return
-        self.last_draw, self.last_tenth = now, tenth
-        filled = 20 * done // total
-        eta = (total - done) * self.batch_size / rate if rate > 0 else 0.0
-        line = (f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total} "
-                f"loss {loss:.4f} acc {100 * acc:5.1f}% {rate:6.1f} img/s eta {eta:4.0f}s")
-        self.stream.write(("\r" + line + ("\n" if done == total else "")) if self.tty else line + "\n")
+        self.last_tenth = tenth
+        eta = (self.total - done) * self.batch_size / rate if rate > 0 else 0.0
+        self.stream.write(f"epoch {self.epoch}/{self.epochs} {done}/{self.total} loss {loss:.4f} "
+                          f"acc {100 * acc:5.1f}% {rate:6.1f} img/s eta {eta:4.0f}s\n")
         self.stream.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def write_metrics(path, history):
@@ -392,7 +410,14 @@ class Trainer:
 
     def _train_epoch(self):
         config, total = self.config, len(self.loader)
-        progress = Progress(config.batch_size, self.stream)
+        progress = Progress(self.epoch + 1, config.epochs, self.batch, total, config.batch_size, self.stream)
+        try:
+            return self._train_batches(progress)
+        finally:
+            progress.close()
+
+    def _train_batches(self, progress):
+        total = len(self.loader)
         self.model.train()
         r = self.running
         for images, labels in self.loader.batches(self.epoch, start=self.batch):
@@ -409,8 +434,7 @@ class Trainer:
             r["correct"] += correct
             r["seen"] += len(labels)
             r["seconds"] += time.perf_counter() - start
-            progress.update(self.epoch + 1, config.epochs, self.batch, total, r["loss_sum"] / r["seen"],
-                            r["correct"] / r["seen"], r["seen"] / r["seconds"])
+            progress.update(self.batch, r["loss_sum"] / r["seen"], r["correct"] / r["seen"], r["seen"] / r["seconds"])
         return "interrupted" if self.stop_signal is not None and self.batch < total else "done"
 
     def _end_epoch(self):

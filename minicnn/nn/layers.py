@@ -7,6 +7,7 @@ scheme); ``dtype=np.float64`` makes a layer for gradient checks.
 """
 import numpy as np
 
+from .. import checks
 from .. import functional as F
 from .. import random as _random
 from ..errors import ArgumentError
@@ -15,14 +16,9 @@ from . import init
 from .module import Module, Parameter
 
 
-def _positive_int(layer, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+def _short(pair):
+    """A pair as the int it repeats, or as the pair: "1" or "(1, 2)" (PyTorch's repr shows both as pairs)."""
+    return str(pair[0]) if pair[0] == pair[1] else str(pair)
 
 
 class Conv2d(Module):
@@ -31,16 +27,22 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
                  dtype=np.float32):
         super().__init__()
-        self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
-        self.groups = _positive_int("Conv2d", "groups", groups)
+        self.in_channels = checks.positive_integer("Conv2d", "in_channels", in_channels)
+        self.out_channels = checks.positive_integer("Conv2d", "out_channels", out_channels)
+        self.groups = checks.positive_integer("Conv2d", "groups", groups)
         if in_channels % groups or out_channels % groups:
             raise ArgumentError(
                 f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
             )
-        self.kernel_size = tuple(_positive_int("Conv2d", "kernel_size", k) for k in _pair(kernel_size))
-        self.stride = stride
-        self.padding = padding
+        # Normalised once, here, as PyTorch's layers do: pairs of ints, or "same"/"valid".
+        self.kernel_size = checks.pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = checks.pair("Conv2d", "stride", stride, 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ArgumentError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+            self.padding = padding
+        else:
+            self.padding = checks.pair("Conv2d", "padding", padding, 0)
         self.weight = Parameter(np.zeros((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
         if init.default_init_enabled():
@@ -53,8 +55,9 @@ class Conv2d(Module):
         kh, kw = self.kernel_size
         extra = f", groups={self.groups}" if self.groups > 1 else ""
         bias = "" if self.bias is not None else ", bias=False"
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={kh}x{kw}, stride={self.stride}, "
-                f"padding={self.padding!r}{extra}{bias}")
+        padding = repr(self.padding) if isinstance(self.padding, str) else _short(self.padding)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={kh}x{kw}, stride={_short(self.stride)}, "
+                f"padding={padding}{extra}{bias}")
 
 
 class Linear(Module):
@@ -62,8 +65,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
-        self.in_features = _positive_int("Linear", "in_features", in_features)
-        self.out_features = _positive_int("Linear", "out_features", out_features)
+        self.in_features = checks.positive_integer("Linear", "in_features", in_features)
+        self.out_features = checks.positive_integer("Linear", "out_features", out_features)
         self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
         if init.default_init_enabled():
@@ -79,14 +82,17 @@ class Linear(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # Normalised once, here: pairs of ints; the stride defaults to the window (no overlap).
+        self.kernel_size = checks.pair("MaxPool2d", "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else checks.pair("MaxPool2d", "stride", stride, 1)
+        self.padding = checks.pair("MaxPool2d", "padding", padding, 0)
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
-        stride = self.kernel_size if self.stride is None else self.stride
-        return f"kernel_size={self.kernel_size}, stride={stride}" + (f", padding={self.padding}" if self.padding else "")
+        padding = f", padding={_short(self.padding)}" if any(self.padding) else ""
+        return f"kernel_size={_short(self.kernel_size)}, stride={_short(self.stride)}{padding}"
 
 
 class LocalResponseNorm(Module):
@@ -155,7 +161,7 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
         super().__init__()
-        self.num_features = _positive_int(type(self).__name__, "num_features", num_features)
+        self.num_features = checks.positive_integer(type(self).__name__, "num_features", num_features)
         self.eps, self.momentum = eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))

@@ -101,6 +101,7 @@ def test_step_mode_at_end_of_input_carries_on():
     assert out.returncode == 0 and "BACKWARD" in out.stdout
 
 
+@pytest.mark.slow
 def test_default_trace_of_alexnet2012(tmp_path):
     """The main job as the README runs it (spot checks reduced to keep the suite short)."""
     out = subprocess.run([sys.executable, "-m", "minicnn", "trace", "--checks", "1", "--json", str(tmp_path / "t.json")],

@@ -107,6 +107,7 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
     process = _train_process(["--out", str(tmp_path)])
@@ -130,6 +131,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
     assert [r["train_loss"] for r in again] == [r["train_loss"] for r in straight]
 
 
+@pytest.mark.slow
 def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path, uninterrupted):
     good = uninterrupted / "last.ckpt"
     damaged = tmp_path / "last.ckpt"
@@ -158,6 +160,7 @@ def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path, uninterrupted):
         open_checkpoint(tmp_path / "plain.ckpt")
 
 
+@pytest.mark.slow
 def test_eval_reports_centre_and_ten_crop_errors(uninterrupted):
     result = subprocess.run([sys.executable, "-m", "minicnn", "eval", str(uninterrupted / "best.ckpt"), "--ten-crop"],
                             capture_output=True, text=True, timeout=120)
@@ -165,6 +168,48 @@ def test_eval_reports_centre_and_ten_crop_errors(uninterrupted):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and "centre crop" in lines[0] and "ten crops" in lines[1]
     assert all("top-1 error" in line and "top-5 error" in line for line in lines)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_a_tqdm_bar_on_a_terminal_and_a_line_per_tenth_on_a_pipe(monkeypatch):
+    from minicnn.apps import train
+
+    piped = io.StringIO()
+    progress = train.Progress(1, 3, 0, 50, 16, piped)
+    for done in range(1, 51):
+        progress.update(done, 2.0, 0.25, 100.0)
+    progress.close()
+    lines = piped.getvalue().splitlines()
+    assert "\r" not in piped.getvalue() and len(lines) == 10  # 5/50, 10/50, ..., 50/50
+    assert lines[0].startswith("epoch 1/3 5/50 loss 2.0000 acc  25.0%  100.0 img/s") and " 50/50 " in lines[-1]
+
+    terminal = _Terminal()
+    progress = train.Progress(2, 3, 10, 50, 16, terminal)  # a resumed epoch starts at batch 10
+    for done in range(11, 51):
+        progress.update(done, 1.5, 0.5, 80.0)
+    progress.close()
+    drawn = terminal.getvalue()
+    assert "\r" in drawn and "epoch 2/3" in drawn and "50/50" in drawn and "loss 1.5000" in drawn
+
+    made = []
+    monkeypatch.setattr(train, "_in_notebook", lambda: True)  # a notebook's stderr is no terminal
+    monkeypatch.setattr("tqdm.auto.tqdm", lambda **kwargs: made.append(kwargs) or _Bar())
+    train.Progress(1, 1, 0, 8, 16, io.StringIO()).update(8, 1.0, 1.0, 10.0)
+    assert made and made[0]["file"] is None and made[0]["total"] == 8
+
+
+class _Bar:
+    n = 0
+
+    def set_postfix_str(self, text, refresh):
+        self.text = text
+
+    def update(self, count):
+        self.n += count
 
 
 def test_top_k_and_ten_crop_evaluation():

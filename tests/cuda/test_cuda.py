@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 from minicnn import device, models, nn
-from minicnn.device import cuda_kernels
+from minicnn.kernels import backends
+from minicnn.kernels.cuda.launch import SIMULATED
 from minicnn.kernels.cpu import activation, batchnorm, conv, dropout, linear, lrn, pool, softmax
 from minicnn.kernels.reference import lrn as ref_lrn
 from tests.helpers import rel_error
 from tests.strategies import distinct, normal, seeds
 
 F = mc.functional
-GPU = cuda_kernels()
-SIMULATED = GPU["launch"].SIMULATED
+GPU = backends.get("cuda")
 few = settings(max_examples=4 if SIMULATED else 30, deadline=None)
 
 
@@ -60,9 +60,9 @@ def test_conv_matches_cpu(case, seed):
     b = normal(seed + 2, (case["k"][0],), np.float32)
     args = (case["stride"], case["padding"], case["groups"])
     y = conv.conv2d_forward(x, w, b, *args)
-    close(GPU["conv"].conv2d_forward(up(x), up(w), up(b), *args), y)
+    close(GPU.conv.conv2d_forward(up(x), up(w), up(b), *args), y)
     grad_y = normal(seed + 3, y.shape, np.float32)
-    for got, want in zip(GPU["conv"].conv2d_backward(up(x), up(w), up(grad_y), *args),
+    for got, want in zip(GPU.conv.conv2d_backward(up(x), up(w), up(grad_y), *args),
                          conv.conv2d_backward(x, w, grad_y, *args)):
         close(got, want)
 
@@ -74,11 +74,11 @@ def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
     x = np.round(normal(seed, shape, np.float32) * 2)  # many ties
     x[np.random.default_rng(seed).random(shape) < 0.1] = np.nan  # the first NaN wins its window
     y, argmax = pool.max_pool2d_forward(x, *kernel)
-    gy, garg = GPU["pool"].max_pool2d_forward(up(x), *kernel)
+    gy, garg = GPU.pool.max_pool2d_forward(up(x), *kernel)
     np.testing.assert_array_equal(down(gy), y)
     np.testing.assert_array_equal(down(garg), argmax)
     grad_y = normal(seed + 1, y.shape, np.float32)
-    np.testing.assert_array_equal(down(GPU["pool"].max_pool2d_backward(up(grad_y), garg, x.shape, *kernel)),
+    np.testing.assert_array_equal(down(GPU.pool.max_pool2d_backward(up(grad_y), garg, x.shape, *kernel)),
                                   pool.max_pool2d_backward(grad_y, argmax, x.shape, *kernel))
 
 
@@ -87,11 +87,11 @@ def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
 def test_lrn_matches_cpu(seed, size, beta):
     x = normal(seed, (2, 7, 3, 2), np.float32, scale=3)
     y, saved = lrn.lrn_forward(x, size, 0.01, beta, 2.0)  # the CPU saves nothing
-    gy_, gsaved = GPU["lrn"].lrn_forward(up(x), size, 0.01, beta, 2.0)  # the GPU saves (y, scale)
+    gy_, gsaved = GPU.lrn.lrn_forward(up(x), size, 0.01, beta, 2.0)  # the GPU saves (y, scale)
     close(gy_, y)
     close(gsaved[1], ref_lrn.lrn_forward(x, size, 0.01, beta, 2.0)[1][1])
     grad_y = normal(seed + 1, x.shape, np.float32)
-    close(GPU["lrn"].lrn_backward(up(x), gsaved, up(grad_y), size, 0.01, beta, 2.0),
+    close(GPU.lrn.lrn_backward(up(x), gsaved, up(grad_y), size, 0.01, beta, 2.0),
           lrn.lrn_backward(x, saved, grad_y, size, 0.01, beta, 2.0))
 
 
@@ -99,11 +99,11 @@ def test_lrn_matches_cpu(seed, size, beta):
 def test_activations_match_cpu(name):
     x = normal(0, (3, 50), np.float32, scale=4)
     y = getattr(activation, f"{name}_forward")(x)
-    gy_ = getattr(GPU["activation"], f"{name}_forward")(up(x))
+    gy_ = getattr(GPU.activation, f"{name}_forward")(up(x))
     close(gy_, y)
     grad_y = normal(1, x.shape, np.float32)
     saved_cpu, saved_gpu = (x, up(x)) if name == "relu" else (y, gy_)
-    close(getattr(GPU["activation"], f"{name}_backward")(saved_gpu, up(grad_y)),
+    close(getattr(GPU.activation, f"{name}_backward")(saved_gpu, up(grad_y)),
           getattr(activation, f"{name}_backward")(saved_cpu, grad_y))
 
 
@@ -111,30 +111,30 @@ def test_activations_match_cpu(name):
 @given(seed=st.integers(0, 2**64 - 1), p=st.sampled_from([0.1, 0.5, 0.9]))
 def test_dropout_masks_are_identical_bit_for_bit(seed, p):
     x = normal(seed % 2**32, (4, 33), np.float32)
-    np.testing.assert_array_equal(down(GPU["dropout"].dropout_forward(up(x), p, seed)), dropout.dropout_forward(x, p, seed))
+    np.testing.assert_array_equal(down(GPU.dropout.dropout_forward(up(x), p, seed)), dropout.dropout_forward(x, p, seed))
 
 
 @pytest.mark.parametrize("n, i, o", [(3, 37, 11), (2, 300, 5)])  # the second splits its long reduction (split-K)
 def test_linear_matches_cpu(n, i, o):
     x, w, b = normal(0, (n, i), np.float32), normal(1, (o, i), np.float32), normal(2, (o,), np.float32)
-    close(GPU["linear"].linear_forward(up(x), up(w), up(b)), linear.linear_forward(x, w, b))
+    close(GPU.linear.linear_forward(up(x), up(w), up(b)), linear.linear_forward(x, w, b))
     grad_y = normal(3, (n, o), np.float32)
-    for got, want in zip(GPU["linear"].linear_backward(up(x), up(w), up(grad_y)), linear.linear_backward(x, w, grad_y)):
+    for got, want in zip(GPU.linear.linear_backward(up(x), up(w), up(grad_y)), linear.linear_backward(x, w, grad_y)):
         close(got, want)
 
 
 def test_softmax_and_cross_entropy_match_cpu():
     x = normal(0, (4, 13), np.float32, scale=5)
     labels = np.array([0, 12, 5, 5])
-    close(GPU["softmax"].log_softmax_forward(up(x)), softmax.log_softmax_forward(x))
-    close(GPU["softmax"].softmax_forward(up(x)), softmax.softmax_forward(x))
-    loss, log_y = GPU["softmax"].cross_entropy_forward(up(x), up(labels))
+    close(GPU.softmax.log_softmax_forward(up(x)), softmax.log_softmax_forward(x))
+    close(GPU.softmax.softmax_forward(up(x)), softmax.softmax_forward(x))
+    loss, log_y = GPU.softmax.cross_entropy_forward(up(x), up(labels))
     cpu_loss, cpu_log_y = softmax.cross_entropy_forward(x, labels)
     assert rel_error(down(loss), cpu_loss) < 1e-6
-    grad = GPU["softmax"].cross_entropy_backward(log_y, up(labels), up(np.array(0.5, np.float32)))
+    grad = GPU.softmax.cross_entropy_backward(log_y, up(labels), up(np.array(0.5, np.float32)))
     close(grad, softmax.cross_entropy_backward(cpu_log_y, labels, np.float32(0.5)))
     grad_y = normal(1, x.shape, np.float32)
-    close(GPU["softmax"].softmax_backward(up(softmax.softmax_forward(x)), up(grad_y)),
+    close(GPU.softmax.softmax_backward(up(softmax.softmax_forward(x)), up(grad_y)),
           softmax.softmax_backward(softmax.softmax_forward(x), grad_y), 1e-4)
 
 
@@ -143,13 +143,13 @@ def test_batch_norm_matches_cpu(shape):
     x = normal(0, shape, np.float32, scale=2) + 1
     w, b = normal(1, (3,), np.float32) + 1, normal(2, (3,), np.float32)
     y, mean, var = batchnorm.batch_norm_train_forward(x, w, b, 1e-5)
-    g_y, g_mean, g_var = GPU["batchnorm"].batch_norm_train_forward(up(x), up(w), up(b), 1e-5)
+    g_y, g_mean, g_var = GPU.batchnorm.batch_norm_train_forward(up(x), up(w), up(b), 1e-5)
     close(g_y, y, 1e-4)
     close(g_mean, mean)
     close(g_var, var)
     grad_y = normal(3, shape, np.float32)
     for training in (True, False):
-        for got, want in zip(GPU["batchnorm"].batch_norm_backward(up(x), g_mean, g_var, up(w), up(grad_y), 1e-5, training),
+        for got, want in zip(GPU.batchnorm.batch_norm_backward(up(x), g_mean, g_var, up(w), up(grad_y), 1e-5, training),
                              batchnorm.batch_norm_backward(x, mean, var, w, grad_y, 1e-5, training)):
             close(got, want, 1e-4)
 
@@ -232,7 +232,7 @@ def test_sgd_kernel_matches_cpu():
 
     p, g, v = (normal(i, (5, 9), np.float32) for i in range(3))
     gp, gv = up(p), up(v)
-    GPU["sgd"].sgd_step(gp, up(g), gv, 0.01, 0.9, 5e-4)
+    GPU.sgd.sgd_step(gp, up(g), gv, 0.01, 0.9, 5e-4)
     sgd.sgd_step(p, g, v, 0.01, 0.9, 5e-4)
     close(gp, p, 1e-6)
     close(gv, v, 1e-6)
@@ -264,7 +264,7 @@ def test_adam_kernel_matches_cpu():
     v = np.abs(normal(3, (4, 7), np.float32))
     gp, gm, gv = up(p), up(m), up(v)
     args = (1e-3, 0.9, 0.999, 1e-8, 1e-4, 1 - 0.9 ** 2, 1 - 0.999 ** 2)
-    GPU["adam"].adam_step(gp, up(g), gm, gv, *args)
+    GPU.adam.adam_step(gp, up(g), gm, gv, *args)
     adam.adam_step(p, g, m, v, *args)
     for got, want in ((gp, p), (gm, m), (gv, v)):
         close(got, want, 1e-6)

@@ -8,7 +8,7 @@ product whose rows are channels and whose columns run over images and pixels.
 R >= W is the product's row length: conv's stride-1 im2col computes R - W extra columns per
 row (its wide form); the Fourier path (spectral.py) uses R = W. Both loops run over 1-D slices
 indexed by the loop variable, which the compiler vectorises (a computed index carries a
-negative-index check that stopped it: 0.68x the time with slices). The channel sums are
+negative-index check that stopped it). The channel sums are
 dL/db's terms, taken while grad_y is read anyway.
 """
 from numba import njit, prange

@@ -23,7 +23,7 @@ and w_g = w[group g].reshape(K/G, C/G*kh*kw):
     dL/db[k]     = sum over (n, i, j) of grad_y[n, k, i, j]
 
 Why this design: on the development machines NumPy's SGEMM runs at 150-210 GFLOP/s,
-while the best direct Numba convolution reached ~30 (NUMBA.md). Why blocks of images:
+while the best direct Numba convolution reached ~30 (docs/numba.md). Why blocks of images:
 the whole batch's im2col matrix is large (conv2 at batch 64: 448 MB, and as much again
 for its gradient), so it went out to memory and back, and it was most of the extra peak
 memory. A block's matrix (about ``BLOCK_BYTES``) is still a large GEMM for BLAS, and
@@ -56,18 +56,13 @@ Two forms of im2col:
 
 Every copy loop runs over 1-D slices with the loop variable as the index. Numba checks a
 computed index such as ``dst[col + j]`` for a negative value (Python's wraparound) on every
-access, and that check kept the compiler from vectorising the copies: with slices, conv1's
-im2col took 0.59x the time (3.3 vs 5.5 ms per 7-image block), ``_col2im_wide`` at conv2
-0.2x (0.9 vs 4.4 ms per 4-image block), the NCHW transposition 0.68x, the general
-``_col2im`` 0.54-0.78x (7 images, conv1's and two other shapes); all bit-identical.
-(The exact rather than wide im2col for stride 1 was tried again with these loops: still
-a wash at conv2, within the noise in three rounds.)
+access, and that check kept the compiler from vectorising the copies; slices are free of it
+and give the same bits (docs/benchmarks.md, "Measurements behind the CPU kernels").
 
 Threads: im2col and col2im run in parallel over the block's (c, n) planes, channel-major,
 so consecutive iterations write (col2im: read) neighbouring columns of the same rows of
-cols: 2-13% faster than image-major at conv1 and conv2 (and 1.7x for Winograd's transforms,
-which write 16 such rows per plane). In col2im each plane of grad_x is owned by exactly one
-iteration, so no two threads ever add into the same element.
+cols, which measured faster than image-major. In col2im each plane of grad_x is owned by
+exactly one iteration, so no two threads ever add into the same element.
 """
 import numpy as np
 from numba import njit, prange
@@ -95,7 +90,7 @@ def _im2col(x, kh, kw, sh, sw, top, left, h_out, w_out, cols):
     Reading x at stride sw is a gather that the compiler does not vectorise, so each plane is
     first split into its sw column phases (``phases.py``; phase r holds columns r, r + sw, ...):
     then the run for kernel column q reads phase (q - left) mod sw contiguously from column
-    j + (q - left) // sw. At conv1 (stride 4) that took 0.67x the time of the strided reads.
+    j + (q - left) // sw, which the compiler vectorises.
     Runs are W_out long (conv1: 55), so the zero fills are plain loops: slice assignments
     cost Numba a view per run."""
     n_block, channels, height, width = x.shape
@@ -276,9 +271,9 @@ def conv2d_forward(x, w, b, stride, padding, groups):
 def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):
     """Returns (grad_x, grad_w, grad_b); an entry is None where ``needs_input_grad`` says so.
 
-    dL/dw is accumulated transposed, as cols_g @ grad_y_g^T (C/G*kh*kw, K/G): on its own,
-    OpenBLAS ran that product 9-18% faster than grad_y_g @ cols_g^T at AlexNet's grouped
-    sizes (K/G = 128-192), and the transposition back is one small copy at the end."""
+    dL/dw is accumulated transposed, as cols_g @ grad_y_g^T (C/G*kh*kw, K/G): OpenBLAS ran
+    that orientation faster at AlexNet's grouped sizes, and the transposition back is one
+    small copy at the end."""
     geo = _Geometry(x.shape, w.shape, stride, padding, groups, x.dtype.itemsize)
     k, rows_g = geo.k, geo.rows // groups
     w_g = w.reshape(groups, k // groups, rows_g)

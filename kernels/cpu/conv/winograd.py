@@ -42,15 +42,14 @@ Layout and threads: the block's images are cut into tiles t = (n*tiles_h + a)*ti
 The transforms run in parallel over planes, channel-major ((c, n) for the input, (k, n) for
 the output and grad_y), so each iteration writes its own elements and consecutive ones fill
 the same rows of V, M or Z left to right. The 16 matrices of each of U, V, M, Z and S sit a
-cache line further apart than packed (``_entries``): at batch 16, conv3-5's forward and backward
-together took 0.57-0.88x the time with the gap. The products run in NumPy's SGEMM.
+cache line further apart than packed (``_entries`` says why). The products run in NumPy's SGEMM.
 """
 import numpy as np
 from numba import njit, prange
 
 from .. import workspace
 
-BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 27-33 images; 32 MB ran 5-30% slower)
+BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 27-33 images per block)
 ENTRY_PAD = 16  # elements between one tile entry's matrix and the next in U, V, M, Z and S (see _entries)
 
 
@@ -108,8 +107,8 @@ def _transform_input(x, top, left, tiles_h, tiles_w, v):
     for cn in prange(channels * n_block):
         c = cn // n_block  # channel-major, so that consecutive planes fill v[e, c] from left to right
         n = cn % n_block
-        # The padded plane (1 KB at 13x13) per iteration, where it stays in L1: one array for all
-        # planes (10 MB at conv4's 27-image blocks), zeroed on every call, took 1.0-1.35x the time.
+        # The padded plane (1 KB at 13x13) per iteration, where it stays in L1 (one array for all
+        # planes, zeroed on every call, was slower: docs/benchmarks.md).
         plane = np.zeros((pad_h, pad_w), dtype=x.dtype)  # the border stays zero: only the inside is written
         for h in range(height):
             for w in range(width):
@@ -240,8 +239,7 @@ def _entries(name, rows, columns, dtype):
     tile (or kernel), so 16 streams run side by side, one per matrix. Packed, the matrices are
     rows*columns elements apart, at AlexNet's sizes a multiple of 4 KB (e.g. 384*1568*4
     bytes), so the 16 streams fall in the same set of the L1 cache, which holds 12 lines per
-    set, and evict each other. With a cache line between them they fall in 16 sets: conv4's
-    input transform took 5.4 ms per 32 images instead of 22-23.
+    set, and evict each other. With a cache line between them they fall in 16 sets.
     """
     stride = rows * columns + ENTRY_PAD
     buffer = workspace.scratch(name, (16, stride), dtype)

@@ -1,0 +1,45 @@
+"""Argument checks shared by the engine. Each returns the value normalised (an int, a float, a
+pair of ints) or raises ``ArgumentError`` naming the op or layer, the argument, what it expected
+and what it got."""
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import ArgumentError
+
+
+def integer(op, name, value, minimum=None):
+    """An int (not a bool), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentError(f"{op}: {name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def positive_integer(op, name, value):
+    """An int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ArgumentError(f"{op}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def pair(op, name, value, minimum):
+    """An int or a pair of ints, each >= minimum, as a tuple of two ints."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ArgumentError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(integer(op, name, v, minimum) for v in items)
+
+
+def number(op, name, value, low=-math.inf, high=math.inf, low_inclusive=True, high_inclusive=True):
+    """A real number (not a bool, not NaN) in the interval from ``low`` to ``high``, as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ArgumentError(f"{op}: {name} must be a number, got {value!r}")
+    ok_low = value >= low if low_inclusive else value > low
+    ok_high = value <= high if high_inclusive else value < high
+    if not (ok_low and ok_high):
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        raise ArgumentError(f"{op}: {name} must be in {interval}, got {value}")
+    return float(value)

@@ -111,7 +111,7 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, uninterrupted, sig):
     process = _train_process(["--out", str(tmp_path)])
-    _wait_for(process, "epoch 2/3 [")  # mid-way through the second epoch
+    _wait_for(process, "epoch 2/3 ")  # the second epoch's first progress line: mid-way through it
     process.send_signal(sig)
     output = process.communicate(timeout=120)[0]
     if sig == signal.SIGINT:

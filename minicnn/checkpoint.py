@@ -67,9 +67,12 @@ def save(path, arrays, meta):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError):  # disk full, read-only, gone: one line; the previous file is untouched
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}; the previous checkpoint there, if "
+                                  "any, is intact") from None
         raise
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -52,6 +52,23 @@ class Optimizer:
             self.state[i] = {name: _device.full(p.shape, 0, p.dtype, p.device) for name in self.state_names}
         return self.state[i]
 
+    def _with_gradients(self):
+        """(i, p) for each parameter that has a gradient, once the gradient is checked against it:
+        the update kernels trust the shapes, and a smaller gradient would have them read past its
+        end (a crash, or garbage weights)."""
+        owner = f"{type(self).__name__}.step"
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            where = _device.device_of(g)
+            if where != p.device:
+                raise ArgumentError(f"{owner}: parameter {i} is on {p.device} but its gradient is on {where}")
+            if tuple(g.shape) != tuple(p.shape) or g.dtype != p.dtype:
+                raise ShapeError(f"{owner}: parameter {i} is {p.dtype} of shape {tuple(p.shape)} but its gradient "
+                                 f"is {g.dtype} of shape {tuple(g.shape)}")
+            yield i, p
+
     @staticmethod
     def _kernels(p):
         """The kernels for the parameter's device (kernels/backends.py)."""
@@ -88,15 +105,13 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, {"lr": checks.number("SGD", "lr", lr, 0.0, low_inclusive=False),
-                                  "momentum": checks.number("SGD", "momentum", momentum, 0.0),
+                                  "momentum": checks.number("SGD", "momentum", momentum, 0.0, 1.0),
                                   "weight_decay": checks.number("SGD", "weight_decay", weight_decay, 0.0)})
 
     def step(self):
         """One update of every parameter that has a gradient."""
         h = self.hyper
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
+        for i, p in self._with_gradients():
             velocity = self._arrays(i, p)["velocity"]
             self._kernels(p).sgd.sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
                                                        h["weight_decay"])
@@ -123,9 +138,7 @@ class Adam(Optimizer):
         h = self.hyper
         h["steps"] += 1
         c1, c2 = 1 - h["beta1"] ** h["steps"], 1 - h["beta2"] ** h["steps"]
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
+        for i, p in self._with_gradients():
             s = self._arrays(i, p)
             self._kernels(p).adam.adam_step(p.data, p.grad, s["m"], s["v"], h["lr"], h["beta1"],
                                                           h["beta2"], h["eps"], h["weight_decay"], c1, c2)

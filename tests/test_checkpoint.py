@@ -74,3 +74,21 @@ def test_no_pickles(tmp_path):
     path = checkpoint.save(tmp_path / "b.ckpt", {"objects": np.array([{"a": 1}], dtype=object)}, {})
     with pytest.raises(CheckpointError, match="cannot read"):  # written, but never unpickled on load
         checkpoint.load(path)
+
+
+def test_a_failed_write_is_one_clear_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    """Disk full during a save: the previous checkpoint stays whole and the temporary file goes."""
+    import errno
+
+    path = tmp_path / "last.ckpt"
+    checkpoint.save(path, {"w": np.ones(3)}, {"step": 1})
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(checkpoint.CheckpointError, match=r"cannot write .*last.ckpt: No space left on device; the "
+                                                          r"previous checkpoint there, if any, is intact"):
+        checkpoint.save(path, {"w": np.zeros(3)}, {"step": 2})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]

@@ -100,6 +100,57 @@ def test_cifar10_errors(tmp_path):
         CIFAR10(str(tmp_path), train=False)
 
 
+class _RunsACommand:
+    """Pickles as a call of os.system: what a booby-trapped dataset file would hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_cifar_batch_cannot_run_code(tmp_path):
+    import pickle
+
+    from minicnn.data import CIFAR10
+
+    marker = tmp_path / "ran"
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"x": _RunsACommand(marker)}, f)
+    with pytest.raises(mc.ArgumentError, match=r"test_batch: UnpicklingError: it names (posix|os|nt)\.system, which a "
+                                               r"CIFAR-10 batch never holds"):
+        CIFAR10(str(tmp_path), train=False)
+    assert not marker.exists()
+    for protocol in (2, 4):  # what the real files (Python 2) and Python 3 write: arrays, scalars, bytes
+        with open(tmp_path / "test_batch", "wb") as f:
+            pickle.dump({b"data": np.full((2, 3072), 7, np.uint8), b"labels": [np.int64(3), 1],
+                         b"batch_label": b"testing batch 1 of 1", b"filenames": [b"a.png", b"b.png"]}, f,
+                        protocol=protocol)
+        test = CIFAR10(str(tmp_path), train=False)
+        assert test.labels.tolist() == [3, 1] and test.images.max() == np.float32(7 / 255)
+
+
+@pytest.mark.parametrize("data, labels, message", [
+    (np.zeros((2, 3072), np.uint8), [0, -1], r"labels must be integers in 0\.\.9, got int64 values in \[-1, 0\]"),
+    (np.zeros((2, 3072), np.uint8), [0, 255], r"labels must be integers in 0\.\.9, got int64 values in \[0, 255\]"),
+    (np.zeros((2, 3072), np.uint8), [0, 1.7], r"labels must be integers in 0\.\.9, got float64"),
+    (np.full((2, 3072), 0.5, np.float32), [0, 1], r"pixels must be integers in 0\.\.255, got float32"),
+    (np.zeros((0, 3072), np.uint8), [], r"holds no images"),
+])
+def test_cifar_labels_and_pixels_are_checked_when_loading(tmp_path, data, labels, message):
+    import pickle
+
+    from minicnn.data import CIFAR10
+
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+    with pytest.raises((mc.ArgumentError, mc.ShapeError), match=message):
+        CIFAR10(str(tmp_path), train=False)
+
+
 def test_image_folder(tmp_path):
     image = pytest.importorskip("PIL.Image")
     from minicnn.data import ImageFolder
@@ -117,3 +168,34 @@ def test_image_folder(tmp_path):
         ImageFolder(str(tmp_path), size=16)
     with pytest.raises(mc.ArgumentError, match="ImageFolder: folder not found"):
         ImageFolder(str(tmp_path / "nowhere"))
+
+
+def test_image_folder_labels_follow_the_class_names(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    from minicnn.data import ImageFolder
+
+    colours = {"cat": (255, 0, 0), "dog": (0, 255, 0), "fox": (0, 0, 255)}
+    for split, names in (("train", ["cat", "dog", "fox"]), ("val", ["cat", "fox"])):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            image.new("RGB", (12, 12), colours[name]).save(tmp_path / split / name / "0.png")
+    train = ImageFolder(str(tmp_path / "train"), 8)
+    val = ImageFolder(str(tmp_path / "val"), 8, classes=train.classes)
+    assert val.classes == ["cat", "dog", "fox"] and val.labels.tolist() == [0, 2]  # fox is 2, not dog's 1
+    assert val.images[1, 2].mean() > 0.9  # the blue image carries fox's label
+    (tmp_path / "val" / "wolf").mkdir()
+    image.new("RGB", (12, 12)).save(tmp_path / "val" / "wolf" / "0.png")
+    with pytest.raises(mc.ArgumentError, match="has classes the training data lacks: wolf"):
+        ImageFolder(str(tmp_path / "val"), 8, classes=train.classes)
+
+
+def test_image_folder_refuses_a_fifo_instead_of_hanging(tmp_path):
+    pytest.importorskip("PIL.Image")
+    import os
+
+    from minicnn.data import ImageFolder
+
+    (tmp_path / "cat").mkdir()
+    os.mkfifo(tmp_path / "cat" / "trap.png")
+    with pytest.raises(mc.ArgumentError, match=r"trap.png is not a regular file"):
+        ImageFolder(str(tmp_path), 8)

@@ -67,7 +67,7 @@ def test_bad_arguments():
     p = mc.nn.Parameter(np.ones(2, np.float32))
     with pytest.raises(mc.ArgumentError, match=r"SGD: lr must be in \(0.0, inf\], got 0"):
         mc.optim.SGD([p], lr=0)
-    with pytest.raises(mc.ArgumentError, match=r"SGD: momentum must be in \[0.0, inf\], got -0.5"):
+    with pytest.raises(mc.ArgumentError, match=r"SGD: momentum must be in \[0.0, 1.0\], got -0.5"):
         mc.optim.SGD([p], lr=0.1, momentum=-0.5)
     with pytest.raises(mc.ArgumentError, match="empty list of parameters"):
         mc.optim.SGD([], lr=0.1)
@@ -130,3 +130,23 @@ def test_schedules_follow_torch(torch):
         tplateau.step(error)
         assert opt.lr == pytest.approx(topt.param_groups[0]["lr"])
     assert opt.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda ps: mc.optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: mc.optim.Adam(ps)])
+def test_step_refuses_a_gradient_that_does_not_fit_its_parameter(make):
+    """A wrong-shaped gradient used to crash the process (1 element for 1e8) or write garbage."""
+    p = mc.nn.Parameter(np.zeros(4, np.float32))
+    optimiser = make([p])
+    for grad, message in ((np.zeros(3, np.float32), r"parameter 0 is float32 of shape \(4,\) but its gradient is "
+                                                    r"float32 of shape \(3,\)"),
+                          (np.zeros(1, np.float32), r"gradient is float32 of shape \(1,\)"),
+                          (np.zeros(4, np.float64), r"gradient is float64 of shape \(4,\)")):
+        p.grad = grad
+        with pytest.raises(mc.ShapeError, match=message):
+            optimiser.step()
+        np.testing.assert_array_equal(p.data, np.zeros(4, np.float32))  # nothing was updated
+
+
+def test_sgd_momentum_is_at_most_one():
+    with pytest.raises(mc.ArgumentError, match=r"SGD: momentum must be in \[0.0, 1.0\], got 5"):
+        mc.optim.SGD([mc.nn.Parameter(np.zeros(2))], lr=0.1, momentum=5)

@@ -18,7 +18,7 @@ from . import workspace
 def _relu_forward(x, y):
     for i in prange(x.size):
         v = x[i]
-        y[i] = v if v > 0 else 0
+        y[i] = 0 if v <= 0 else v  # NaN stays NaN (see kernels/reference/activation.py)
 
 
 @njit(parallel=True, cache=True)

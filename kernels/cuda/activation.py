@@ -16,7 +16,7 @@ from .launch import empty_like, grid_1d
 @cuda.jit
 def _relu_forward(x, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        y[i] = x[i] if x[i] > 0 else 0
+        y[i] = 0 if x[i] <= 0 else x[i]  # NaN stays NaN (see kernels/reference/activation.py)
 
 
 @cuda.jit

@@ -4,14 +4,15 @@
     sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
     tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
 
-ReLU's derivative at exactly 0 is taken to be 0, as in PyTorch. Sigmoid and tanh
+ReLU's derivative at exactly 0 is taken to be 0, as in PyTorch, and relu(NaN) is NaN (written as
+"0 where x <= 0, else x", which a NaN fails), so NaN weights cannot hide behind a ReLU. Sigmoid and tanh
 backwards use the saved output y, not x.
 """
 import numpy as np
 
 
 def relu_forward(x):
-    return np.where(x > 0, x, 0).astype(x.dtype)
+    return np.where(x <= 0, 0, x).astype(x.dtype)  # NaN stays NaN, as in PyTorch (a NaN must not hide)
 
 
 def relu_backward(x, grad_y):

@@ -93,6 +93,7 @@ class TrainConfig:
         positive_int("image_size", 8)
         positive_int("patience", 0)
         positive_int("warmup_epochs", 0)
+        positive_int("seed", 0)
         if self.model not in models.MODELS:
             raise ArgumentError(f"train: unknown model {self.model!r}; choose from {', '.join(models.MODELS)}")
         if self.dataset not in ("shapes", "cifar10", "folder"):
@@ -144,7 +145,8 @@ def load_data(config):
     for split in splits:
         if not os.path.isdir(split):
             raise ArgumentError(f"train: an image folder needs train/ and val/ sub-folders; {split} not found")
-    return ImageFolder(splits[0], config.image_size), ImageFolder(splits[1], config.image_size)
+    train_set = ImageFolder(splits[0], config.image_size)
+    return train_set, ImageFolder(splits[1], config.image_size, classes=train_set.classes)
 
 
 class Pipeline:
@@ -293,11 +295,13 @@ class Progress:
 
 
 def write_metrics(path, history):
-    """All epochs' metrics as JSON lines, replaced atomically (a resumed run rewrites it whole)."""
+    """All epochs' metrics as JSON lines, replaced atomically (a resumed run rewrites it whole).
+    Strict JSON: a number that is not finite is written as null."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         for row in history:
-            f.write(json.dumps(row) + "\n")
+            clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+            f.write(json.dumps(clean, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 
@@ -448,6 +452,10 @@ class Trainer:
                "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"],
                "images_per_second": r["seen"] / r["seconds"], "epoch_seconds": seconds,
                "elapsed_seconds": self.elapsed}
+        if not math.isfinite(val["loss"]):
+            raise ArgumentError(f"train: the validation loss became {val['loss']} at epoch {self.epoch + 1}; nothing "
+                                f"of this epoch is saved, the checkpoints of epoch {self.epoch} stay; lower the "
+                                f"learning rate (now {self.optimizer.lr:g})")
         self.history.append(row)
         self.epoch, self.batch = self.epoch + 1, 0
         self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
@@ -461,9 +469,12 @@ class Trainer:
                           f"{row['images_per_second']:.0f} img/s, {seconds:.0f} s\n")
         os.makedirs(self.out_dir, exist_ok=True)
         write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
-        self.save("last.ckpt")
+        # best.ckpt first: a kill between the two saves then leaves last.ckpt at the previous epoch,
+        # whose resume trains this epoch again and writes the same best.ckpt, bit for bit. (The
+        # other order could lose this epoch's best model for good.)
         if row["val_top1_error"] <= min(h["val_top1_error"] for h in self.history):
             self.save("best.ckpt")
+        self.save("last.ckpt")
 
     # -- checkpoints --
     def save(self, name):
@@ -517,7 +528,71 @@ def open_checkpoint(path):
     arrays, meta = checkpoint.load(path)
     if meta.get("format") != "minicnn training checkpoint" or "config" not in meta:
         raise checkpoint.CheckpointError(f"{path} is a minicnn checkpoint but not of a training run")
+    missing = [key for key in TRAINING_META if key not in meta]
+    if missing:
+        raise checkpoint.CheckpointError(f"{path} is incomplete: its header lacks {', '.join(missing)}")
     return arrays, meta, TrainConfig.from_dict(meta["config"])
+
+
+# What ``restore`` reads from a training checkpoint's header.
+TRAINING_META = ("model", "num_classes", "optimizer", "schedule", "dropout", "epoch", "batch", "steps", "base_lr",
+                 "running", "history", "elapsed")
+
+
+# ---- the run folder -----------------------------------------------------------------------------
+class RunFolder:
+    """A run's ``--out`` folder, held by one process for the whole run.
+
+    The lock is an exclusive ``flock`` on ``OUT/.lock``, which the kernel releases when the holder
+    exits however it exits, so a lock left by a killed run is simply taken over; the file holds the
+    holder's PID, for the refusal message. Taking the folder also removes temporary files that a
+    save killed mid-way left behind (``*.tmp-PID``, the PID of a process that no longer runs)."""
+
+    LOCK = ".lock"
+
+    def __init__(self, path):
+        import fcntl
+
+        self.path = path
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ArgumentError(f"train: --out {path} is a file, not a folder")
+        try:
+            os.makedirs(path, exist_ok=True)
+            self.file = open(os.path.join(path, self.LOCK), "a+")
+        except OSError as exc:
+            raise ArgumentError(f"train: cannot write to --out {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise ArgumentError(f"train: {path} is in use by another minicnn train (PID {holder}); wait for it "
+                                "to finish, or choose another --out") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        self._remove_leftovers()
+
+    def _remove_leftovers(self):
+        for name in os.listdir(self.path):
+            stem, sep, pid = name.rpartition(".tmp-")
+            if sep and stem and pid.isdigit() and not _process_alive(int(pid)):
+                os.remove(os.path.join(self.path, name))
+
+    def release(self):
+        self.file.close()  # closing the file releases the flock
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and belongs to someone else
+        return True
+    return True
 
 
 # ---- the commands -------------------------------------------------------------------------------
@@ -547,15 +622,28 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
         arrays, meta, saved = open_checkpoint(resume)
         config = config_for_resume(saved, given, resume)
         out = out or os.path.dirname(os.path.abspath(resume))
+        target = os.path.join(out, "last.ckpt")
+        if os.path.exists(target) and not os.path.samefile(target, resume) and not overwrite:
+            raise ArgumentError(f"train: {out} already holds another run (last.ckpt); resuming {resume} there would "
+                                "replace it: choose another --out, or pass --overwrite")
     else:
         config = TrainConfig(**given)
         out = out or os.path.join("runs", f"{config.model}-{config.dataset}")
         if os.path.exists(os.path.join(out, "last.ckpt")) and not overwrite:
             raise ArgumentError(f"train: {out} already holds a run (last.ckpt); continue it with --resume "
                                 f"{os.path.join(out, 'last.ckpt')}, or choose another --out, or pass --overwrite")
+    folder = RunFolder(out)
+    try:
+        return _train_in(config, out, resume and (arrays, meta, resume), plot, stream)
+    finally:
+        folder.release()
+
+
+def _train_in(config, out, resumed, plot, stream):
     stream.write(f"loading {config.dataset} ...\n")
     trainer = Trainer(config, out, stream)
-    if resume:
+    if resumed:
+        arrays, meta, resume = resumed
         trainer.restore(arrays, meta, resume)
         stream.write(f"resumed {resume}: epoch {trainer.epoch + 1}, batch {trainer.batch}\n")
     n_params = trainer.model.num_parameters()
@@ -571,15 +659,20 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
         stream.write(f"wrote {plot}\n")
     if outcome == "done" and trainer.history:
         best = min(trainer.history, key=lambda row: row["val_top1_error"])
+        best_path = os.path.join(out, "best.ckpt")
+        evaluate_with = (f"; evaluate with: minicnn eval {best_path} --ten-crop" if os.path.exists(best_path) else
+                         f"; its checkpoint is in the run resumed from, this folder has {os.path.join(out, 'last.ckpt')}")
         stream.write(f"done in {trainer.elapsed / 60:.1f} min: best validation top-1 error "
                      f"{100 * best['val_top1_error']:.1f}% (accuracy {100 * (1 - best['val_top1_error']):.1f}%) at "
-                     f"epoch {best['epoch']}; evaluate with: minicnn eval {os.path.join(out, 'best.ckpt')} --ten-crop\n")
+                     f"epoch {best['epoch']}{evaluate_with}\n")
     return trainer, outcome
 
 
 def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, stream=None):
     """``minicnn eval``: top-1 and top-5 error of a checkpoint on its validation set."""
     stream = stream or sys.stdout
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ArgumentError(f"eval: batch-size must be an integer >= 1, got {batch_size!r}")
     arrays, meta, config = open_checkpoint(path)
     changes = {k: v for k, v in (("device", device), ("data", data)) if v is not None}
     config = TrainConfig.from_dict({**dataclasses.asdict(config), **changes})

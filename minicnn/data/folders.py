@@ -6,6 +6,7 @@ a missing folder, a missing or corrupt file, an image of the wrong shape.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 
@@ -16,6 +17,38 @@ from .transforms import resize_centre_crop
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = ("test_batch",)
+
+
+def _numpy_multiarray():
+    try:
+        return importlib.import_module("numpy._core.multiarray")  # numpy 2
+    except ImportError:
+        return importlib.import_module("numpy.core.multiarray")
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds, nothing else: dicts, lists, bytes, ints and NumPy
+    arrays. A pickle may name any importable function and call it (``os.system``, say); this one
+    resolves only the four names NumPy's arrays and scalars are rebuilt from (under NumPy 1's
+    module names, which the real files use, and NumPy 2's) and refuses every other."""
+
+    _multiarray = _numpy_multiarray()
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+        ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
+        ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): __import__("_codecs").encode,  # how protocol 2 stores bytes
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds "
+                                         "(refused: a pickle can run any code it names)") from None
 
 
 class CIFAR10:
@@ -33,7 +66,7 @@ class CIFAR10:
                 raise ArgumentError(f"CIFAR10: missing batch file {path} (expected the python version of CIFAR-10)")
             try:
                 with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="bytes")
+                    batch = _BatchUnpickler(f, encoding="bytes").load()
                 data, batch_labels = batch[b"data"], batch[b"labels"]
             except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
                 raise ArgumentError(f"CIFAR10: cannot read {path}: {type(exc).__name__}: {exc}") from None
@@ -41,8 +74,17 @@ class CIFAR10:
             if data.ndim != 2 or data.shape[1] != 3072 or len(batch_labels) != len(data):
                 raise ShapeError(f"CIFAR10: {path} holds data of shape {data.shape} and {len(batch_labels)} labels; "
                                  f"expected (N, 3072) and N labels")
+            if len(data) == 0:
+                raise ShapeError(f"CIFAR10: {path} holds no images")
+            if data.dtype.kind not in "ui" or data.min() < 0 or data.max() > 255:
+                raise ArgumentError(f"CIFAR10: {path}: pixels must be integers in 0..255, got {data.dtype} values "
+                                    f"in [{data.min()}, {data.max()}]")
+            batch_labels = np.asarray(batch_labels)
+            if batch_labels.dtype.kind not in "ui" or batch_labels.min() < 0 or batch_labels.max() >= len(self.classes):
+                raise ArgumentError(f"CIFAR10: {path}: labels must be integers in 0..{len(self.classes) - 1}, got "
+                                    f"{batch_labels.dtype} values in [{batch_labels.min()}, {batch_labels.max()}]")
             images.append(data.reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch_labels, dtype=np.int64))
+            labels.append(batch_labels.astype(np.int64))
         self.images = np.concatenate(images).astype(np.float32) / np.float32(255)
         self.labels = np.concatenate(labels)
 
@@ -56,22 +98,32 @@ class CIFAR10:
 class ImageFolder:
     """``folder/<class name>/<image files>``, any format Pillow reads; each image's shorter side is
     resized to ``size``, then centre-cropped to size x size (``transforms.resize_centre_crop``).
-    Classes are the sub-folders, sorted."""
+    Classes are the sub-folders, sorted; ``classes`` (a validation split's, say) gives the training
+    split's list instead, so that labels follow the class names: a sub-folder it lacks is refused.
+    Only regular files are read (a FIFO would block the reading forever)."""
 
-    def __init__(self, folder, size=64):
+    def __init__(self, folder, size=64, classes=None):
         try:
             from PIL import Image
         except ImportError:
             raise ArgumentError("ImageFolder needs Pillow: pip install 'minicnn[image]'") from None
         if not os.path.isdir(folder):
             raise ArgumentError(f"ImageFolder: folder not found: {folder}")
-        self.classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-        if not self.classes:
+        present = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+        if not present:
             raise ArgumentError(f"ImageFolder: {folder} has no class sub-folders")
+        self.classes = present if classes is None else list(classes)
+        unknown = [name for name in present if name not in self.classes]
+        if unknown:
+            raise ArgumentError(f"ImageFolder: {folder} has classes the training data lacks: {', '.join(unknown)} "
+                                f"(training classes: {', '.join(self.classes)})")
         images, labels = [], []
-        for label, name in enumerate(self.classes):
+        for name in present:
+            label = self.classes.index(name)
             for file in sorted(os.listdir(os.path.join(folder, name))):
                 path = os.path.join(folder, name, file)
+                if not os.path.isfile(path):
+                    raise ArgumentError(f"ImageFolder: {path} is not a regular file (a folder, a FIFO or a device)")
                 try:
                     with Image.open(path) as img:
                         images.append(resize_centre_crop(img, size))

@@ -44,7 +44,7 @@ def test_a_run_writes_metrics_and_checkpoints(tmp_path):
     for row in lines:
         assert 0 <= row["val_top5_error"] <= row["val_top1_error"] <= 1
         assert row["train_loss"] > 0 and row["images_per_second"] > 0
-    assert sorted(os.listdir(tmp_path)) == ["best.ckpt", "curves.png", "last.ckpt", "metrics.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == [".lock", "best.ckpt", "curves.png", "last.ckpt", "metrics.jsonl"]
     _, meta, config = open_checkpoint(tmp_path / "last.ckpt")
     assert meta["epoch"] == 2 and meta["batch"] == 0 and config == TrainConfig(**TINY)
     with pytest.raises(ArgumentError, match="already holds a run"):

@@ -1,0 +1,117 @@
+"""No run lost or mixed: a run folder belongs to one run, best.ckpt survives a kill, nothing
+non-finite is saved, the final message names only files that exist (issue 17's findings)."""
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.apps import train
+from minicnn.apps.train import RunFolder, open_checkpoint, train_command
+from minicnn.errors import ArgumentError
+
+TINY = dict(train_size=48, val_size=16, image_size=20, width=0.25, batch_size=16, epochs=1)
+
+
+def _run(out, **changes):
+    return train_command(dict(TINY, **changes), out=out, stream=io.StringIO())
+
+
+def test_resume_into_a_folder_that_holds_another_run_is_refused(tmp_path):
+    _run(tmp_path / "a", seed=1)
+    _run(tmp_path / "b", seed=2)
+    before = (tmp_path / "b" / "last.ckpt").read_bytes()
+    with pytest.raises(ArgumentError, match=r"b already holds another run \(last.ckpt\); resuming .*a/last.ckpt there "
+                                            r"would replace it"):
+        train_command({"epochs": 2}, out=tmp_path / "b", resume=str(tmp_path / "a" / "last.ckpt"),
+                      stream=io.StringIO())
+    assert (tmp_path / "b" / "last.ckpt").read_bytes() == before
+    stream = io.StringIO()  # with --overwrite it may, and then names no best.ckpt it did not write
+    train_command({"epochs": 2}, out=tmp_path / "c", resume=str(tmp_path / "a" / "last.ckpt"), stream=stream)
+    assert "evaluate with" not in stream.getvalue() or os.path.exists(tmp_path / "c" / "best.ckpt")
+
+
+def test_a_folder_in_use_is_refused_and_a_dead_holders_lock_taken_over(tmp_path):
+    holder = RunFolder(str(tmp_path))
+    try:
+        with pytest.raises(ArgumentError, match=rf"{tmp_path} is in use by another minicnn train \(PID {os.getpid()}\)"):
+            _run(tmp_path)
+    finally:
+        holder.release()
+    (tmp_path / ".lock").write_text("999999999")  # a killed holder: its PID, no lock held
+    (tmp_path / "last.ckpt.tmp-999999999").write_bytes(b"half a checkpoint")  # a save it did not finish
+    trainer, outcome = _run(tmp_path)
+    assert outcome == "done" and not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+    assert sorted(os.listdir(tmp_path)) == [".lock", "best.ckpt", "last.ckpt", "metrics.jsonl"]
+
+
+def test_an_impossible_out_is_refused_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArgumentError, match="train: --out .*file is a file, not a folder"):
+        _run(tmp_path / "file")
+    with pytest.raises(ArgumentError, match="train: cannot write to --out .*file/run"):
+        _run(tmp_path / "file" / "run")
+
+
+def test_best_is_written_before_last(tmp_path, monkeypatch):
+    """A kill between the two saves then leaves last.ckpt at the epoch before, whose resume
+    writes this best.ckpt again; the other order lost it (2 of 3 kill sequences)."""
+    saved = []
+    original = train.Trainer.save
+    monkeypatch.setattr(train.Trainer, "save", lambda self, name: saved.append(name) or original(self, name))
+    _run(tmp_path)
+    assert saved == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_non_finite_validation_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, monkeypatch):
+    calls = []
+    original = train.evaluate
+
+    def evaluate(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(1)
+        return dict(result, loss=float("nan")) if len(calls) == 2 else result
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    with pytest.raises(ArgumentError, match="the validation loss became nan at epoch 2; nothing of this epoch is saved"):
+        _run(tmp_path, epochs=3)
+    _, meta, _ = open_checkpoint(tmp_path / "last.ckpt")
+    assert meta["epoch"] == 1
+    assert [json.loads(line)["epoch"] for line in open(tmp_path / "metrics.jsonl")] == [1]
+
+
+def test_metrics_are_strict_json(tmp_path):
+    train.write_metrics(tmp_path / "m.jsonl", [{"epoch": 1, "val_loss": float("nan"), "lr": float("inf")}])
+    text = (tmp_path / "m.jsonl").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}")) == \
+        {"epoch": 1, "val_loss": None, "lr": None}
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_relu_keeps_a_nan_as_pytorch_does(backend):
+    """relu(NaN) was 0, so a model with NaN weights evaluated to a normal-looking loss."""
+    with mc.use_backend(backend):
+        y = mc.functional.relu(mc.tensor(np.array([np.nan, -1.0, 0.0, 2.0], np.float32)))
+    assert np.isnan(y.numpy()[0]) and y.numpy()[1:].tolist() == [0.0, 0.0, 2.0]
+
+
+def test_eval_and_train_refuse_bad_numbers_before_any_work(tmp_path):
+    with pytest.raises(ArgumentError, match="eval: batch-size must be an integer >= 1, got -1"):
+        train.eval_command(str(tmp_path / "missing.ckpt"), batch_size=-1, stream=io.StringIO())
+    with pytest.raises(ArgumentError, match="eval: batch-size must be an integer >= 1, got 0"):
+        train.eval_command(str(tmp_path / "missing.ckpt"), batch_size=0, stream=io.StringIO())
+    with pytest.raises(ArgumentError, match="train: seed must be an integer >= 0, got -1"):
+        train.TrainConfig(seed=-1)
+
+
+def test_a_checksummed_checkpoint_missing_keys_is_refused_as_incomplete(tmp_path):
+    from minicnn import checkpoint
+
+    _run(tmp_path / "run")
+    arrays, meta, _ = open_checkpoint(tmp_path / "run" / "last.ckpt")
+    del meta["epoch"]
+    checkpoint.save(str(tmp_path / "partial.ckpt"), arrays, meta)  # a valid checksum over an incomplete header
+    with pytest.raises(checkpoint.CheckpointError, match="partial.ckpt is incomplete: its header lacks epoch"):
+        train_command({}, out=tmp_path / "other", resume=str(tmp_path / "partial.ckpt"), stream=io.StringIO())

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+
+import numpy as np
 
 from .errors import ArgumentError
 
 
-def integer(op, name, value, minimum=None):
-    """An int (not a bool), at least ``minimum``."""
+INDEX_MAX = 2**31 - 1  # sizes, strides and paddings beyond this overflow the kernels' index arithmetic
+
+
+def integer(op, name, value, minimum=None, maximum=None):
+    """An int (not a bool), at least ``minimum`` and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentError(f"{op}: {name} must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ArgumentError(f"{op}: {name} must be <= {maximum}, got {value}")
     return int(value)
 
 
@@ -25,12 +33,25 @@ def positive_integer(op, name, value):
     return int(value)
 
 
-def pair(op, name, value, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple of two ints."""
+def pair(op, name, value, minimum, maximum=INDEX_MAX):
+    """An int or a pair of ints, each in [minimum, maximum], as a tuple of two ints."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2:
         raise ArgumentError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return tuple(integer(op, name, v, minimum) for v in items)
+    return tuple(integer(op, name, v, minimum, maximum) for v in items)
+
+
+def fits_in_memory(op, what, shape, dtype):
+    """Refuse an array larger than this machine's memory before allocating it (NumPy's own
+    MemoryError, or a page-out, would come only after the work began)."""
+    nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no estimate
+        return
+    if nbytes > total:
+        raise ArgumentError(f"{op}: {what} would have shape {tuple(shape)}, {nbytes / 2**30:.1f} GiB, more than this "
+                            f"machine's {total / 2**30:.1f} GiB of memory")
 
 
 def number(op, name, value, low=-math.inf, high=math.inf, low_inclusive=True, high_inclusive=True):

@@ -123,6 +123,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
             f"{op}: kernel {kh}x{kw} is larger than the padded input {padded[0]}x{padded[1]} "
             f"(input {h}x{w}, padding {padding})"
         )
+    out_hw = [(size - kernel) // s + 1 for size, kernel, s in zip(padded, (kh, kw), stride)]
+    checks.fits_in_memory(op, "the output", (n, k, *out_hw), x.dtype)
     kernels = _kernels(op, x, weight, bias)
     return Conv2d.apply(x, weight, bias, stride, padding, groups, kernels)
 

@@ -34,7 +34,9 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         data = data.data if isinstance(data, Tensor) else data
         if not isinstance(data, np.ndarray) and not _device.is_device_array(data):
-            data = np.asarray(data)
+            data = _numeric_array(data)
+        if data.dtype.kind not in "biuf":
+            raise DTypeError(f"tensor: data must be numbers (bool, integer or float), got dtype {data.dtype}")
         if requires_grad and data.dtype not in FLOAT_DTYPES:
             raise DTypeError(f"tensor: only float32/float64 tensors can require grad, got dtype {data.dtype}")
         self.data = data
@@ -186,12 +188,28 @@ def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     if isinstance(data, Tensor):
         data = data.data
     if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
-        array = np.asarray(data)
+        array = _numeric_array(data)
         if array.dtype == np.float64:
             array = array.astype(np.float32)
     else:
-        array = np.array(data, dtype=dtype, copy=True)
+        try:
+            array = np.array(data, dtype=dtype, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(f"tensor: cannot make an array of dtype {dtype} from {type(data).__name__}: {exc}") from None
     return Tensor(array, requires_grad=requires_grad)
+
+
+def _numeric_array(data):
+    """``data`` (a number, or nested lists of numbers) as an array, or a clear error: a ragged list,
+    a string, None or a dict would otherwise become an array of Python objects."""
+    try:
+        array = np.asarray(data)
+    except ValueError as exc:  # NumPy 2 refuses ragged nesting
+        raise ShapeError(f"tensor: nested lists must be rectangular (the same length at each level): {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise DTypeError(f"tensor: data must be numbers (bool, integer or float), got {type(data).__name__} "
+                         f"(dtype {array.dtype})")
+    return array
 
 
 def _host_only(op, *tensors):

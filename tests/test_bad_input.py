@@ -113,3 +113,22 @@ def test_bad_input_gets_a_clear_error(call, error, message):
         call()
     assert isinstance(info.value, mc.MiniCNNError)
     assert isinstance(info.value, (ValueError, TypeError))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: F.conv2d(mc.tensor(np.ones((1, 1, 4, 4), np.float32)), mc.tensor(np.ones((1, 1, 3, 3), np.float32)),
+                      stride=2**63), mc.ArgumentError, r"conv2d: stride must be <= 2147483647, got 9223372036854775808"),
+    (lambda: F.conv2d(mc.tensor(np.ones((1, 1, 4, 4), np.float32)), mc.tensor(np.ones((1, 1, 3, 3), np.float32)),
+                      padding=2**40), mc.ArgumentError, r"conv2d: padding must be <= 2147483647"),
+    (lambda: F.conv2d(mc.tensor(np.ones((1, 1, 4, 4), np.float32)), mc.tensor(np.ones((1, 1, 3, 3), np.float32)),
+                      padding=2**30), mc.ArgumentError, r"conv2d: the output would have shape \(1, 1, 2147483650, "
+                                                         r"2147483650\), .* GiB, more than this machine's"),
+    (lambda: mc.tensor([[1.0, 2.0], [3.0]]), mc.ShapeError, "tensor: nested lists must be rectangular"),
+    (lambda: mc.tensor("abc"), mc.DTypeError, r"tensor: data must be numbers \(bool, integer or float\), got str"),
+    (lambda: mc.tensor(None), mc.DTypeError, "got NoneType"),
+    (lambda: mc.tensor({"a": 1}), mc.DTypeError, "got dict"),
+    (lambda: mc.Tensor(np.array(["x"])), mc.DTypeError, "tensor: data must be numbers"),
+])
+def test_inputs_that_used_to_crash_or_make_object_arrays(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

@@ -199,3 +199,14 @@ def test_image_folder_refuses_a_fifo_instead_of_hanging(tmp_path):
     os.mkfifo(tmp_path / "cat" / "trap.png")
     with pytest.raises(mc.ArgumentError, match=r"trap.png is not a regular file"):
         ImageFolder(str(tmp_path), 8)
+
+
+def test_a_decompression_bomb_is_refused_naming_the_file(tmp_path, monkeypatch):
+    image = pytest.importorskip("PIL.Image")
+    from minicnn.data import ImageFolder
+
+    (tmp_path / "cat").mkdir()
+    image.new("RGB", (64, 64)).save(tmp_path / "cat" / "big.png")
+    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels is then twice over the limit: a "bomb"
+    with pytest.raises(mc.ArgumentError, match=r"cannot read image .*big.png: DecompressionBombError"):
+        ImageFolder(str(tmp_path), 8)

@@ -94,3 +94,24 @@ def test_resize_centre_crop_scales_the_shorter_side_and_keeps_the_middle():
     assert T.resize_centre_crop(small, 32).shape == (3, 32, 32)
     with pytest.raises(mc.ShapeError, match=r"resize_centre_crop: an array image must be \(H, W, 3\) uint8"):
         T.resize_centre_crop(np.zeros((4, 4)), 8)
+
+
+def test_pca_colour_is_the_covariance_of_all_pixels_without_a_float64_copy():
+    x = np.random.default_rng(3).random((150, 3, 9, 7), dtype=np.float32)  # three blocks of 64 images
+    values, vectors = T.pca_colour(x)
+    expected_values, expected_vectors = np.linalg.eigh(np.cov(x.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)))
+    np.testing.assert_allclose(values, expected_values, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(vectors), np.abs(expected_vectors), atol=1e-9)  # eigenvectors up to sign
+    x[70, 1, 2, 3] = np.nan
+    with pytest.raises(mc.ArgumentError, match=r"pca_colour: images 64..127 hold NaN or infinite pixel values"):
+        T.pca_colour(x)
+
+
+def test_a_16_bit_grey_png_keeps_its_greys(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    ramp = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (32, 1))
+    image.fromarray(ramp).save(tmp_path / "ramp.png")  # mode I;16
+    with image.open(tmp_path / "ramp.png") as img:
+        assert img.mode.startswith("I")
+        square = T.resize_centre_crop(img, 16)
+    assert abs(square.mean() - 0.5) < 0.02 and (square >= 0.999).mean() < 0.1  # was 98.5% clipped to white

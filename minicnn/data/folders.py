@@ -127,8 +127,8 @@ class ImageFolder:
                 try:
                     with Image.open(path) as img:
                         images.append(resize_centre_crop(img, size))
-                except OSError as exc:
-                    raise ArgumentError(f"ImageFolder: cannot read image {path}: {exc}") from None
+                except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a bomb: over Pillow's pixel limit
+                    raise ArgumentError(f"ImageFolder: cannot read image {path}: {type(exc).__name__}: {exc}") from None
                 labels.append(label)
         if not images:
             raise ArgumentError(f"ImageFolder: no images under {folder}")

@@ -67,7 +67,11 @@ def resize_centre_crop(image, size):
             raise ShapeError(f"resize_centre_crop: an array image must be (H, W, 3) uint8, got {image.shape} "
                              f"{image.dtype}")
         image = Image.fromarray(image)
-    image = image.convert("RGB")
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # 16-bit greys: Pillow's convert("RGB") clips every value over 255 to white; scale to 8 bits
+        grey = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
+    image = image.convert("RGB")  # palette, CMYK, grey and alpha (dropped) all become RGB
     scale = size / min(image.size)
     width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     image = image.resize((width, height), Image.BILINEAR)
@@ -101,8 +105,21 @@ def pca_colour(images):
     _check_batch("pca_colour", images)
     if images.shape[1] != 3:
         raise ShapeError(f"pca_colour: images must have 3 (RGB) channels, got {images.shape[1]}")
-    pixels = images.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels))
+    # The covariance from float64 sums over blocks of images: a float64 copy of a whole dataset
+    # (6 GiB for 4096 images at 256 px) is never made.
+    total, products, count = np.zeros(3), np.zeros((3, 3)), 0
+    for start in range(0, images.shape[0], 64):
+        pixels = images[start:start + 64].transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)
+        if not np.isfinite(pixels).all():
+            last = min(start + 64, images.shape[0]) - 1
+            raise ArgumentError(f"pca_colour: images {start}..{last} hold NaN or infinite pixel values")
+        total += pixels.sum(axis=1)
+        products += pixels @ pixels.T
+        count += pixels.shape[1]
+    if count < 2:
+        raise ShapeError(f"pca_colour: need at least 2 pixels, got {count}")
+    covariance = (products - np.outer(total, total) / count) / (count - 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     return np.clip(eigenvalues, 0, None), eigenvectors
 
 

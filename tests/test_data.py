@@ -139,6 +139,8 @@ def test_a_cifar_batch_cannot_run_code(tmp_path):
     (np.zeros((2, 3072), np.uint8), [0, 1.7], r"labels must be integers in 0\.\.9, got float64"),
     (np.full((2, 3072), 0.5, np.float32), [0, 1], r"pixels must be integers in 0\.\.255, got float32"),
     (np.zeros((0, 3072), np.uint8), [], r"holds no images"),
+    (np.zeros((2, 3072), np.uint8), ["cat", "dog"], r"labels must be numbers, got dtype <U3"),
+    (np.zeros((2, 3072), np.uint8), [[0], [1, 2]], r"labels is not a rectangular array of numbers"),
 ])
 def test_cifar_labels_and_pixels_are_checked_when_loading(tmp_path, data, labels, message):
     import pickle
@@ -210,3 +212,13 @@ def test_a_decompression_bomb_is_refused_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels is then twice over the limit: a "bomb"
     with pytest.raises(mc.ArgumentError, match=r"cannot read image .*big.png: DecompressionBombError"):
         ImageFolder(str(tmp_path), 8)
+
+
+def test_a_cifar_batch_that_is_a_fifo_is_refused(tmp_path):
+    import os
+
+    from minicnn.data import CIFAR10
+
+    os.mkfifo(tmp_path / "test_batch")
+    with pytest.raises(mc.ArgumentError, match="test_batch is not a regular file"):
+        CIFAR10(str(tmp_path), train=False)

@@ -212,6 +212,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\nminicnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"minicnn {args.command}: out of memory; a smaller --batch-size (or dataset, or model) needs less",
+              file=sys.stderr)
+        return 2
     return code or 0
 
 

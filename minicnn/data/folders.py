@@ -51,6 +51,17 @@ class _BatchUnpickler(pickle.Unpickler):
                                          "(refused: a pickle can run any code it names)") from None
 
 
+def _numbers(path, name, value):
+    """A batch's ``data`` or ``labels`` as a numeric array, or an error naming the file."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged nesting
+        raise ArgumentError(f"CIFAR10: {path}: {name} is not a rectangular array of numbers ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"CIFAR10: {path}: {name} must be numbers, got dtype {array.dtype}")
+    return array
+
+
 class CIFAR10:
     """CIFAR-10 from the standard python-pickle batches (``data_batch_1`` ... ``test_batch``) in ``folder``."""
 
@@ -62,6 +73,8 @@ class CIFAR10:
         images, labels = [], []
         for name in CIFAR_TRAIN if train else CIFAR_TEST:
             path = os.path.join(folder, name)
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise ArgumentError(f"CIFAR10: {path} is not a regular file (a folder, a FIFO or a device)")
             if not os.path.isfile(path):
                 raise ArgumentError(f"CIFAR10: missing batch file {path} (expected the python version of CIFAR-10)")
             try:
@@ -70,7 +83,7 @@ class CIFAR10:
                 data, batch_labels = batch[b"data"], batch[b"labels"]
             except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
                 raise ArgumentError(f"CIFAR10: cannot read {path}: {type(exc).__name__}: {exc}") from None
-            data = np.asarray(data)
+            data, batch_labels = _numbers(path, "data", data), _numbers(path, "labels", batch_labels)
             if data.ndim != 2 or data.shape[1] != 3072 or len(batch_labels) != len(data):
                 raise ShapeError(f"CIFAR10: {path} holds data of shape {data.shape} and {len(batch_labels)} labels; "
                                  f"expected (N, 3072) and N labels")
@@ -79,7 +92,6 @@ class CIFAR10:
             if data.dtype.kind not in "ui" or data.min() < 0 or data.max() > 255:
                 raise ArgumentError(f"CIFAR10: {path}: pixels must be integers in 0..255, got {data.dtype} values "
                                     f"in [{data.min()}, {data.max()}]")
-            batch_labels = np.asarray(batch_labels)
             if batch_labels.dtype.kind not in "ui" or batch_labels.min() < 0 or batch_labels.max() >= len(self.classes):
                 raise ArgumentError(f"CIFAR10: {path}: labels must be integers in 0..{len(self.classes) - 1}, got "
                                     f"{batch_labels.dtype} values in [{batch_labels.min()}, {batch_labels.max()}]")

@@ -115,3 +115,16 @@ def test_a_checksummed_checkpoint_missing_keys_is_refused_as_incomplete(tmp_path
     checkpoint.save(str(tmp_path / "partial.ckpt"), arrays, meta)  # a valid checksum over an incomplete header
     with pytest.raises(checkpoint.CheckpointError, match="partial.ckpt is incomplete: its header lacks epoch"):
         train_command({}, out=tmp_path / "other", resume=str(tmp_path / "partial.ckpt"), stream=io.StringIO())
+
+
+def test_out_of_memory_is_one_line_from_the_command(monkeypatch, capsys):
+    from minicnn.apps import cli
+
+    def no_memory(args):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "_train", no_memory)
+    parser_run = cli.main(["train", "--epochs", "1"])
+    assert parser_run == 2
+    assert capsys.readouterr().err.strip() == ("minicnn train: out of memory; a smaller --batch-size (or dataset, or "
+                                               "model) needs less")

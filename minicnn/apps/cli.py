@@ -22,9 +22,10 @@ def _summary(args):
 def _trace(args):
     from .trace import run_trace
 
-    run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
+    record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
               num_classes=args.num_classes, step=args.step, checks=args.checks, json_path=args.json,
               save_maps=args.save_maps, training=not args.eval, backend=args.backend)
+    return 1 if record["spot_check_failures"] else 0  # a verdict that can fail changes the exit code
 
 
 # train options: (flag, TrainConfig field, argparse keywords). Each defaults to None, so that

@@ -61,9 +61,17 @@ def _conv_sizes(layer, in_shape):
     if layer.padding == "same":
         text = f"ceil({h} / {sh}) = {ho}" + (f" (pad {top}+{bottom})" if top + bottom else "")
     else:
-        pad = f" + {top + bottom}" if top + bottom else ""
-        text = f"({h}{pad} - {kh}) / {sh} + 1 = {ho}"
+        text = _size_text(h, top + bottom, kh, sh, ho)
     return (layer.out_channels, ho, wo), text
+
+
+def _size_text(size, pad, kernel, stride, out):
+    """(size + pad - kernel) / stride + 1, with the fraction and the floor shown where the division
+    is not exact: a window that would hang over the edge is dropped (224 vs 227 for conv1)."""
+    pad_text = f" + {pad}" if pad else ""
+    exact = (size + pad - kernel) / stride + 1
+    value = f"{out}" if exact == out else f"{exact:g}, floored to {out}"
+    return f"({size}{pad_text} - {kernel}) / {stride} + 1 = {value}"
 
 
 def _pool_sizes(layer, in_shape):
@@ -72,8 +80,7 @@ def _pool_sizes(layer, in_shape):
     sh, sw = layer.stride
     ph, pw = layer.padding
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    pad = f" + {2 * ph}" if ph else ""
-    return (c, ho, wo), f"({h}{pad} - {kh}) / {sh} + 1 = {ho}"
+    return (c, ho, wo), _size_text(h, 2 * ph, kh, sh, ho)
 
 
 def layer_plan(model, input_shape=None):

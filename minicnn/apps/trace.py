@@ -32,6 +32,7 @@ from ..autograd import no_grad
 from ..errors import ArgumentError
 from ..gradcheck import central_difference, relative_error
 from ..kernels.backends import SLOW_NOTE, use_backend
+from ..kernels.reference.dropout import keep_mask
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU)
 from .summary import layer_plan
 from ..tensor import Tensor
@@ -102,8 +103,9 @@ def _shape(s):
 
 
 # ---- worked examples (--step) --------------------------------------------------------------------
-def worked_example(name, layer, x, y):
-    """A few lines that redo one output of the layer by hand, on the actual numbers."""
+def worked_example(name, layer, x, y, kept=None):
+    """A few lines that redo one output of the layer by hand, on the actual numbers (``kept``: a
+    dropout layer's kept fraction, counted from its mask)."""
     lines = []
     if isinstance(layer, Conv2d):
         n, k = 0, 0
@@ -155,9 +157,11 @@ def worked_example(name, layer, x, y):
             idx = int(negative[0])
             lines.append(f"  e.g. element {idx}: max({_g(x.reshape(-1)[idx])}, 0) = 0")
     elif isinstance(layer, Dropout):
-        kept = float(np.mean(y != 0)) if layer.training else 1.0
-        lines.append(f"kept fraction {kept:.4f} (expected {1 - layer.p:.2f}); kept values are scaled by "
-                     f"1 / (1 - {layer.p:g}) = {1 / (1 - layer.p):.4g} so the expected output equals the input")
+        kept = 1.0 if kept is None else kept
+        lines.append(f"kept fraction {kept:.4f} of the mask (expected {1 - layer.p:.2f}; the output has more zeros: "
+                     f"the ReLU's before it); kept values are scaled by 1 / (1 - {layer.p:g}) = {1 / (1 - layer.p):.4g}")
+        lines.append(f"  so the expected output equals the input: the paper instead multiplies by {1 - layer.p:g} at "
+                     "test time, the same network once trained (this is 'inverted' dropout)")
     elif isinstance(layer, Linear):
         j = 0
         terms = layer.weight.data[j].astype(np.float64) * x[0].astype(np.float64)
@@ -196,6 +200,12 @@ def _float64_twin(layer):
         return twin
 
     return twin, ready
+
+
+# The spot checks' verdict. In float64 with eps = 1e-6 a right backward agrees with the central
+# difference to about 1e-10..1e-6 (truncation O(eps^2), rounding about 1e-16 |S| / eps relative to
+# the gradient); a wrong one is off by its own mistake (a 10% error in a kernel: 1e-1).
+SPOT_CHECK_TOLERANCE = 1e-4
 
 
 def spot_check(layer, x, grad_out, checks, rng, eps=1e-6):
@@ -258,15 +268,15 @@ def _table(rows, header):
 
 
 def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None, num_classes=None, step=False,
-              checks=3, json_path=None, save_maps=None, training=True, out=sys.stdout, stdin=sys.stdin,
+              checks=3, json_path=None, save_maps=None, training=True, out=None, stdin=None,
               backend="cpu"):
     """Run the step-through and return everything it printed as a dict (also written to ``json_path``).
     ``backend``: the kernels, "cpu" or "reference" (kernels/backends.py)."""
     if backend not in ("cpu", "reference"):
         raise ArgumentError(f"trace: backend must be cpu or reference, got {backend!r}")
-    with use_backend(backend):
+    with use_backend(backend):  # the streams looked up now, not at import: a caller may have replaced them
         return _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps,
-                          training, out, stdin, backend)
+                          training, out or sys.stdout, stdin or sys.stdin, backend)
 
 
 def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps, training, out,
@@ -313,6 +323,8 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     rows = []
     for idx, (name, layer) in enumerate(net.named_children()):
         leaf = Tensor(current.data, requires_grad=idx > 0)
+        dropping = isinstance(layer, Dropout) and layer.training and layer.p > 0
+        mask_seed = layer.next_seed() if dropping else None  # the seed this call's mask will use
         t0 = time.perf_counter()
         result = layer(leaf)
         elapsed = time.perf_counter() - t0
@@ -323,8 +335,9 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
         entry = {"layer": name, "op": p["op"], "in": list(leaf.shape), "out": list(result.shape),
                  "size_arithmetic": p["size_text"], "params": p["params"], "params_arithmetic": p["params_text"],
                  "macs_per_image": p["macs"], "ms": elapsed * 1e3, **s}
-        if isinstance(layer, Dropout) and layer.training:
-            entry["kept_fraction"] = float(np.mean(result.data != 0))
+        kept = float(keep_mask(mask_seed, layer.p, result.shape).mean()) if dropping else None
+        if dropping:
+            entry["kept_fraction"] = kept  # from the mask: counting nonzero outputs would count ReLU's zeros too
         record["forward"].append(entry)
         rows.append([name, p["op"], f"{_shape(leaf.shape)} -> {_shape(result.shape)}", p["size_text"],
                      f"{p['params']:,}" if p["params"] else "-", f"{p['macs'] / 1e6:.1f}M" if p["macs"] else "-",
@@ -333,7 +346,7 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
         if step:
             for line in _table(rows[-1:], _FORWARD_HEADER)[0 if idx == 0 else 2:]:
                 say(line)
-            example = worked_example(name, layer, leaf.data, result.data)
+            example = worked_example(name, layer, leaf.data, result.data, kept)
             entry["worked_example"] = example
             for line in example:
                 say("    " + line)
@@ -390,9 +403,19 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     record["worst_spot_check"] = worst_all
     record["seconds"] = time.perf_counter() - started
     say()
-    if worst_all is not None:
-        say(f"Every layer's backward agrees with finite differences: worst relative error {worst_all:.1e} "
-            f"over {sum(len(b.get('spot_checks', [])) for b in record['backward'])} coordinates.")
+    record["spot_check_tolerance"] = SPOT_CHECK_TOLERANCE
+    record["spot_check_failures"] = [dict(c, layer=b["layer"]) for b in record["backward"]
+                                     for c in b.get("spot_checks", []) if not c["rel_error"] <= SPOT_CHECK_TOLERANCE]
+    coordinates = sum(len(b.get("spot_checks", [])) for b in record["backward"])
+    if record["spot_check_failures"]:
+        for c in record["spot_check_failures"]:
+            say(f"SPOT CHECK FAILED: {c['layer']}'s backward, d loss / d {c['tensor']}{tuple(c['index'])}: analytic "
+                f"{c['analytic']:.6g}, finite differences {c['numeric']:.6g}, relative error {c['rel_error']:.1e} > "
+                f"tolerance {SPOT_CHECK_TOLERANCE:g}")
+        say(f"{len(record['spot_check_failures'])} of {coordinates} coordinates disagree: that backward is wrong.")
+    elif worst_all is not None:
+        say(f"Every layer's backward agrees with finite differences within the tolerance {SPOT_CHECK_TOLERANCE:g} "
+            f"(relative): worst relative error {worst_all:.1e} over {coordinates} coordinates.")
     say(f"Total {record['seconds']:.1f} s: building the model, forward, backward and spot checks.")
     if save_maps is not None:
         from .maps import save_feature_maps

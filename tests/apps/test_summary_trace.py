@@ -163,3 +163,41 @@ def test_pooling_example_names_the_winner_with_and_without_overlap():
     for layer, overlapping in ((mc.nn.MaxPool2d(2), False), (mc.nn.MaxPool2d(3, 2), True)):
         lines = worked_example("pool", layer, x, layer(mc.tensor(x)).data)
         assert "winner at window" in lines[-1] and ("overlap" in lines[-1]) == overlapping
+
+
+def test_a_wrong_backward_fails_the_trace_naming_the_layer(monkeypatch, capsys):
+    """The verdict comes from a stated tolerance and changes the exit code: ReLU's CPU backward
+    made 10% wrong is caught (it used to print "agrees" with a worst error of 9e-2 and exit 0)."""
+    from minicnn.apps.cli import main
+    from minicnn.kernels.cpu import activation
+
+    assert main(["trace", "--model", "alexnet_small", "--checks", "2"]) == 0
+    assert "within the tolerance 0.0001 (relative)" in capsys.readouterr().out
+    original = activation.relu_backward
+    monkeypatch.setattr(activation, "relu_backward", lambda x, grad_y: original(x, grad_y) * x.dtype.type(1.1))
+    assert main(["trace", "--model", "alexnet_small", "--checks", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "SPOT CHECK FAILED: relu" in out and "> tolerance 0.0001" in out and "that backward is wrong" in out
+
+
+def test_the_kept_fraction_is_counted_from_the_mask():
+    """Counting nonzero outputs counted ReLU's zeros as dropped (0.41 for drop6 in the paper's net)."""
+    import io
+
+    from minicnn.apps.trace import run_trace
+
+    record = run_trace(model="alexnet_small", checks=0, out=io.StringIO())
+    (drop6,) = [e for e in record["forward"] if e["layer"] == "drop6"]
+    nonzero = 1 - drop6["zeros"]
+    assert abs(drop6["kept_fraction"] - 0.5) < 0.1 and drop6["kept_fraction"] > nonzero
+
+
+def test_size_arithmetic_shows_the_fraction_it_floors(capsys):
+    """At 224 px conv1's (224 - 11) / 4 + 1 is 54.25: the write-up's 224-vs-227 point, shown."""
+    from minicnn.apps.cli import main
+
+    assert main(["summary", "--input-size", "224"]) == 0
+    out = capsys.readouterr().out
+    assert "(224 - 11) / 4 + 1 = 54.25, floored to 54" in out and "(54 - 3) / 2 + 1 = 26.5, floored to 26" in out
+    assert main(["summary"]) == 0
+    assert "(227 - 11) / 4 + 1 = 55 " in capsys.readouterr().out  # exact: no fraction to show

@@ -38,7 +38,8 @@ _TRAIN_OPTIONS = [
     ("--train-size", "train_size", dict(type=int, help="shapes: training images (default 5000)")),
     ("--val-size", "val_size", dict(type=int, help="shapes: validation images (default 1000)")),
     ("--image-size", "image_size", dict(type=int, help="shapes: drawn size; folder: shorter side resized and "
-                                                       "centre-cropped to this (default 32; 256 for ImageNet-size)")),
+                                                       "centre-cropped to this (default: 32 for alexnet_small, 72 for alexnet_bn, 76 for "
+                                                       "alexnet2012; 256 for ImageNet-size)")),
     ("--crop", "crop", dict(type=int, help="network input, random crops of this size (default image size x 227/256)")),
     ("--width", "width", dict(type=float, help="alexnet_small: channel multiplier (default 1)")),
     ("--no-dropout", "dropout", dict(action="store_false", default=None, help="ablation: no dropout (alexnet_small)")),

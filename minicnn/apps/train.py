@@ -44,6 +44,11 @@ CROP_FRACTION = 227 / 256
 SHAPES_TRAIN_SEED, SHAPES_VAL_SEED = 0, 1  # the shapes data is fixed: only the run's own seed varies
 
 
+# Images each model trains on by default: the smallest whose default crop (x 227 / 256) the
+# model takes (alexnet_bn: 72 -> 64 >= 57; alexnet2012: 76 -> 67), 32 for alexnet_small.
+DEFAULT_IMAGE_SIZE = {"alexnet_small": 32, "alexnet_bn": 72, "alexnet2012": 76, "alexnet2012_caffe": 76}
+
+
 def default_crop(image_size):
     return max(1, round(image_size * CROP_FRACTION))
 
@@ -57,7 +62,8 @@ class TrainConfig:
     data: str | None = None  # the folder of cifar10 or of an image folder (with train/ and val/)
     train_size: int = 5000  # shapes only
     val_size: int = 1000  # shapes only
-    image_size: int = 32  # shapes: drawn at this size; folder: shorter side resized, centre crop
+    image_size: int | None = None  # shapes: drawn at this size; folder: shorter side resized, centre crop;
+    # None: the model's DEFAULT_IMAGE_SIZE
     crop: int | None = None  # network input; default image_size * 227 / 256
     width: float = 1.0  # alexnet_small only: channel multiplier
     dropout: bool = True  # the ablations (alexnet_small only)
@@ -80,6 +86,8 @@ class TrainConfig:
     backend: str = "cpu"  # the kernels on the CPU: "cpu" (fast) or "reference" (readable NumPy, slow)
 
     def __post_init__(self):
+        if self.image_size is None:
+            self.image_size = DEFAULT_IMAGE_SIZE.get(self.model, 32)
         self.validate()
 
     def validate(self):
@@ -104,6 +112,12 @@ class TrainConfig:
             positive_int("crop")
             if self.crop > self.image_size:
                 raise ArgumentError(f"train: crop {self.crop} is larger than the images ({self.image_size})")
+        smallest = models.MIN_INPUT_SIZE.get(self.model, 1)
+        if self.input_size < smallest:
+            raise ArgumentError(f"train: {self.model} takes crops of at least {smallest} px, got {self.input_size} "
+                                f"(--image-size {self.image_size}" + (f", --crop {self.crop})" if self.crop else
+                                                                      " x 227 / 256)") +
+                                f"; --image-size {DEFAULT_IMAGE_SIZE.get(self.model, smallest)} or more works")
         if self.optimizer not in ("sgd", "adam"):
             raise ArgumentError(f"train: optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.schedule not in ("plateau", "step", "none"):

@@ -66,6 +66,11 @@ def conv_out(size, kernel, stride=1, padding=0):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+# The smallest input each model takes: its last pooling must still see one 3x3 window
+# (alexnet_bn: ceil(n / 4) -> pool 3/2 three times, 57 -> 15 -> 7 -> 3 -> 1).
+MIN_INPUT_SIZE = {"alexnet2012": 67, "alexnet2012_caffe": 67, "alexnet_bn": 57, "alexnet_small": 15}
+
+
 def _check_input_size(model, size, minimum):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < minimum:
         raise ArgumentError(f"{model}: input_size must be an integer >= {minimum}, got {size!r}")
@@ -128,7 +133,7 @@ _2012_NOTES = {
 def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
     """The 2012 paper's AlexNet (conv, ReLU, LRN, pool). 60,965,224 parameters for 1000 classes."""
     num_classes = _check_classes("alexnet2012", num_classes)
-    input_size = _check_input_size("alexnet2012", input_size, 67)
+    input_size = _check_input_size("alexnet2012", input_size, MIN_INPUT_SIZE["alexnet2012"])
     with initialisers.no_default_init():  # _initialise draws every weight below
         layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=False)
     return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), _2012_NOTES), init, seed)
@@ -137,7 +142,7 @@ def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
 def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0):
     """The 2012 network in CaffeNet's order: conv, ReLU, pool, LRN (pooling before normalising)."""
     num_classes = _check_classes("alexnet2012_caffe", num_classes)
-    input_size = _check_input_size("alexnet2012_caffe", input_size, 67)
+    input_size = _check_input_size("alexnet2012_caffe", input_size, MIN_INPUT_SIZE["alexnet2012_caffe"])
     with initialisers.no_default_init():
         layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=True)
     notes = dict(_2012_NOTES, lrn1="after pool1 in this order (the paper normalises before pooling)")
@@ -149,7 +154,7 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
     dropout 0.25, L2 0.0002. Keras' BatchNormalization defaults are kept: eps 1e-3 and a
     running average that keeps 0.99 of the old value (momentum 0.01 in PyTorch's terms)."""
     num_classes = _check_classes("alexnet_bn", num_classes)
-    input_size = _check_input_size("alexnet_bn", input_size, 20)
+    input_size = _check_input_size("alexnet_bn", input_size, MIN_INPUT_SIZE["alexnet_bn"])
     s1 = -(-input_size // 4)  # "same" at stride 4: ceil(227 / 4) = 57
     (top, bottom), _ = conv2d_padding("same", (input_size, input_size), (11, 11), (4, 4))
     p1 = conv_out(s1, 3, 2)  # 57 -> 28
@@ -199,7 +204,7 @@ def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", s
     ``lrn=False`` the two LRN layers, ``overlap=False`` pools with non-overlapping 2x2/2
     windows instead of 3x3/2 (the paper's comparison: "s = z = 2")."""
     num_classes = _check_classes("alexnet_small", num_classes)
-    input_size = _check_input_size("alexnet_small", input_size, 15)
+    input_size = _check_input_size("alexnet_small", input_size, MIN_INPUT_SIZE["alexnet_small"])
     if not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise ArgumentError(f"alexnet_small: width must be a number in (0, 4], got {width!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:

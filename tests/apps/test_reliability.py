@@ -128,3 +128,19 @@ def test_out_of_memory_is_one_line_from_the_command(monkeypatch, capsys):
     assert parser_run == 2
     assert capsys.readouterr().err.strip() == ("minicnn train: out of memory; a smaller --batch-size (or dataset, or "
                                                "model) needs less")
+
+
+def test_every_model_trains_with_the_defaults_and_a_too_small_crop_is_refused_up_front(tmp_path):
+    """`minicnn train --model alexnet_bn` used to fail deep inside with "Linear: in_features must be
+    a positive integer, got 0" (the write-up's own Keras model)."""
+    assert train.TrainConfig(model="alexnet_bn").input_size >= mc.models.MIN_INPUT_SIZE["alexnet_bn"]
+    assert train.TrainConfig(model="alexnet2012").input_size >= mc.models.MIN_INPUT_SIZE["alexnet2012"]
+    assert train.TrainConfig().image_size == 32
+    with pytest.raises(ArgumentError, match=r"train: alexnet_bn takes crops of at least 57 px, got 28 \(--image-size "
+                                            r"32 x 227 / 256\); --image-size 72 or more works"):
+        train.TrainConfig(model="alexnet_bn", image_size=32)
+    with pytest.raises(ArgumentError, match="alexnet_bn: input_size must be an integer >= 57, got 28"):
+        mc.models.alexnet_bn(input_size=28)
+    trainer, outcome = train_command(dict(model="alexnet_bn", train_size=8, val_size=4, batch_size=4, epochs=1),
+                                     out=tmp_path, stream=io.StringIO())
+    assert outcome == "done" and np.isfinite(trainer.history[0]["train_loss"])

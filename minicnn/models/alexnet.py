@@ -126,8 +126,16 @@ _2012_NOTES = {
     "conv3": "no groups: the one layer where the two GPUs' halves meet",
     "conv4": "groups=2",
     "conv5": "groups=2",
-    "fc6": "the largest layer: 62% of all parameters",
 }
+
+
+def _with_fc6_share(notes, layers):
+    """The notes, with fc6's share of the parameters counted from these layers (it depends on the
+    input size: 62% at 227 px, 53% at 224)."""
+    sizes = {name: sum(p.size for p in layer.parameters()) for name, layer in layers}
+    total = sum(sizes.values())
+    return dict(notes, fc6=f"the largest layer: {sizes['fc6'] / total:.0%} of all parameters "
+                           f"({sizes['fc6']:,} of {total:,})")
 
 
 def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
@@ -136,7 +144,8 @@ def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
     input_size = _check_input_size("alexnet2012", input_size, MIN_INPUT_SIZE["alexnet2012"])
     with initialisers.no_default_init():  # _initialise draws every weight below
         layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=False)
-    return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), _2012_NOTES), init, seed)
+    notes = _with_fc6_share(_2012_NOTES, layers)
+    return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), notes), init, seed)
 
 
 def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0):
@@ -145,7 +154,8 @@ def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0)
     input_size = _check_input_size("alexnet2012_caffe", input_size, MIN_INPUT_SIZE["alexnet2012_caffe"])
     with initialisers.no_default_init():
         layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=True)
-    notes = dict(_2012_NOTES, lrn1="after pool1 in this order (the paper normalises before pooling)")
+    notes = dict(_with_fc6_share(_2012_NOTES, layers),
+                 lrn1="after pool1 in this order (the paper normalises before pooling)")
     return _initialise(Network("alexnet2012_caffe", layers, (3, input_size, input_size), notes), init, seed)
 
 

@@ -201,3 +201,10 @@ def test_size_arithmetic_shows_the_fraction_it_floors(capsys):
     assert "(224 - 11) / 4 + 1 = 54.25, floored to 54" in out and "(54 - 3) / 2 + 1 = 26.5, floored to 26" in out
     assert main(["summary"]) == 0
     assert "(227 - 11) / 4 + 1 = 55 " in capsys.readouterr().out  # exact: no fraction to show
+
+
+def test_fc6s_share_is_counted_from_the_model_not_fixed_text():
+    from minicnn import models
+
+    assert "62% of all parameters (37,752,832 of 60,965,224)" in models.alexnet2012().notes["fc6"]
+    assert "53% of all parameters (26,218,496 of 49,430,888)" in models.alexnet2012(input_size=224).notes["fc6"]

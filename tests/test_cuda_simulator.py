@@ -32,6 +32,7 @@ def test_without_a_gpu_asking_for_cuda_says_why_in_one_line():
     assert mc.cuda.why_no_cuda()
 
 
+@pytest.mark.slow  # a minicnn bench subprocess
 def test_bench_runs_the_cpu_columns_and_says_why_gpu_ones_are_missing(tmp_path):
     out = subprocess.run([sys.executable, "-m", "minicnn", "bench", "--layers", "conv5", "pool1", "--repeats", "1",
                           "--no-step", "--json", str(tmp_path / "b.json"), "--png", str(tmp_path / "b.png")],

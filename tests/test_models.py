@@ -181,3 +181,27 @@ def test_alexnet_small_ablation_switches():
     assert flat(mc.tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 10)
     with pytest.raises(mc.ArgumentError, match="alexnet_small: dropout must be a probability"):
         models.alexnet_small(dropout=1.5)
+
+
+@pytest.mark.parametrize("name", list(models.MODELS))
+def test_every_model_takes_an_activation(name):
+    """The paper's comparison of ReLU with saturating units: every model can be built with tanh or
+    sigmoid after each conv and fc layer, named for it, with the same parameters."""
+    size = {"alexnet_small": 32}.get(name, models.MIN_INPUT_SIZE[name] + 10)
+    relu = models.get(name, input_size=size, num_classes=10)
+    for activation, kind in (("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)):
+        net = models.get(name, input_size=size, num_classes=10, activation=activation)
+        layers = dict(net.named_children())
+        assert isinstance(layers[f"{activation}1"], kind) and "relu1" not in layers
+        assert net.num_parameters() == relu.num_parameters()
+        assert sum(isinstance(m, kind) for m in layers.values()) == sum(
+            isinstance(m, nn.ReLU) for m in dict(relu.named_children()).values())
+    with pytest.raises(mc.ArgumentError, match=f"{name}: activation must be one of relu, tanh, sigmoid, got 'elu'"):
+        models.get(name, input_size=size, activation="elu")
+
+
+def test_a_tanh_network_trains_and_its_gradients_check():
+    net = models.alexnet_small(10, 20, width=0.25, dropout=0, activation="tanh").astype(np.float64)
+    x = mc.tensor(normal(0, (2, 3, 20, 20)), requires_grad=True)
+    params = [(n, p) for n, p in net.named_parameters() if n.endswith("weight")]
+    assert mc.gradcheck(lambda x: net(x), [x], params=params, max_coords=3).ok

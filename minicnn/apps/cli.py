@@ -12,7 +12,8 @@ from ..errors import MiniCNNError
 def _summary(args):
     from .summary import format_summary, layer_plan
 
-    kwargs = {} if args.input_size is None else {"input_size": args.input_size}
+    kwargs = {"activation": args.activation} if args.input_size is None else {"input_size": args.input_size,
+                                                                               "activation": args.activation}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     net = models.get(args.model, **kwargs)
@@ -24,7 +25,7 @@ def _trace(args):
 
     record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
               num_classes=args.num_classes, step=args.step, checks=args.checks, json_path=args.json,
-              save_maps=args.save_maps, training=not args.eval, backend=args.backend)
+              save_maps=args.save_maps, training=not args.eval, backend=args.backend, activation=args.activation)
     return 1 if record["spot_check_failures"] else 0  # a verdict that can fail changes the exit code
 
 
@@ -65,6 +66,9 @@ _TRAIN_OPTIONS = [
     ("--warmup-epochs", "warmup_epochs", dict(type=int, help="linear learning-rate warm-up (default 1 epoch)")),
     ("--seed", "seed", dict(type=int, help="seed of the weights, batch order, augmentation and dropout (default 0)")),
     ("--device", "device", dict(choices=["cpu", "cuda"], help="where to train (default cpu)")),
+    ("--activation", "activation", dict(choices=["relu", "tanh", "sigmoid"],
+                                        help="after every conv and fc layer: relu (the paper's, the default), tanh or "
+                                             "sigmoid (the paper's comparison)")),
     ("--backend", "backend", dict(choices=["cpu", "reference"],
                                   help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
                                        "NumPy kernels of kernels/reference/, slower)")),
@@ -109,6 +113,8 @@ def build_parser():
         p.set_defaults(default_model=default)
         p.add_argument("--input-size", type=int, help="image height and width (default: the model's own, 227 for AlexNet)")
         p.add_argument("--num-classes", type=int, help="output classes (default: 1000, or 10 for alexnet_small)")
+        p.add_argument("--activation", choices=list(models.ACTIVATIONS), default="relu",
+                       help="after every conv and fc layer: relu (the paper's, the default), tanh or sigmoid")
 
     s = sub.add_parser("summary", help="per layer: output shape, parameters with their arithmetic, MACs",
                        description="Print each layer's output shape with the size arithmetic, its parameter "

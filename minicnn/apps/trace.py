@@ -269,18 +269,18 @@ def _table(rows, header):
 
 def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None, num_classes=None, step=False,
               checks=3, json_path=None, save_maps=None, training=True, out=None, stdin=None,
-              backend="cpu"):
+              backend="cpu", activation="relu"):
     """Run the step-through and return everything it printed as a dict (also written to ``json_path``).
     ``backend``: the kernels, "cpu" or "reference" (kernels/backends.py)."""
     if backend not in ("cpu", "reference"):
         raise ArgumentError(f"trace: backend must be cpu or reference, got {backend!r}")
     with use_backend(backend):  # the streams looked up now, not at import: a caller may have replaced them
         return _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps,
-                          training, out or sys.stdout, stdin or sys.stdin, backend)
+                          training, out or sys.stdout, stdin or sys.stdin, backend, activation)
 
 
 def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps, training, out,
-               stdin, backend):
+               stdin, backend, activation):
     say = _Printer(out)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ArgumentError(f"trace: batch must be a positive integer, got {batch!r}")
@@ -289,7 +289,7 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     if save_maps is not None:
         from .maps import require_matplotlib
         require_matplotlib()
-    kwargs = {"seed": seed}
+    kwargs = {"seed": seed, "activation": activation}
     if input_size is not None:
         kwargs["input_size"] = input_size
     if num_classes is not None:

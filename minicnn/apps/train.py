@@ -69,6 +69,7 @@ class TrainConfig:
     dropout: bool = True  # the ablations (alexnet_small only)
     lrn: bool = True
     overlap: bool = True
+    activation: str = "relu"  # relu (the paper's), tanh or sigmoid: after every conv and fc layer
     epochs: int = 20
     batch_size: int = 64
     optimizer: str = "sgd"  # sgd | adam
@@ -118,6 +119,9 @@ class TrainConfig:
                                 f"(--image-size {self.image_size}" + (f", --crop {self.crop})" if self.crop else
                                                                       " x 227 / 256)") +
                                 f"; --image-size {DEFAULT_IMAGE_SIZE.get(self.model, smallest)} or more works")
+        if self.activation not in models.ACTIVATIONS:
+            raise ArgumentError(f"train: activation must be one of {', '.join(models.ACTIVATIONS)}, got "
+                                f"{self.activation!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ArgumentError(f"train: optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.schedule not in ("plateau", "step", "none"):
@@ -201,7 +205,8 @@ class Pipeline:
 
 # ---- model, optimiser, schedule -----------------------------------------------------------------
 def build_model(config, num_classes):
-    kwargs = {"num_classes": num_classes, "input_size": config.input_size, "seed": config.seed}
+    kwargs = {"num_classes": num_classes, "input_size": config.input_size, "seed": config.seed,
+              "activation": config.activation}
     if config.model == "alexnet_small":
         kwargs.update(width=config.width, dropout=0.5 if config.dropout else 0.0, lrn=config.lrn,
                       overlap=config.overlap)

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..functional import conv2d_padding
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
-                  Sequential)
+                  Sequential, Sigmoid, Tanh)
 from ..nn import init as initialisers
 
 
@@ -71,6 +71,18 @@ def conv_out(size, kernel, stride=1, padding=0):
 MIN_INPUT_SIZE = {"alexnet2012": 67, "alexnet2012_caffe": 67, "alexnet_bn": 57, "alexnet_small": 15}
 
 
+# The activation after each conv and fc layer: the paper's ReLU, or the saturating ones it was
+# compared with ("ReLUs train several times faster than their equivalents with tanh units").
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+def _activation(model, name):
+    """A function i -> (layer name, layer): ("relu3", ReLU()), or ("tanh3", Tanh())."""
+    if name not in ACTIVATIONS:
+        raise ArgumentError(f"{model}: activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return lambda i: (f"{name}{i}", ACTIVATIONS[name]())
+
+
 def _check_input_size(model, size, minimum):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < minimum:
         raise ArgumentError(f"{model}: input_size must be an integer >= {minimum}, got {size!r}")
@@ -97,7 +109,7 @@ def _initialise(model, scheme, seed):
     return model
 
 
-def _alexnet2012_layers(num_classes, input_size, pool_before_lrn):
+def _alexnet2012_layers(num_classes, input_size, pool_before_lrn, act):
     s1 = conv_out(input_size, 11, 4)  # 227 -> 55
     p1 = conv_out(s1, 3, 2)  # 55 -> 27
     p2 = conv_out(p1, 3, 2)  # 27 -> 13
@@ -105,18 +117,18 @@ def _alexnet2012_layers(num_classes, input_size, pool_before_lrn):
 
     def block(i, conv):
         norm_pool = [(f"lrn{i}", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), (f"pool{i}", MaxPool2d(3, 2))]
-        return [(f"conv{i}", conv), (f"relu{i}", ReLU())] + (norm_pool[::-1] if pool_before_lrn else norm_pool)
+        return [(f"conv{i}", conv), act(i)] + (norm_pool[::-1] if pool_before_lrn else norm_pool)
 
     return [
         *block(1, Conv2d(3, 96, 11, stride=4)),
         *block(2, Conv2d(96, 256, 5, padding=2, groups=2)),
-        ("conv3", Conv2d(256, 384, 3, padding=1)), ("relu3", ReLU()),
-        ("conv4", Conv2d(384, 384, 3, padding=1, groups=2)), ("relu4", ReLU()),
-        ("conv5", Conv2d(384, 256, 3, padding=1, groups=2)), ("relu5", ReLU()),
+        ("conv3", Conv2d(256, 384, 3, padding=1)), act(3),
+        ("conv4", Conv2d(384, 384, 3, padding=1, groups=2)), act(4),
+        ("conv5", Conv2d(384, 256, 3, padding=1, groups=2)), act(5),
         ("pool5", MaxPool2d(3, 2)),
         ("flatten", Flatten()),
-        ("fc6", Linear(256 * p5 * p5, 4096)), ("relu6", ReLU()), ("drop6", Dropout(0.5)),
-        ("fc7", Linear(4096, 4096)), ("relu7", ReLU()), ("drop7", Dropout(0.5)),
+        ("fc6", Linear(256 * p5 * p5, 4096)), act(6), ("drop6", Dropout(0.5)),
+        ("fc7", Linear(4096, 4096)), act(7), ("drop7", Dropout(0.5)),
         ("fc8", Linear(4096, num_classes)),
     ]
 
@@ -138,32 +150,33 @@ def _with_fc6_share(notes, layers):
                            f"({sizes['fc6']:,} of {total:,})")
 
 
-def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0):
+def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu"):
     """The 2012 paper's AlexNet (conv, ReLU, LRN, pool). 60,965,224 parameters for 1000 classes."""
     num_classes = _check_classes("alexnet2012", num_classes)
     input_size = _check_input_size("alexnet2012", input_size, MIN_INPUT_SIZE["alexnet2012"])
     with initialisers.no_default_init():  # _initialise draws every weight below
-        layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=False)
+        layers = _alexnet2012_layers(num_classes, input_size, False, _activation("alexnet2012", activation))
     notes = _with_fc6_share(_2012_NOTES, layers)
     return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), notes), init, seed)
 
 
-def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0):
+def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu"):
     """The 2012 network in CaffeNet's order: conv, ReLU, pool, LRN (pooling before normalising)."""
     num_classes = _check_classes("alexnet2012_caffe", num_classes)
     input_size = _check_input_size("alexnet2012_caffe", input_size, MIN_INPUT_SIZE["alexnet2012_caffe"])
     with initialisers.no_default_init():
-        layers = _alexnet2012_layers(num_classes, input_size, pool_before_lrn=True)
+        layers = _alexnet2012_layers(num_classes, input_size, True, _activation("alexnet2012_caffe", activation))
     notes = dict(_with_fc6_share(_2012_NOTES, layers),
                  lrn1="after pool1 in this order (the paper normalises before pooling)")
     return _initialise(Network("alexnet2012_caffe", layers, (3, input_size, input_size), notes), init, seed)
 
 
-def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
+def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0, activation="relu"):
     """The write-up's Keras AlexNet: batch norm instead of LRN, no groups, "same" padding,
     dropout 0.25, L2 0.0002. Keras' BatchNormalization defaults are kept: eps 1e-3 and a
     running average that keeps 0.99 of the old value (momentum 0.01 in PyTorch's terms)."""
     num_classes = _check_classes("alexnet_bn", num_classes)
+    act = _activation("alexnet_bn", activation)
     input_size = _check_input_size("alexnet_bn", input_size, MIN_INPUT_SIZE["alexnet_bn"])
     s1 = -(-input_size // 4)  # "same" at stride 4: ceil(227 / 4) = 57
     (top, bottom), _ = conv2d_padding("same", (input_size, input_size), (11, 11), (4, 4))
@@ -179,17 +192,17 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
 
     with initialisers.no_default_init():
         layers = [
-            ("conv1", Conv2d(3, 96, 11, stride=4, padding="same")), ("relu1", ReLU()), ("bn1", bn2d(96)),
+            ("conv1", Conv2d(3, 96, 11, stride=4, padding="same")), act(1), ("bn1", bn2d(96)),
             ("pool1", MaxPool2d(3, 2)), ("drop1", Dropout(0.25)),
-            ("conv2", Conv2d(96, 256, 5, padding="same")), ("relu2", ReLU()), ("bn2", bn2d(256)),
+            ("conv2", Conv2d(96, 256, 5, padding="same")), act(2), ("bn2", bn2d(256)),
             ("pool2", MaxPool2d(3, 2)), ("drop2", Dropout(0.25)),
-            ("conv3", Conv2d(256, 384, 3, padding="same")), ("relu3", ReLU()), ("bn3", bn2d(384)),
-            ("conv4", Conv2d(384, 384, 3, padding="same")), ("relu4", ReLU()), ("bn4", bn2d(384)),
+            ("conv3", Conv2d(256, 384, 3, padding="same")), act(3), ("bn3", bn2d(384)),
+            ("conv4", Conv2d(384, 384, 3, padding="same")), act(4), ("bn4", bn2d(384)),
             ("conv5", Conv2d(384, 256, 3, padding="same")),
             ("pool5", MaxPool2d(3, 2)), ("drop5", Dropout(0.25)),
             ("flatten", Flatten()),
-            ("fc6", Linear(256 * p5 * p5, 4096)), ("relu6", ReLU()), ("bn6", bn1d(4096)), ("drop6", Dropout(0.25)),
-            ("fc7", Linear(4096, 4096)), ("relu7", ReLU()), ("bn7", bn1d(4096)), ("drop7", Dropout(0.25)),
+            ("fc6", Linear(256 * p5 * p5, 4096)), act(6), ("bn6", bn1d(4096)), ("drop6", Dropout(0.25)),
+            ("fc7", Linear(4096, 4096)), act(7), ("bn7", bn1d(4096)), ("drop7", Dropout(0.25)),
             ("fc8", Linear(4096, num_classes)),
         ]
     notes = {
@@ -203,7 +216,7 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0):
 
 
 def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", seed=0, dropout=0.5, lrn=True,
-                  overlap=True):
+                  overlap=True, activation="relu"):
     """AlexNet's structure for 32-64 pixel images: five convs (conv2/4/5 in two groups), LRN
     and overlapping 3x3/2 pooling after conv1 and conv2, pooling after conv5, fc layers of
     256 with dropout 0.5. Images of 64 pixels and more use stride 2 in conv1. ``width``
@@ -214,6 +227,7 @@ def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", s
     ``lrn=False`` the two LRN layers, ``overlap=False`` pools with non-overlapping 2x2/2
     windows instead of 3x3/2 (the paper's comparison: "s = z = 2")."""
     num_classes = _check_classes("alexnet_small", num_classes)
+    act = _activation("alexnet_small", activation)
     input_size = _check_input_size("alexnet_small", input_size, MIN_INPUT_SIZE["alexnet_small"])
     if not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise ArgumentError(f"alexnet_small: width must be a number in (0, 4], got {width!r}")
@@ -241,17 +255,17 @@ def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", s
 
     with initialisers.no_default_init():
         layers = [
-            ("conv1", Conv2d(3, c1, 5, stride=stride, padding=2)), ("relu1", ReLU()),
+            ("conv1", Conv2d(3, c1, 5, stride=stride, padding=2)), act(1),
             *norm(1), ("pool1", MaxPool2d(window, 2)),
-            ("conv2", Conv2d(c1, c2, 5, padding=2, groups=2)), ("relu2", ReLU()),
+            ("conv2", Conv2d(c1, c2, 5, padding=2, groups=2)), act(2),
             *norm(2), ("pool2", MaxPool2d(window, 2)),
-            ("conv3", Conv2d(c2, c3, 3, padding=1)), ("relu3", ReLU()),
-            ("conv4", Conv2d(c3, c3, 3, padding=1, groups=2)), ("relu4", ReLU()),
-            ("conv5", Conv2d(c3, c5, 3, padding=1, groups=2)), ("relu5", ReLU()),
+            ("conv3", Conv2d(c2, c3, 3, padding=1)), act(3),
+            ("conv4", Conv2d(c3, c3, 3, padding=1, groups=2)), act(4),
+            ("conv5", Conv2d(c3, c5, 3, padding=1, groups=2)), act(5),
             ("pool5", MaxPool2d(window, 2)),
             ("flatten", Flatten()),
-            ("fc6", Linear(c5 * p5 * p5, f)), ("relu6", ReLU()), *drop(6),
-            ("fc7", Linear(f, f)), ("relu7", ReLU()), *drop(7),
+            ("fc6", Linear(c5 * p5 * p5, f)), act(6), *drop(6),
+            ("fc7", Linear(f, f)), act(7), *drop(7),
             ("fc8", Linear(f, num_classes)),
         ]
     return _initialise(Network("alexnet_small", layers, (3, input_size, input_size)), init, seed)

@@ -144,3 +144,16 @@ def test_every_model_trains_with_the_defaults_and_a_too_small_crop_is_refused_up
     trainer, outcome = train_command(dict(model="alexnet_bn", train_size=8, val_size=4, batch_size=4, epochs=1),
                                      out=tmp_path, stream=io.StringIO())
     assert outcome == "done" and np.isfinite(trainer.history[0]["train_loss"])
+
+
+def test_train_and_summary_take_the_activation(tmp_path, capsys):
+    from minicnn.apps.cli import main
+
+    trainer, outcome = _run(tmp_path, activation="tanh")
+    assert outcome == "done" and "tanh1" in dict(trainer.model.named_children())
+    _, _, config = open_checkpoint(tmp_path / "last.ckpt")
+    assert config.activation == "tanh"  # a resumed run rebuilds the same network
+    with pytest.raises(ArgumentError, match="train: activation must be one of relu, tanh, sigmoid, got 'elu'"):
+        train.TrainConfig(activation="elu")
+    assert main(["summary", "alexnet_small", "--activation", "sigmoid"]) == 0
+    assert "sigmoid1" in capsys.readouterr().out

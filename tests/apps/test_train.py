@@ -301,6 +301,7 @@ def _train_side_by_side(torch, dtype, steps):
     return ours, theirs, model, reference
 
 
+@pytest.mark.slow  # 300 steps beside PyTorch in float64: over a minute on 2 cores
 def test_training_follows_pytorch_in_float32(torch):
     """minicnn in float32 against the exact (float64) trajectory: step for step to 1e-5 while no
     rounding difference has yet flipped a max-pool winner or a ReLU (measured: 1e-8 for the first
@@ -313,6 +314,7 @@ def test_training_follows_pytorch_in_float32(torch):
     assert theirs[-50:].mean() < theirs[:20].mean() - 0.1  # (ours: asserted in _train_side_by_side)
 
 
+@pytest.mark.slow
 def test_training_follows_pytorch_exactly_in_float64(torch):
     ours, theirs, model, reference = _train_side_by_side(torch, np.float64, 200)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)

@@ -329,3 +329,19 @@ def test_augmentation_figure(tmp_path):
     assert main(["augment", "--out", str(tmp_path / "aug.png"), "--image-size", "32", "--count", "2"]) == 0
     assert (tmp_path / "aug.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["augment", "--out", str(tmp_path / "x.png"), "--count", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_a_second_process_into_a_running_folder_is_refused(tmp_path):
+    """Two real `minicnn train` processes into one --out: the second is refused while the first
+    runs (it used to succeed, and the two mixed last.ckpt and best.ckpt), and the first finishes."""
+    first = _train_process(["--out", str(tmp_path)])
+    _wait_for(first, "epoch 1/3 ")  # training: the folder is held
+    second = subprocess.run([sys.executable, "-m", "minicnn", "train", *TINY_ARGS, "--out", str(tmp_path),
+                             "--overwrite"], capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    assert f"is in use by another minicnn train (PID {first.pid})" in second.stderr
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output
+    _, meta, _ = open_checkpoint(tmp_path / "last.ckpt")
+    assert meta["epoch"] == 3

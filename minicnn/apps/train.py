@@ -249,10 +249,11 @@ def softmax(logits):
 
 
 def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, device="cpu"):
-    """Loss and top-1/top-5 error on a dataset, on centre crops or ten crops (softmax averaged)."""
+    """Loss and top-1/top-5 error on a dataset, on centre crops or ten crops (softmax averaged).
+    With 5 classes or fewer every label is in the top 5: top-5 error is None, not a meaningless 0."""
     was_training = model.training
     model.eval()
-    loss_sum, top1, top5 = 0.0, 0, 0
+    loss_sum, top1, top5, classes = 0.0, 0, 0, 0
     try:
         with no_grad():
             for start in range(0, len(labels), batch_size):
@@ -263,10 +264,16 @@ def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, de
                 loss_sum += float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-30)).sum())
                 top1 += top_k_correct(probs, y, 1)
                 top5 += top_k_correct(probs, y, 5)
+                classes = probs.shape[1]
     finally:
         model.train(was_training)
     n = len(labels)
-    return {"loss": loss_sum / n, "top1_error": 1 - top1 / n, "top5_error": 1 - top5 / n}
+    return {"loss": loss_sum / n, "top1_error": 1 - top1 / n, "top5_error": 1 - top5 / n if classes > 5 else None}
+
+
+def _percent(error, digits=1):
+    """An error rate as a percentage; "n/a" for a top-5 error with 5 classes or fewer."""
+    return "n/a (5 classes or fewer)" if error is None else f"{100 * error:.{digits}f}%"
 
 
 # ---- progress -----------------------------------------------------------------------------------
@@ -340,7 +347,8 @@ def plot_metrics(history, path):
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_err.plot(epochs, [100 * r["train_top1_error"] for r in history], "o-", label="train top-1")
     ax_err.plot(epochs, [100 * r["val_top1_error"] for r in history], "o-", label="validation top-1")
-    ax_err.plot(epochs, [100 * r["val_top5_error"] for r in history], "o-", label="validation top-5")
+    if all(r["val_top5_error"] is not None for r in history):
+        ax_err.plot(epochs, [100 * r["val_top5_error"] for r in history], "o-", label="validation top-5")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error", ylim=(0, 100))
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
@@ -484,7 +492,7 @@ class Trainer:
             self.schedule.step()
         self.stream.write(f"epoch {row['epoch']}/{self.config.epochs}: train loss {row['train_loss']:.4f}, "
                           f"val loss {row['val_loss']:.4f}, val top-1 error {100 * row['val_top1_error']:.1f}%, "
-                          f"top-5 {100 * row['val_top5_error']:.1f}%, lr {row['lr']:.3g}, "
+                          f"top-5 {_percent(row['val_top5_error'])}, lr {row['lr']:.3g}, "
                           f"{row['images_per_second']:.0f} img/s, {seconds:.0f} s\n")
         os.makedirs(self.out_dir, exist_ok=True)
         write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
@@ -713,6 +721,6 @@ def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, s
         results[mode] = r
         stream.write(f"{config.model} after epoch {meta['epoch']}, {len(val_set.labels)} validation images, "
                      f"{'ten crops (softmax averaged)' if mode == 'ten-crop' else 'centre crop'}: "
-                     f"top-1 error {100 * r['top1_error']:.2f}%, top-5 error {100 * r['top5_error']:.2f}%, "
+                     f"top-1 error {100 * r['top1_error']:.2f}%, top-5 error {_percent(r['top5_error'], 2)}, "
                      f"loss {r['loss']:.4f} ({r['seconds']:.1f} s)\n")
     return results

@@ -17,6 +17,7 @@ from minicnn import checkpoint
 from minicnn.checkpoint import CheckpointError
 from minicnn.data import ShapesDataset
 from minicnn.errors import ArgumentError
+from minicnn.apps import train
 from minicnn.apps.train import Pipeline, TrainConfig, Trainer, evaluate, open_checkpoint, top_k_correct, train_command
 
 # A network and data small enough that an epoch takes well under a second.
@@ -42,7 +43,7 @@ def test_a_run_writes_metrics_and_checkpoints(tmp_path):
     lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert lines == trainer.history
     for row in lines:
-        assert 0 <= row["val_top5_error"] <= row["val_top1_error"] <= 1
+        assert 0 <= row["val_top5_error"] <= row["val_top1_error"] <= 1  # 10 classes: top-5 is measured
         assert row["train_loss"] > 0 and row["images_per_second"] > 0
     assert sorted(os.listdir(tmp_path)) == [".lock", "best.ckpt", "curves.png", "last.ckpt", "metrics.jsonl"]
     _, meta, config = open_checkpoint(tmp_path / "last.ckpt")
@@ -242,6 +243,8 @@ def test_top_k_and_ten_crop_evaluation():
     probs = np.exp(np.stack([views, -views], 1)) / np.exp(np.stack([views, -views], 1)).sum(1, keepdims=True)
     assert ten["loss"] == pytest.approx(-np.log(probs[:, 0].mean()))
     assert centre["loss"] != pytest.approx(ten["loss"])
+    assert centre["top5_error"] is None and ten["top5_error"] is None  # 2 classes: top-5 is always right
+    assert train._percent(None) == "n/a (5 classes or fewer)" and train._percent(0.125) == "12.5%"
 
 
 @pytest.mark.parametrize("kwargs, message", [

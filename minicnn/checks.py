@@ -3,6 +3,7 @@ pair of ints) or raises ``ArgumentError`` naming the op or layer, the argument, 
 and what it got."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -41,15 +42,22 @@ def pair(op, name, value, minimum, maximum=INDEX_MAX):
     return tuple(integer(op, name, v, minimum, maximum) for v in items)
 
 
+@functools.lru_cache(maxsize=1)
+def _memory_bytes():
+    """The machine's physical memory, asked once (conv2d checks against it on every call); None
+    where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def fits_in_memory(op, what, shape, dtype):
     """Refuse an array larger than this machine's memory before allocating it (NumPy's own
     MemoryError, or a page-out, would come only after the work began)."""
     nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: no estimate
-        return
-    if nbytes > total:
+    total = _memory_bytes()
+    if total is not None and nbytes > total:
         raise ArgumentError(f"{op}: {what} would have shape {tuple(shape)}, {nbytes / 2**30:.1f} GiB, more than this "
                             f"machine's {total / 2**30:.1f} GiB of memory")
 

@@ -53,21 +53,21 @@ class Optimizer:
         return self.state[i]
 
     def _with_gradients(self):
-        """(i, p) for each parameter that has a gradient, once the gradient is checked against it:
-        the update kernels trust the shapes, and a smaller gradient would have them read past its
-        end (a crash, or garbage weights)."""
+        """[(i, p)] for each parameter that has a gradient, every gradient checked against its
+        parameter before any update (so a bad one leaves all parameters as they were): the update
+        kernels trust the shapes, and a smaller gradient would have them read past its end (a
+        crash, or garbage weights)."""
         owner = f"{type(self).__name__}.step"
-        for i, p in enumerate(self.params):
+        stepped = [(i, p) for i, p in enumerate(self.params) if p.grad is not None]
+        for i, p in stepped:
             g = p.grad
-            if g is None:
-                continue
             where = _device.device_of(g)
             if where != p.device:
                 raise ArgumentError(f"{owner}: parameter {i} is on {p.device} but its gradient is on {where}")
             if tuple(g.shape) != tuple(p.shape) or g.dtype != p.dtype:
                 raise ShapeError(f"{owner}: parameter {i} is {p.dtype} of shape {tuple(p.shape)} but its gradient "
                                  f"is {g.dtype} of shape {tuple(g.shape)}")
-            yield i, p
+        return stepped
 
     @staticmethod
     def _kernels(p):

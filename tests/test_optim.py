@@ -150,3 +150,12 @@ def test_step_refuses_a_gradient_that_does_not_fit_its_parameter(make):
 def test_sgd_momentum_is_at_most_one():
     with pytest.raises(mc.ArgumentError, match=r"SGD: momentum must be in \[0.0, 1.0\], got 5"):
         mc.optim.SGD([mc.nn.Parameter(np.zeros(2))], lr=0.1, momentum=5)
+
+
+def test_a_bad_gradient_leaves_every_parameter_as_it_was():
+    good, bad = mc.nn.Parameter(np.ones(3, np.float32)), mc.nn.Parameter(np.ones(4, np.float32))
+    optimiser = mc.optim.SGD([good, bad], lr=0.1)
+    good.grad, bad.grad = np.ones(3, np.float32), np.ones(2, np.float32)
+    with pytest.raises(mc.ShapeError, match="parameter 1"):
+        optimiser.step()
+    np.testing.assert_array_equal(good.data, np.ones(3, np.float32))  # checked before any update

@@ -7,13 +7,15 @@ import sys
 
 from .. import models
 from ..errors import MiniCNNError
+from ..kernels.backends import HOST_BACKENDS
 
 
 def _summary(args):
     from .summary import format_summary, layer_plan
 
-    kwargs = {"activation": args.activation} if args.input_size is None else {"input_size": args.input_size,
-                                                                               "activation": args.activation}
+    kwargs = {"activation": args.activation}
+    if args.input_size is not None:
+        kwargs["input_size"] = args.input_size
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     net = models.get(args.model, **kwargs)
@@ -23,9 +25,10 @@ def _summary(args):
 def _trace(args):
     from .trace import run_trace
 
-    record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size, image=args.image,
-              num_classes=args.num_classes, step=args.step, checks=args.checks, json_path=args.json,
-              save_maps=args.save_maps, training=not args.eval, backend=args.backend, activation=args.activation)
+    record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size,
+                       image=args.image, num_classes=args.num_classes, step=args.step, checks=args.checks,
+                       json_path=args.json, save_maps=args.save_maps, training=not args.eval, backend=args.backend,
+                       activation=args.activation)
     return 1 if record["spot_check_failures"] else 0  # a verdict that can fail changes the exit code
 
 
@@ -66,10 +69,10 @@ _TRAIN_OPTIONS = [
     ("--warmup-epochs", "warmup_epochs", dict(type=int, help="linear learning-rate warm-up (default 1 epoch)")),
     ("--seed", "seed", dict(type=int, help="seed of the weights, batch order, augmentation and dropout (default 0)")),
     ("--device", "device", dict(choices=["cpu", "cuda"], help="where to train (default cpu)")),
-    ("--activation", "activation", dict(choices=["relu", "tanh", "sigmoid"],
+    ("--activation", "activation", dict(choices=list(models.ACTIVATIONS),
                                         help="after every conv and fc layer: relu (the paper's, the default), tanh or "
                                              "sigmoid (the paper's comparison)")),
-    ("--backend", "backend", dict(choices=["cpu", "reference"],
+    ("--backend", "backend", dict(choices=list(HOST_BACKENDS),
                                   help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
                                        "NumPy kernels of kernels/reference/, slower)")),
 ]
@@ -138,7 +141,7 @@ def build_parser():
     t.add_argument("--eval", action="store_true", help="eval mode: no dropout, batch norm uses running statistics")
     t.add_argument("--json", metavar="PATH", help="also write everything printed, as data, to this JSON file")
     t.add_argument("--save-maps", metavar="DIR", help="write PNG grids of feature maps and conv1's filters (needs matplotlib)")
-    t.add_argument("--backend", choices=["cpu", "reference"], default="cpu",
+    t.add_argument("--backend", choices=list(HOST_BACKENDS), default="cpu",
                    help="the kernels: cpu (fast, the default) or reference (the readable NumPy kernels of "
                         "kernels/reference/, slower)")
     t.set_defaults(run=_trace)

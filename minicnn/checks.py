@@ -43,7 +43,7 @@ def pair(op, name, value, minimum, maximum=INDEX_MAX):
 
 
 @functools.lru_cache(maxsize=1)
-def _memory_bytes():
+def memory_bytes():
     """The machine's physical memory, asked once (conv2d checks against it on every call); None
     where the system does not say."""
     try:
@@ -52,11 +52,24 @@ def _memory_bytes():
         return None
 
 
+def available_memory_bytes():
+    """Memory free for a new allocation now (Linux's MemAvailable: free plus reclaimable cache);
+    None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def fits_in_memory(op, what, shape, dtype):
     """Refuse an array larger than this machine's memory before allocating it (NumPy's own
     MemoryError, or a page-out, would come only after the work began)."""
     nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
-    total = _memory_bytes()
+    total = memory_bytes()
     if total is not None and nbytes > total:
         raise ArgumentError(f"{op}: {what} would have shape {tuple(shape)}, {nbytes / 2**30:.1f} GiB, more than this "
                             f"machine's {total / 2**30:.1f} GiB of memory")

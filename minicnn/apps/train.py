@@ -4,7 +4,8 @@ One epoch: for each batch, in a seeded order, the paper's augmentation (PCA colo
 subtraction, random crop with mirror), forward, cross-entropy (plus the model's own L2 term, for
 ``alexnet_bn``), backward and one optimiser step; then validation on the centre crops (loss,
 top-1 and top-5 error), one step of the learning-rate schedule, a line in ``metrics.jsonl`` and a
-checkpoint (``last.ckpt``; ``best.ckpt`` when validation top-1 error improves).
+checkpoint (``last.ckpt``; ``best.ckpt`` when validation top-1 error improves, or on a tie the
+validation loss).
 
 Reproducibility: everything random is a function of the seed and of where training is. The batch
 order of epoch e comes from (seed, e), the augmentation of batch b of epoch e from (seed, e, b),
@@ -28,7 +29,7 @@ import time
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, checks
 from .. import functional as F
 from .. import models, optim
 from ..autograd import no_grad
@@ -213,6 +214,47 @@ def build_model(config, num_classes):
     return models.get(config.model, **kwargs)
 
 
+# What one step needs, per image, as a multiple of the bytes of every layer's output: the outputs
+# kept for backward, their gradients, and the kernels' workspaces. Measured (growth of peak
+# resident memory from batch 2 to batch B): a training step 1.9-2.9x (alexnet_small at 64 and
+# 512, alexnet2012 at 16 and 64, alexnet_bn at 32), a forward pass without gradients 0.9-1.4x;
+# 3x and 1.5x keep the estimate above what a run uses. Parameters: the weights, their gradients,
+# the optimiser's moments and the step's temporaries. Python, NumPy and Numba's compiled kernels
+# take another 0.3-0.45 GiB (measured), RUNTIME_BYTES.
+ACTIVATION_FACTOR = {"train": 3.0, "eval": 1.5}
+PARAMETER_FACTOR = {"train": 4, "eval": 1}
+RUNTIME_BYTES = 2**29
+
+
+def memory_estimate(model, batch_size, input_shape, mode="train"):
+    """Bytes a step of ``model`` on ``batch_size`` images of ``input_shape`` needs, from the layer
+    plan (no forward pass is run): activations x batch x ACTIVATION_FACTOR + parameters x
+    PARAMETER_FACTOR + RUNTIME_BYTES. Also returns the bytes of one image's activations."""
+    from .summary import layer_plan  # the summary app owns the shape arithmetic
+
+    per_image = math.prod(input_shape) + sum(math.prod(row["out_shape"]) for row in layer_plan(model, input_shape))
+    activations = 4 * per_image * batch_size * ACTIVATION_FACTOR[mode]
+    return int(activations + 4 * model.num_parameters() * PARAMETER_FACTOR[mode] + RUNTIME_BYTES), 4 * per_image
+
+
+def check_memory(op, model, batch_size, input_shape, mode="train", stream=None):
+    """Refuse, before the work starts, a batch whose estimated memory exceeds this machine's
+    (a NumPy MemoryError or the kernel's OOM killer would come only later, mid-epoch); warn when
+    it exceeds what is free now."""
+    needed, per_image = memory_estimate(model, batch_size, input_shape, mode)
+    total, available = checks.memory_bytes(), checks.available_memory_bytes()
+    what = (f"{op}: a {'training step' if mode == 'train' else 'forward pass'} at batch {batch_size} on "
+            f"{'x'.join(map(str, input_shape))} inputs needs about {needed / 2**30:.1f} GiB")
+    if total is not None and needed > total:
+        fixed = needed - per_image * batch_size * ACTIVATION_FACTOR[mode]
+        fits = int((total - fixed) // (per_image * ACTIVATION_FACTOR[mode]))
+        hint = f"--batch-size {fits} or less fits" if fits >= 1 else "a smaller model or input fits"
+        raise ArgumentError(f"{what}, more than this machine's {total / 2**30:.1f} GiB of memory; {hint}")
+    if stream is not None and available is not None and needed > available:
+        stream.write(f"warning: {what}, more than the {available / 2**30:.1f} GiB free now; it may swap or be "
+                     "stopped by the system\n")
+
+
 def weight_decay(config, model):
     if config.weight_decay is not None:
         return config.weight_decay
@@ -269,6 +311,12 @@ def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, de
         model.train(was_training)
     n = len(labels)
     return {"loss": loss_sum / n, "top1_error": 1 - top1 / n, "top5_error": 1 - top5 / n if classes > 5 else None}
+
+
+def best_order(row):
+    """What makes an epoch's model the best: the lower validation top-1 error, and on a tie the
+    lower validation loss (a later epoch that only equals the best keeps the earlier best.ckpt)."""
+    return row["val_top1_error"], row["val_loss"]
 
 
 def _percent(error, digits=1):
@@ -376,13 +424,16 @@ class Trainer:
         self.model = build_model(config, self.num_classes)
         if config.device != "cpu":
             self.model.to(config.device)
-        self.optimizer = build_optimizer(config, self.model)
-        self.base_lr = self.optimizer.lr
-        self.schedule = build_schedule(config, self.optimizer)
         self.loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed, drop_last=True)
         if len(self.loader) == 0:
             raise ArgumentError(f"train: batch size {config.batch_size} is larger than the training set "
                                 f"({len(self.train_set)} images)")
+        if config.device == "cpu":  # (a GPU's memory is the CUDA driver's to refuse)
+            check_memory("train", self.model, config.batch_size, (3, config.input_size, config.input_size),
+                         stream=self.stream)
+        self.optimizer = build_optimizer(config, self.model)
+        self.base_lr = self.optimizer.lr
+        self.schedule = build_schedule(config, self.optimizer)
         self.epoch, self.batch, self.steps = 0, 0, 0  # completed epochs; next batch in this epoch
         self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.history, self.elapsed = [], 0.0
@@ -499,7 +550,7 @@ class Trainer:
         # best.ckpt first: a kill between the two saves then leaves last.ckpt at the previous epoch,
         # whose resume trains this epoch again and writes the same best.ckpt, bit for bit. (The
         # other order could lose this epoch's best model for good.)
-        if row["val_top1_error"] <= min(h["val_top1_error"] for h in self.history):
+        if all(best_order(row) < best_order(earlier) for earlier in self.history[:-1]):
             self.save("best.ckpt")
         self.save("last.ckpt")
 
@@ -685,7 +736,7 @@ def _train_in(config, out, resumed, plot, stream):
         plot_metrics(trainer.history, plot)
         stream.write(f"wrote {plot}\n")
     if outcome == "done" and trainer.history:
-        best = min(trainer.history, key=lambda row: row["val_top1_error"])
+        best = min(trainer.history, key=best_order)
         best_path = os.path.join(out, "best.ckpt")
         evaluate_with = (f"; evaluate with: minicnn eval {best_path} --ten-crop" if os.path.exists(best_path) else
                          f"; its checkpoint is in the run resumed from, this folder has {os.path.join(out, 'last.ckpt')}")
@@ -710,6 +761,9 @@ def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, s
     if config.device != "cpu":
         model.to(config.device)
     pipeline = Pipeline.from_arrays(arrays, config.input_size)
+    if config.device == "cpu":
+        check_memory("eval", model, min(batch_size, len(val_set.labels)) * (10 if ten_crop else 1),
+                     (3, config.input_size, config.input_size), mode="eval", stream=sys.stderr)
     if int(val_set.labels.max()) >= num_classes:
         raise ArgumentError(f"eval: the data has labels up to {int(val_set.labels.max())}, the model "
                             f"{num_classes} classes")

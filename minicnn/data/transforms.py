@@ -67,11 +67,17 @@ def resize_centre_crop(image, size):
             raise ShapeError(f"resize_centre_crop: an array image must be (H, W, 3) uint8, got {image.shape} "
                              f"{image.dtype}")
         image = Image.fromarray(image)
-    if image.mode.startswith("I;16") or image.mode == "I":
-        # 16-bit greys: Pillow's convert("RGB") clips every value over 255 to white; scale to 8 bits
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+        # 16-bit greys (Pillow opens a 16-bit PNG as I;16, older Pillows as I): convert("RGB")
+        # would clip every value over 255 to white; scale 0..65535 to 0..255 instead
         grey = np.asarray(image, dtype=np.float64) / 257.0
         image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
-    image = image.convert("RGB")  # palette, CMYK, grey and alpha (dropped) all become RGB
+    elif image.mode in ("I", "F"):
+        # 32-bit integer or float pixels (a TIFF, say) have no range minicnn can know: [0, 1],
+        # [0, 255] and [0, 65535] are all common, and a guess would silently change every pixel
+        raise ArgumentError(f"resize_centre_crop: a 32-bit {'float' if image.mode == 'F' else 'integer'} image "
+                            f"(Pillow mode {image.mode}) has no known pixel range; save it with 8 or 16 bits")
+    image = image.convert("RGB")  # palette, CMYK, YCbCr, grey and alpha (dropped, as torchvision does) -> RGB
     scale = size / min(image.size)
     width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     image = image.resize((width, height), Image.BILINEAR)

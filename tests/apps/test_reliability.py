@@ -9,6 +9,7 @@ import pytest
 
 import minicnn as mc
 from minicnn.apps import train
+from minicnn.data import transforms as T
 from minicnn.apps.train import RunFolder, open_checkpoint, train_command
 from minicnn.errors import ArgumentError
 
@@ -157,3 +158,115 @@ def test_train_and_summary_take_the_activation(tmp_path, capsys):
         train.TrainConfig(activation="elu")
     assert main(["summary", "alexnet_small", "--activation", "sigmoid"]) == 0
     assert "sigmoid1" in capsys.readouterr().out
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_training(tmp_path, monkeypatch):
+    """At batch 4096 a run used to end in NumPy's MemoryError (or the system's OOM killer) mid-epoch."""
+    from minicnn import checks
+
+    config = train.TrainConfig(**TINY)
+    crop = config.input_size
+    needed, _ = train.memory_estimate(train.build_model(config, 10), 16, (3, crop, crop))
+    monkeypatch.setattr(checks, "memory_bytes", lambda: needed - 1)  # a machine just too small for batch 16
+    with pytest.raises(ArgumentError, match=rf"train: a training step at batch 16 on 3x{crop}x{crop} inputs needs about "
+                                            r"[0-9.]+ GiB, more than this machine's [0-9.]+ GiB of memory; "
+                                            r"--batch-size 15 or less fits"):
+        _run(tmp_path / "run")
+    assert not (tmp_path / "run" / "last.ckpt").exists()
+    monkeypatch.setattr(checks, "memory_bytes", lambda: needed)  # just enough: it runs
+    monkeypatch.setattr(checks, "available_memory_bytes", lambda: needed - 1)  # but not free now: a warning
+    stream = io.StringIO()
+    train_command(dict(TINY), out=tmp_path / "run", stream=stream)
+    assert "warning: train: a training step at batch 16" in stream.getvalue() and "GiB free now" in stream.getvalue()
+
+
+MEASURE_STEP = """
+import numpy as np
+import minicnn as mc
+from minicnn.apps import train
+
+model = mc.models.alexnet_small(num_classes=10)
+optimizer = mc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+def peak_resident_bytes():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+def step(batch):
+    x = np.random.default_rng(0).random((batch, *model.input_size), dtype=np.float32)
+    loss = mc.functional.cross_entropy(model(mc.tensor(x)), np.zeros(batch, np.int64))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+step(2)  # Numba compiles the kernels, the optimiser makes its momenta
+before = peak_resident_bytes()
+step(256)
+grown = peak_resident_bytes() - before
+estimate, per_image = train.memory_estimate(model, 256, model.input_size)
+print(grown, per_image * 256 * train.ACTIVATION_FACTOR["train"])
+"""
+
+
+def test_the_memory_estimate_bounds_what_a_training_step_uses():
+    """The estimate must not be below what a step really takes (else the check would let an
+    impossible batch through). The peak resident memory of a process grows, from batch 2 to
+    batch 256, by less than the estimate's activation part (tracemalloc cannot tell: it does not
+    see the arrays Numba's kernels allocate)."""
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs Linux's /proc/self/status for a process's peak memory")
+    out = subprocess.run([sys.executable, "-c", MEASURE_STEP], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    grown, estimated = map(float, out.stdout.split())
+    assert 0 < grown < estimated, (grown, estimated)
+
+
+def test_a_tie_on_validation_error_keeps_the_earlier_best(tmp_path, monkeypatch):
+    """Ties on error used to count as best; now the lower validation loss breaks a tie, and an
+    epoch that is no better on both keeps the earlier best.ckpt."""
+    errors_and_losses = iter([(0.5, 1.0), (0.5, 1.2), (0.5, 0.9), (0.6, 0.1)])
+    original = train.evaluate
+
+    def evaluate(*args, **kwargs):
+        error, loss = next(errors_and_losses)
+        return dict(original(*args, **kwargs), top1_error=error, loss=loss)
+
+    saved = []
+    original_save = train.Trainer.save
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    monkeypatch.setattr(train.Trainer, "save", lambda self, name: saved.append((self.epoch, name)) or
+                        original_save(self, name))
+    stream = io.StringIO()
+    train_command(dict(TINY, epochs=4), out=tmp_path, stream=stream)
+    assert [epoch for epoch, name in saved if name == "best.ckpt"] == [1, 3]
+    assert "best validation top-1 error 50.0% (accuracy 50.0%) at epoch 3" in stream.getvalue()
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("P", (204, 102, 51)),  # a palette: the web-safe palette's nearest colour
+    ("PA", (204, 102, 51)),
+    ("RGBA", (200, 100, 50)),  # alpha dropped, as torchvision's loader does
+    ("LA", (124, 124, 124)),  # ITU-R 601 luma of (200, 100, 50), as three greys
+    ("L", (124, 124, 124)),
+    ("CMYK", (200, 100, 50)),
+    ("YCbCr", (199, 99, 49)),  # JPEG's colour space: one step of rounding each way
+])
+def test_image_modes_become_the_right_rgb(tmp_path, mode, expected):
+    image = pytest.importorskip("PIL.Image")
+    picture = image.new("RGB", (8, 6), (200, 100, 50)).convert(mode)
+    square = T.resize_centre_crop(picture, 4)
+    assert square.shape == (3, 4, 4)
+    np.testing.assert_allclose(square[:, 1, 2] * 255, expected, atol=0.51)
+
+
+def test_a_32_bit_image_of_unknown_range_is_refused_naming_the_file(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    classes = tmp_path / "train" / "cat"
+    classes.mkdir(parents=True)
+    image.fromarray(np.full((8, 8), 0.5, np.float32)).save(classes / "a.tiff")  # mode F
+    with pytest.raises(ArgumentError, match=r"ImageFolder: cannot read image .*a.tiff: .*a 32-bit float image "
+                                            r"\(Pillow mode F\) has no known pixel range; save it with 8 or 16 bits"):
+        mc.data.ImageFolder(str(tmp_path / "train"), 8)

@@ -1,9 +1,10 @@
-"""The ``minicnn`` command: ``trace`` (the step-through), ``summary``, ``bench``, ``train``, ``eval``
-and ``augment``."""
+"""The ``minicnn`` command: ``trace`` (the step-through), ``summary``, ``bench``, ``train``, ``eval``,
+``augment`` and ``experiment``."""
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from .. import models
 from ..errors import MiniCNNError
@@ -46,10 +47,11 @@ _TRAIN_OPTIONS = [
                                                        "alexnet2012; 256 for ImageNet-size)")),
     ("--crop", "crop", dict(type=int, help="network input, random crops of this size (default image size x 227/256)")),
     ("--width", "width", dict(type=float, help="alexnet_small: channel multiplier (default 1)")),
-    ("--no-dropout", "dropout", dict(action="store_false", default=None, help="ablation: no dropout (alexnet_small)")),
-    ("--no-lrn", "lrn", dict(action="store_false", default=None, help="ablation: no LRN layers (alexnet_small)")),
+    ("--no-dropout", "dropout", dict(action="store_false", default=None, help="ablation: no dropout layers")),
+    ("--no-lrn", "lrn", dict(action="store_false", default=None, help="ablation: no LRN layers (not alexnet_bn: it has none)")),
     ("--no-overlap", "overlap", dict(action="store_false", default=None,
-                                     help="ablation: 2x2/2 pooling instead of the overlapping 3x3/2 (alexnet_small)")),
+                                     help="ablation: 2x2/2 pooling instead of the overlapping 3x3/2 (the same map sizes in "
+                                          "alexnet2012, and in alexnet_small at 31 px crops: --image-size 35)")),
     ("--no-random-crop", "random_crop", dict(action="store_false", default=None,
                                              help="augmentation off: centre crops, no mirroring")),
     ("--no-pca", "pca", dict(action="store_false", default=None, help="augmentation off: no PCA colour shift")),
@@ -98,8 +100,14 @@ def _eval(args):
 def _augment(args):
     from .augment_view import augmentation_figure
 
-    augmentation_figure(args.out, image_size=args.image_size, count=args.count, seed=args.seed)
+    augmentation_figure(args.out, image_size=args.image_size, count=args.count, seed=args.seed, image=args.image)
     print(f"wrote {args.out}")
+
+
+def _experiment(args):
+    from .experiment import run_experiment
+
+    run_experiment(args.name, full=args.full, seed=args.seed, out=args.out, plot=not args.no_plot)
 
 
 def build_parser():
@@ -185,14 +193,38 @@ def build_parser():
     ev.add_argument("--device", choices=["cpu", "cuda"], help="where to evaluate (default: the training device)")
     ev.set_defaults(run=_eval, model_name=None, model=None, default_model=None)
 
-    au = sub.add_parser("augment", help="draw the paper's augmentations on built-in shapes, as a PNG",
+    au = sub.add_parser("augment", help="draw the paper's augmentations on built-in shapes or your photo, as a PNG",
                         description="Write a PNG grid: original images, random crops with mirroring, the PCA colour "
                                     "shift (at the paper's strength and exaggerated), and the ten evaluation crops.")
     au.add_argument("--out", default="augmentation.png", metavar="PNG", help="output file (default augmentation.png)")
-    au.add_argument("--image-size", type=int, default=64, help="size of the drawn shapes (default 64)")
+    au.add_argument("--image", metavar="PATH", help="your own photo (any format Pillow reads) instead of the shapes")
+    au.add_argument("--image-size", type=int, default=64,
+                    help="size of the drawn shapes, or of the photo's centre square (default 64)")
     au.add_argument("--count", type=int, default=4, help="images, one per row (default 4)")
     au.add_argument("--seed", type=int, default=0, help="seed of the images and the augmentation (default 0)")
     au.set_defaults(run=_augment, model_name=None, model=None, default_model=None)
+
+    from .experiment import EXPERIMENTS, SETTINGS
+
+    listing = "\n".join(f"  {e.name:13} {e.what}" for e in EXPERIMENTS.values())
+    ex = sub.add_parser("experiment", help="rerun one of the write-up's claims: a table, a PNG and a JSON",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description=textwrap.fill(
+                            "Rerun a claim of the AlexNet write-up on the built-in shapes: train the networks it "
+                            "compares, print a table, write OUT/NAME.png and OUT/NAME.json. Deterministic for a "
+                            "seed; the default setting takes a few minutes on two CPU cores, --full longer. "
+                            "docs/claims.md gives each claim's numbers and verdict.", 79),
+                        epilog=f"experiments:\n{listing}")
+    ex.add_argument("name", metavar="NAME", choices=list(EXPERIMENTS), help=f"one of: {', '.join(EXPERIMENTS)}")
+    ex.add_argument("--full", action="store_true",
+                    help=f"the fuller run (training experiments: {SETTINGS['full'].epochs} epochs, width "
+                         f"{SETTINGS['full'].width}; relu-vs-tanh: learning rates "
+                         f"{', '.join(map(str, SETTINGS['full'].learning_rates))} and two initialisations)")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the data, weights and batches (default 0)")
+    ex.add_argument("--out", default="experiments", metavar="DIR",
+                    help="where the PNG, the JSON and the training runs go (default experiments/)")
+    ex.add_argument("--no-plot", action="store_true", help="write no PNG (no matplotlib needed)")
+    ex.set_defaults(run=_experiment, model_name=None, model=None, default_model=None)
     return parser
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import sys
 import time
 
@@ -29,6 +28,7 @@ import numpy as np
 from .. import functional as F
 from .. import models
 from ..autograd import no_grad
+from ..data.folders import load_image
 from ..errors import ArgumentError
 from ..gradcheck import central_difference, relative_error
 from ..kernels.backends import SLOW_NOTE, use_backend
@@ -62,27 +62,6 @@ def builtin_images(batch, size, seed=0):
     return images
 
 
-def load_image(path, size):
-    """An image file (anything Pillow reads) as (3, size, size) in [0, 1]: shorter side resized
-    to ``size``, then centre-cropped."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ArgumentError("trace: --image needs Pillow: pip install 'minicnn[image]'") from None
-    if not os.path.isfile(path):
-        raise ArgumentError(f"trace: image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            scale = size / min(img.size)
-            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))))
-            left, top = (img.width - size) // 2, (img.height - size) // 2
-            array = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
-    except OSError as exc:
-        raise ArgumentError(f"trace: cannot read image {path}: {exc}") from None
-    return array.transpose(2, 0, 1)
-
-
 # ---- numbers -----------------------------------------------------------------------------------
 def stats(array):
     a = array.astype(np.float64)
@@ -103,6 +82,16 @@ def _shape(s):
 
 
 # ---- worked examples (--step) --------------------------------------------------------------------
+def _central_window(layer, x, per_output):
+    """The pooling window of output (0, c, i, j) at the centre of the map, in the channel where
+    ``per_output`` (the output, or its gradient) is largest there: (c, i, j, window, winner)."""
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    i, j = per_output.shape[2] // 2, per_output.shape[3] // 2
+    c = int(np.argmax(np.abs(per_output[0, :, i, j])))
+    window = x[0, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
+    return c, i, j, window, np.unravel_index(int(np.argmax(window)), window.shape)
+
+
 def worked_example(name, layer, x, y, kept=None):
     """A few lines that redo one output of the layer by hand, on the actual numbers (``kept``: a
     dropout layer's kept fraction, counted from its mask)."""
@@ -127,12 +116,8 @@ def worked_example(name, layer, x, y, kept=None):
         lines.append(f"  ... sum of all {terms.size} products = {_g(terms.sum())}; + bias {_g(b)} = {_g(terms.sum() + b)}"
                      f"   (the layer computed {_g(y[n, k, i, j])})")
     elif isinstance(layer, MaxPool2d):
-        kh, kw = layer.kernel_size
-        sh, sw = layer.stride
-        i, j = y.shape[2] // 2, y.shape[3] // 2
-        c = int(np.argmax(np.abs(y[0, :, i, j])))
-        window = x[0, c, i * sh:i * sh + kh, j * sw:j * sw + kw]
-        p, q = np.unravel_index(int(np.argmax(window)), window.shape)
+        (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+        c, i, j, window, (p, q) = _central_window(layer, x, y)
         lines.append(f"window of y[0,{c},{i},{j}]: rows {i * sh}..{i * sh + kh - 1}, columns {j * sw}..{j * sw + kw - 1} of x[0,{c}]")
         for r in window:
             lines.append("  " + "  ".join(f"{v:9.4f}" for v in r))
@@ -183,6 +168,138 @@ def worked_example(name, layer, x, y, kept=None):
     elif isinstance(layer, Flatten):
         lines.append(f"{_shape(x.shape[1:])} = {int(np.prod(x.shape[1:]))} values per image, one vector each")
     return [line for line in lines if line]
+
+
+def _sum_line(terms, first_factors, computed, what):
+    """'= a*b + c*d + ... (N products) = S   (the backward computed S')': the first three nonzero
+    products are shown (after a ReLU most are 0), the sum is over all of them."""
+    nonzero = [(a, b) for a, b in first_factors if a * b != 0] or first_factors  # zeros teach nothing
+    shown = " + ".join(f"{_g(a)} * {_g(b)}" for a, b in nonzero[:3])
+    more = " + ..." if terms.size > 3 else ""
+    return (f"  = {shown}{more}   ({terms.size} products) = {_g(terms.sum())}   (the backward computed "
+            f"{_g(computed)} for {what})")
+
+
+def worked_backward(name, layer, x, grad_y, grad_x, param_grads):
+    """A few lines that redo one entry of the layer's backward by hand, on the actual numbers:
+    ``grad_y`` is d loss / d output, ``grad_x`` what the backward sent to the input (None for the
+    first layer), ``param_grads`` its parameters' gradients by name."""
+    lines = []
+    if isinstance(layer, Conv2d):
+        kh, kw = layer.kernel_size
+        sh, sw = layer.stride
+        (top, bottom), (left, right) = F.conv2d_padding(layer.padding, x.shape[2:], (kh, kw), (sh, sw))
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+        g = grad_y.astype(np.float64)
+        n_img, _, ho, wo = g.shape
+        kg = layer.out_channels // layer.groups  # output channels per group
+        k, c, p, q = 0, 0, kh // 2, kw // 2
+        patch = xp[:, c, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw]  # x_pad[n, c, i*s+p, j*s+q]
+        terms = g[:, k] * patch
+        lines.append(f"dL/dw[{k},{c},{p},{q}] = sum over n<{n_img}, i<{ho}, j<{wo} of dL/dy[n,{k},i,j] * "
+                     f"x_pad[n,{c},i*{sh}+{p},j*{sw}+{q}]   (every output position this weight touched)")
+        lines.append(_sum_line(terms, list(zip(g[:, k].reshape(-1), patch.reshape(-1))),
+                               param_grads["weight"][k, c, p, q], f"w[{k},{c},{p},{q}]"))
+        if grad_x is not None:
+            h, w = x.shape[2] // 2, x.shape[3] // 2
+            # output rows i whose window row p = h + top - i*sh lies in 0..kh-1, and the same for columns
+            rows = [(i, h + top - i * sh) for i in range(ho) if 0 <= h + top - i * sh < kh]
+            cols = [(j, w + left - j * sw) for j in range(wo) if 0 <= w + left - j * sw < kw]
+            ks = np.arange(kg)  # channel 0 is in group 0: the group's output channels read it
+            i_idx, p_idx = (np.array(v) for v in zip(*rows))
+            j_idx, q_idx = (np.array(v) for v in zip(*cols))
+            g_part = g[0][np.ix_(ks, i_idx, j_idx)]
+            w_part = layer.weight.data.astype(np.float64)[:kg, 0][np.ix_(ks, p_idx, q_idx)]
+            terms = g_part * w_part
+            lines.append(f"dL/dx[0,0,{h},{w}] = sum over the {kg} output channels of its group and the "
+                         f"{len(rows)}x{len(cols)} output positions whose window covers it of dL/dy[0,k,i,j] * "
+                         f"w[k,0,{h}+{top}-i*{sh},{w}+{left}-j*{sw}]")
+            lines.append(_sum_line(terms, list(zip(g_part.reshape(-1), w_part.reshape(-1))), grad_x[0, 0, h, w],
+                                   f"x[0,0,{h},{w}]"))
+        lines.append(f"dL/dbias[{k}] = sum of dL/dy[n,{k},i,j] over all n, i, j = {_g(g[:, k].sum())}   "
+                     f"(the backward computed {_g(param_grads['bias'][k])})" if "bias" in param_grads else "")
+    elif isinstance(layer, MaxPool2d) and grad_x is not None:
+        (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+        c, i, j, window, (p, q) = _central_window(layer, x, grad_y)
+        h, w = i * sh + p, j * sw + q
+        # every window that covers x[0,c,h,w] and has it as its winner sends its gradient there
+        winners = []
+        for a in range(max(0, -(-(h - kh + 1) // sh)), min(grad_y.shape[2] - 1, h // sh) + 1):
+            for b in range(max(0, -(-(w - kw + 1) // sw)), min(grad_y.shape[3] - 1, w // sw) + 1):
+                other = x[0, c, a * sh:a * sh + kh, b * sw:b * sw + kw]
+                if np.unravel_index(int(np.argmax(other)), other.shape) == (h - a * sh, w - b * sw):
+                    winners.append((a, b))
+        total = sum(float(grad_y[0, c, a, b]) for a, b in winners)
+        lines.append(f"y[0,{c},{i},{j}]'s window has its winner at x[0,{c},{h},{w}] = {_g(x[0, c, h, w])}: its "
+                     f"gradient {_g(grad_y[0, c, i, j])} goes there, the other {kh * kw - 1} inputs of the window get 0")
+        lines.append(f"  x[0,{c},{h},{w}] wins {len(winners)} window(s) {winners}"
+                     + (" (windows overlap, so one input can win several)" if sh < kh else "")
+                     + f": dL/dx = {' + '.join(_g(grad_y[0, c, a, b]) for a, b in winners)} = {_g(total)}"
+                     f"   (the backward computed {_g(grad_x[0, c, h, w])})")
+    elif isinstance(layer, LocalResponseNorm) and grad_x is not None:
+        half = layer.size // 2
+        i, j = np.unravel_index(int(np.argmax(np.abs(grad_y[0]).sum(axis=0))), grad_y.shape[2:])  # most gradient
+        column, g = x[0, :, i, j].astype(np.float64), grad_y[0, :, i, j].astype(np.float64)
+        c = int(np.argmax(np.abs(g) * (column != 0)))
+        channels = np.arange(column.size)
+        scale = layer.k + layer.alpha * np.array([np.sum(column[max(0, m - half):m + half + 1] ** 2) for m in channels])
+        near = channels[np.abs(channels - c) <= half]
+        direct = g[c] * scale[c] ** -layer.beta
+        through = 2 * layer.alpha * layer.beta * column[c] * np.sum(g[near] * column[near] * scale[near] ** (-layer.beta - 1))
+        lines.append(f"dL/dx[0,{c},{i},{j}] = dL/dy[{c}] * scale[{c}]^-beta - 2 alpha beta x[{c}] * sum over "
+                     f"m={near[0]}..{near[-1]} of dL/dy[m] * x[m] * scale[m]^(-beta-1)   (x[{c}] is in the "
+                     f"denominator of its neighbours too)")
+        lines.append(f"  = {_g(g[c])} * {_g(scale[c])}^-{layer.beta:g} - 2 * {layer.alpha:g} * {layer.beta:g} * "
+                     f"{_g(column[c])} * {_g(through / (2 * layer.alpha * layer.beta * column[c]) if column[c] else 0.0)}"
+                     f" = {_g(direct)} - {_g(through)} = {_g(direct - through)}   (the backward computed "
+                     f"{_g(grad_x[0, c, i, j])})")
+    elif isinstance(layer, ReLU) and grad_x is not None:
+        flat_x, flat_g, flat_gx = x.reshape(-1), grad_y.reshape(-1), grad_x.reshape(-1)
+        on = np.flatnonzero((flat_x > 0) & (flat_g != 0))
+        off = np.flatnonzero((flat_x < 0) & (flat_g != 0))
+        if on.size:
+            lines.append(f"dL/dx = dL/dy where x > 0, else 0: element {on[0]}: x = {_g(flat_x[on[0]])} > 0, "
+                         f"dL/dx = {_g(flat_g[on[0]])}   (the backward computed {_g(flat_gx[on[0]])})")
+        if off.size:
+            lines.append(f"  element {off[0]}: x = {_g(flat_x[off[0]])} <= 0, dL/dx = 0 whatever dL/dy "
+                         f"({_g(flat_g[off[0]])})   (the backward computed {_g(flat_gx[off[0]])})")
+    elif isinstance(layer, Linear):
+        g = grad_y.astype(np.float64)
+        j = int(np.argmax(np.abs(g).sum(axis=0)))  # the output with the most gradient
+        m = int(np.argmax(np.abs(x).sum(axis=0)))  # the input feature most active in the batch
+        terms = g[:, j] * x[:, m].astype(np.float64)
+        lines.append(f"dL/dw[{j},{m}] = sum over the batch of dL/dy[n,{j}] * x[n,{m}] "
+                     + _sum_line(terms, list(zip(g[:, j], x[:, m])), param_grads["weight"][j, m], f"w[{j},{m}]")[2:])
+        if grad_x is not None:
+            terms = g[0] * layer.weight.data[:, m].astype(np.float64)
+            lines.append(f"dL/dx[0,{m}] = sum over the {g.shape[1]} outputs of dL/dy[0,j] * w[j,{m}] "
+                         + _sum_line(terms, list(zip(g[0], layer.weight.data[:, m])), grad_x[0, m], f"x[0,{m}]")[2:])
+    elif isinstance(layer, Dropout) and grad_x is not None:
+        flat_g, flat_gx = grad_y.reshape(-1), grad_x.reshape(-1)
+        kept, dropped = np.flatnonzero(flat_gx != 0), np.flatnonzero((flat_gx == 0) & (flat_g != 0))
+        if kept.size:
+            lines.append(f"dL/dx = dL/dy * mask / (1 - p): a kept element {kept[0]}: {_g(flat_g[kept[0]])} / "
+                         f"{1 - layer.p:g} = {_g(flat_g[kept[0]] / (1 - layer.p))}   (the backward computed "
+                         f"{_g(flat_gx[kept[0]])})")
+        if dropped.size:
+            lines.append(f"  a dropped element {dropped[0]}: dL/dy {_g(flat_g[dropped[0]])}, dL/dx 0 (the same mask "
+                         "as the forward's)")
+    return [line for line in lines if line]
+
+
+def worked_loss_gradient(logits, labels, grad):
+    """Cross-entropy's backward: dL/dlogits = (softmax(z) - one_hot(label)) / N, for image 0."""
+    z = logits[0].astype(np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    n, t = len(labels), int(labels[0])
+    other = 0 if t != 0 else 1
+    return [f"dL/dlogits[n,c] = (softmax(z_n)[c] - (1 if c is the label else 0)) / N, N = {n}: the mean loss's "
+            "gradient pushes the true class up and every other down, each by its probability",
+            f"  image 0, label {t}: ({_g(p[t])} - 1) / {n} = {_g((p[t] - 1) / n)}   (the backward computed "
+            f"{_g(grad[0, t])})",
+            f"  image 0, class {other}: ({_g(p[other])} - 0) / {n} = {_g(p[other] / n)}   (the backward computed "
+            f"{_g(grad[0, other])})"]
 
 
 # ---- finite-difference spot check ----------------------------------------------------------------
@@ -299,7 +416,7 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     size = net.input_size[1]
     classes = [m for _, m in net.named_children()][-1].out_features
     if image is not None:
-        pixels = np.repeat(load_image(image, size)[None], batch, axis=0)
+        pixels = np.repeat(load_image(image, size, "trace")[None], batch, axis=0)
         source = f"image {image}"
     else:
         pixels = builtin_images(batch, size, seed)
@@ -314,7 +431,15 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
         f"{net.num_parameters():,} parameters, {'training' if training else 'eval'} mode")
     if backend == "reference":
         say(SLOW_NOTE)
-    say("(times include each kernel's first use: Numba compiles it once, a few seconds, then loads it from its cache)")
+    # A warm-up pass on a copy (the copy's dropout masks and batch-norm statistics are its own):
+    # Numba compiles each kernel on its first call, or loads it from its cache, and that must not
+    # show in a layer's time.
+    warm_start = time.perf_counter()
+    twin = copy.deepcopy(net)
+    F.cross_entropy(twin(Tensor(x)), labels).backward()
+    record["warmup_seconds"] = time.perf_counter() - warm_start
+    say(f"(times in ms are measured after a warm-up pass, {record['warmup_seconds']:.1f} s, which compiled the "
+        "kernels or loaded them from Numba's cache)")
     say()
     say("FORWARD: each row is one layer; input -> output shape, then statistics of the output")
 
@@ -374,6 +499,12 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     loss.backward()
     grad = logits.grad
     record["backward"].append({"layer": "loss", "ms": (time.perf_counter() - t0) * 1e3, "grad_out_norm": norm(grad)})
+    if step:
+        example = worked_loss_gradient(current.data, labels, grad)
+        record["backward"][-1]["worked_example"] = example
+        for line in example:
+            say("    " + line)
+        _pause(stdin, say)
     rng = np.random.default_rng(seed)
     back_rows = []
     layers = list(net.named_children())
@@ -396,9 +527,20 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
         back_rows.append([name, _g(norm(grad)), _g(norm(grad_in)) if idx > 0 else "(image)",
                           ", ".join(f"{k} {_g(v)}" for k, v in param_norms.items()) or "-", f"{elapsed * 1e3:.1f}",
                           f"{worst:.1e} ({len(checks_done)})" if worst is not None else "-"])
+        if step:
+            for line in _table(back_rows[-1:], _BACKWARD_HEADER)[0 if len(back_rows) == 1 else 2:]:
+                say(line)
+            example = worked_backward(name, layer, inputs[idx].data, grad, grad_in if idx > 0 else None,
+                                      {pname: p.grad for pname, p in layer.named_parameters()})
+            record["backward"][-1]["worked_example"] = example
+            for line in example:
+                say("    " + line)
+            if example:
+                _pause(stdin, say)
         grad = grad_in
-    for line in _table(back_rows, ["layer", "|grad out|", "|grad in|", "|param grads|", "ms", "spot check"]):
-        say(line)
+    if not step:
+        for line in _table(back_rows, _BACKWARD_HEADER):
+            say(line)
     worst_all = max((c["rel_error"] for b in record["backward"] for c in b.get("spot_checks", [])), default=None)
     record["worst_spot_check"] = worst_all
     record["seconds"] = time.perf_counter() - started
@@ -429,6 +571,7 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     return record
 
 
+_BACKWARD_HEADER = ["layer", "|grad out|", "|grad in|", "|param grads|", "ms", "spot check"]
 _FORWARD_HEADER = ["layer", "op", "shape", "size arithmetic", "params", "MACs/img", "ms", "mean", "std", "min", "max",
                    "zeros"]
 

@@ -134,10 +134,12 @@ class TrainConfig:
         if self.backend == "reference" and self.device == "cuda":
             raise ArgumentError("train: the reference backend runs on the CPU; --device cuda runs the CUDA kernels")
         ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]
-        if self.model != "alexnet_small" and (ablated or self.width != 1.0):
-            changed = ablated + (["width"] if self.width != 1.0 else [])
-            raise ArgumentError(f"train: {', '.join(changed)} can only be changed for alexnet_small, "
-                                f"not {self.model}")
+        unsupported = [name for name in ablated if name not in models.ABLATIONS[self.model]]
+        unsupported += ["width"] if self.width != 1.0 and self.model != "alexnet_small" else []
+        if unsupported:
+            raise ArgumentError(f"train: {self.model} has no {', '.join(unsupported)} to change (its switches: "
+                                f"{', '.join(models.ABLATIONS[self.model])}" +
+                                ("; width is alexnet_small's)" if "width" in unsupported else ")"))
 
     @property
     def input_size(self):
@@ -208,9 +210,12 @@ class Pipeline:
 def build_model(config, num_classes):
     kwargs = {"num_classes": num_classes, "input_size": config.input_size, "seed": config.seed,
               "activation": config.activation}
+    switches = models.ABLATIONS[config.model]
+    kwargs.update({name: getattr(config, name) for name in ("lrn", "overlap") if name in switches})
+    if not config.dropout:
+        kwargs["dropout"] = 0.0  # else the model's own rate (0.5, or alexnet_bn's 0.25)
     if config.model == "alexnet_small":
-        kwargs.update(width=config.width, dropout=0.5 if config.dropout else 0.0, lrn=config.lrn,
-                      overlap=config.overlap)
+        kwargs["width"] = config.width
     return models.get(config.model, **kwargs)
 
 
@@ -746,21 +751,27 @@ def _train_in(config, out, resumed, plot, stream):
     return trainer, outcome
 
 
+def load_trained(path, device=None, data=None):
+    """(config, meta, model, pipeline) of a training checkpoint: the model with its weights (on
+    ``device``, default the training device) and the input pipeline fitted to its training set."""
+    arrays, meta, config = open_checkpoint(path)
+    changes = {k: v for k, v in (("device", device), ("data", data)) if v is not None}
+    config = TrainConfig.from_dict({**dataclasses.asdict(config), **changes})
+    model = build_model(config, meta["num_classes"])
+    model.load_state_dict(model_state(arrays))
+    if config.device != "cpu":
+        model.to(config.device)
+    return config, meta, model, Pipeline.from_arrays(arrays, config.input_size)
+
+
 def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, stream=None):
     """``minicnn eval``: top-1 and top-5 error of a checkpoint on its validation set."""
     stream = stream or sys.stdout
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ArgumentError(f"eval: batch-size must be an integer >= 1, got {batch_size!r}")
-    arrays, meta, config = open_checkpoint(path)
-    changes = {k: v for k, v in (("device", device), ("data", data)) if v is not None}
-    config = TrainConfig.from_dict({**dataclasses.asdict(config), **changes})
+    config, meta, model, pipeline = load_trained(path, device, data)
     _, val_set = load_data(config)
     num_classes = meta["num_classes"]
-    model = build_model(config, num_classes)
-    model.load_state_dict(model_state(arrays))
-    if config.device != "cpu":
-        model.to(config.device)
-    pipeline = Pipeline.from_arrays(arrays, config.input_size)
     if config.device == "cpu":
         check_memory("eval", model, min(batch_size, len(val_set.labels)) * (10 if ten_crop else 1),
                      (3, config.input_size, config.input_size), mode="eval", stream=sys.stderr)

@@ -107,6 +107,23 @@ class CIFAR10:
         return self.images[index], self.labels[index]
 
 
+def load_image(path, size, op="load_image"):
+    """One image file (any format Pillow reads) as (3, size, size) float32 in [0, 1]: the shorter
+    side resized to ``size``, then the central square (``transforms.resize_centre_crop``). Errors
+    name ``op`` and the file."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ArgumentError(f"{op}: reading an image needs Pillow: pip install 'minicnn[image]'") from None
+    if not os.path.isfile(path):
+        raise ArgumentError(f"{op}: image file not found (or not a regular file): {path}")
+    try:
+        with Image.open(path) as img:
+            return resize_centre_crop(img, size)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a bomb: over Pillow's pixel limit
+        raise ArgumentError(f"{op}: cannot read image {path}: {type(exc).__name__}: {exc}") from None
+
+
 class ImageFolder:
     """``folder/<class name>/<image files>``, any format Pillow reads; each image's shorter side is
     resized to ``size``, then centre-cropped to size x size (``transforms.resize_centre_crop``).
@@ -116,7 +133,7 @@ class ImageFolder:
 
     def __init__(self, folder, size=64, classes=None):
         try:
-            from PIL import Image
+            import PIL  # noqa: F401  (checked before the folder is walked)
         except ImportError:
             raise ArgumentError("ImageFolder needs Pillow: pip install 'minicnn[image]'") from None
         if not os.path.isdir(folder):
@@ -136,11 +153,7 @@ class ImageFolder:
                 path = os.path.join(folder, name, file)
                 if not os.path.isfile(path):
                     raise ArgumentError(f"ImageFolder: {path} is not a regular file (a folder, a FIFO or a device)")
-                try:
-                    with Image.open(path) as img:
-                        images.append(resize_centre_crop(img, size))
-                except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a bomb: over Pillow's pixel limit
-                    raise ArgumentError(f"ImageFolder: cannot read image {path}: {type(exc).__name__}: {exc}") from None
+                images.append(load_image(path, size, "ImageFolder"))
                 labels.append(label)
         if not images:
             raise ArgumentError(f"ImageFolder: no images under {folder}")

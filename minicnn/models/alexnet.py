@@ -71,6 +71,11 @@ def conv_out(size, kernel, stride=1, padding=0):
 MIN_INPUT_SIZE = {"alexnet2012": 67, "alexnet2012_caffe": 67, "alexnet_bn": 57, "alexnet_small": 15}
 
 
+# The paper's ablation switches each model takes (alexnet_bn has batch norm, no LRN to remove).
+ABLATIONS = {"alexnet2012": ("dropout", "lrn", "overlap"), "alexnet2012_caffe": ("dropout", "lrn", "overlap"),
+             "alexnet_bn": ("dropout", "overlap"), "alexnet_small": ("dropout", "lrn", "overlap")}
+
+
 # The activation after each conv and fc layer: the paper's ReLU, or the saturating ones it was
 # compared with ("ReLUs train several times faster than their equivalents with tanh units").
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
@@ -109,15 +114,28 @@ def _initialise(model, scheme, seed):
     return model
 
 
-def _alexnet2012_layers(num_classes, input_size, pool_before_lrn, act):
+def _check_ablations(model, dropout, lrn, overlap):
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ArgumentError(f"{model}: dropout must be a probability in [0, 1), got {dropout!r}")
+    for name, value in (("lrn", lrn), ("overlap", overlap)):
+        if not isinstance(value, bool):
+            raise ArgumentError(f"{model}: {name} must be True or False, got {value!r}")
+    return 3 if overlap else 2  # the pooling window: overlapping 3x3/2, or the paper's comparison 2x2/2
+
+
+def _alexnet2012_layers(num_classes, input_size, pool_before_lrn, act, dropout, lrn, window):
     s1 = conv_out(input_size, 11, 4)  # 227 -> 55
-    p1 = conv_out(s1, 3, 2)  # 55 -> 27
-    p2 = conv_out(p1, 3, 2)  # 27 -> 13
-    p5 = conv_out(p2, 3, 2)  # 13 -> 6
+    p1 = conv_out(s1, window, 2)  # 55 -> 27 (3x3/2 and 2x2/2 alike: every map here has an odd size)
+    p2 = conv_out(p1, window, 2)  # 27 -> 13
+    p5 = conv_out(p2, window, 2)  # 13 -> 6
 
     def block(i, conv):
-        norm_pool = [(f"lrn{i}", LocalResponseNorm(5, 1e-4, 0.75, 2.0)), (f"pool{i}", MaxPool2d(3, 2))]
-        return [(f"conv{i}", conv), act(i)] + (norm_pool[::-1] if pool_before_lrn else norm_pool)
+        norm = [(f"lrn{i}", LocalResponseNorm(5, 1e-4, 0.75, 2.0))] if lrn else []
+        pool = [(f"pool{i}", MaxPool2d(window, 2))]
+        return [(f"conv{i}", conv), act(i)] + (pool + norm if pool_before_lrn else norm + pool)
+
+    def drop(i):
+        return [(f"drop{i}", Dropout(dropout))] if dropout else []
 
     return [
         *block(1, Conv2d(3, 96, 11, stride=4)),
@@ -125,10 +143,10 @@ def _alexnet2012_layers(num_classes, input_size, pool_before_lrn, act):
         ("conv3", Conv2d(256, 384, 3, padding=1)), act(3),
         ("conv4", Conv2d(384, 384, 3, padding=1, groups=2)), act(4),
         ("conv5", Conv2d(384, 256, 3, padding=1, groups=2)), act(5),
-        ("pool5", MaxPool2d(3, 2)),
+        ("pool5", MaxPool2d(window, 2)),
         ("flatten", Flatten()),
-        ("fc6", Linear(256 * p5 * p5, 4096)), act(6), ("drop6", Dropout(0.5)),
-        ("fc7", Linear(4096, 4096)), act(7), ("drop7", Dropout(0.5)),
+        ("fc6", Linear(256 * p5 * p5, 4096)), act(6), *drop(6),
+        ("fc7", Linear(4096, 4096)), act(7), *drop(7),
         ("fc8", Linear(4096, num_classes)),
     ]
 
@@ -150,39 +168,52 @@ def _with_fc6_share(notes, layers):
                            f"({sizes['fc6']:,} of {total:,})")
 
 
-def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu"):
-    """The 2012 paper's AlexNet (conv, ReLU, LRN, pool). 60,965,224 parameters for 1000 classes."""
+def alexnet2012(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu", dropout=0.5,
+                lrn=True, overlap=True):
+    """The 2012 paper's AlexNet (conv, ReLU, LRN, pool). 60,965,224 parameters for 1000 classes.
+    The paper's ablations, each one switch: ``dropout=0`` drops the dropout layers, ``lrn=False``
+    the two LRN layers, ``overlap=False`` pools with 2x2/2 windows (the same map sizes here)."""
     num_classes = _check_classes("alexnet2012", num_classes)
     input_size = _check_input_size("alexnet2012", input_size, MIN_INPUT_SIZE["alexnet2012"])
+    window = _check_ablations("alexnet2012", dropout, lrn, overlap)
     with initialisers.no_default_init():  # _initialise draws every weight below
-        layers = _alexnet2012_layers(num_classes, input_size, False, _activation("alexnet2012", activation))
+        layers = _alexnet2012_layers(num_classes, input_size, False, _activation("alexnet2012", activation),
+                                     dropout, lrn, window)
     notes = _with_fc6_share(_2012_NOTES, layers)
     return _initialise(Network("alexnet2012", layers, (3, input_size, input_size), notes), init, seed)
 
 
-def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu"):
-    """The 2012 network in CaffeNet's order: conv, ReLU, pool, LRN (pooling before normalising)."""
+def alexnet2012_caffe(num_classes=1000, input_size=227, *, init="paper", seed=0, activation="relu", dropout=0.5,
+                      lrn=True, overlap=True):
+    """The 2012 network in CaffeNet's order: conv, ReLU, pool, LRN (pooling before normalising);
+    the same ablation switches as ``alexnet2012``."""
     num_classes = _check_classes("alexnet2012_caffe", num_classes)
     input_size = _check_input_size("alexnet2012_caffe", input_size, MIN_INPUT_SIZE["alexnet2012_caffe"])
+    window = _check_ablations("alexnet2012_caffe", dropout, lrn, overlap)
     with initialisers.no_default_init():
-        layers = _alexnet2012_layers(num_classes, input_size, True, _activation("alexnet2012_caffe", activation))
+        layers = _alexnet2012_layers(num_classes, input_size, True, _activation("alexnet2012_caffe", activation),
+                                     dropout, lrn, window)
     notes = dict(_with_fc6_share(_2012_NOTES, layers),
-                 lrn1="after pool1 in this order (the paper normalises before pooling)")
+                 **({"lrn1": "after pool1 in this order (the paper normalises before pooling)"} if lrn else {}))
     return _initialise(Network("alexnet2012_caffe", layers, (3, input_size, input_size), notes), init, seed)
 
 
-def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0, activation="relu"):
+def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0, activation="relu", dropout=0.25,
+               overlap=True):
     """The write-up's Keras AlexNet: batch norm instead of LRN, no groups, "same" padding,
     dropout 0.25, L2 0.0002. Keras' BatchNormalization defaults are kept: eps 1e-3 and a
-    running average that keeps 0.99 of the old value (momentum 0.01 in PyTorch's terms)."""
+    running average that keeps 0.99 of the old value (momentum 0.01 in PyTorch's terms).
+    Ablations: ``dropout=0`` drops the dropout layers, ``overlap=False`` pools 2x2/2 (57 -> 28 ->
+    14 -> 7 instead of 28 -> 13 -> 6: not the same sizes here; it has no LRN to switch off)."""
     num_classes = _check_classes("alexnet_bn", num_classes)
     act = _activation("alexnet_bn", activation)
     input_size = _check_input_size("alexnet_bn", input_size, MIN_INPUT_SIZE["alexnet_bn"])
+    window = _check_ablations("alexnet_bn", dropout, True, overlap)
     s1 = -(-input_size // 4)  # "same" at stride 4: ceil(227 / 4) = 57
     (top, bottom), _ = conv2d_padding("same", (input_size, input_size), (11, 11), (4, 4))
-    p1 = conv_out(s1, 3, 2)  # 57 -> 28
-    p2 = conv_out(p1, 3, 2)  # 28 -> 13
-    p5 = conv_out(p2, 3, 2)  # 13 -> 6
+    p1 = conv_out(s1, window, 2)  # 57 -> 28
+    p2 = conv_out(p1, window, 2)  # 28 -> 13
+    p5 = conv_out(p2, window, 2)  # 13 -> 6
 
     def bn2d(c):
         return BatchNorm2d(c, eps=1e-3, momentum=0.01)
@@ -190,19 +221,22 @@ def alexnet_bn(num_classes=1000, input_size=227, *, init="kaiming", seed=0, acti
     def bn1d(c):
         return BatchNorm1d(c, eps=1e-3, momentum=0.01)
 
+    def drop(i):
+        return [(f"drop{i}", Dropout(dropout))] if dropout else []
+
     with initialisers.no_default_init():
         layers = [
             ("conv1", Conv2d(3, 96, 11, stride=4, padding="same")), act(1), ("bn1", bn2d(96)),
-            ("pool1", MaxPool2d(3, 2)), ("drop1", Dropout(0.25)),
+            ("pool1", MaxPool2d(window, 2)), *drop(1),
             ("conv2", Conv2d(96, 256, 5, padding="same")), act(2), ("bn2", bn2d(256)),
-            ("pool2", MaxPool2d(3, 2)), ("drop2", Dropout(0.25)),
+            ("pool2", MaxPool2d(window, 2)), *drop(2),
             ("conv3", Conv2d(256, 384, 3, padding="same")), act(3), ("bn3", bn2d(384)),
             ("conv4", Conv2d(384, 384, 3, padding="same")), act(4), ("bn4", bn2d(384)),
             ("conv5", Conv2d(384, 256, 3, padding="same")),
-            ("pool5", MaxPool2d(3, 2)), ("drop5", Dropout(0.25)),
+            ("pool5", MaxPool2d(window, 2)), *drop(5),
             ("flatten", Flatten()),
-            ("fc6", Linear(256 * p5 * p5, 4096)), act(6), ("bn6", bn1d(4096)), ("drop6", Dropout(0.25)),
-            ("fc7", Linear(4096, 4096)), act(7), ("bn7", bn1d(4096)), ("drop7", Dropout(0.25)),
+            ("fc6", Linear(256 * p5 * p5, 4096)), act(6), ("bn6", bn1d(4096)), *drop(6),
+            ("fc7", Linear(4096, 4096)), act(7), ("bn7", bn1d(4096)), *drop(7),
             ("fc8", Linear(4096, num_classes)),
         ]
     notes = {
@@ -231,15 +265,13 @@ def alexnet_small(num_classes=10, input_size=32, *, width=1.0, init="kaiming", s
     input_size = _check_input_size("alexnet_small", input_size, MIN_INPUT_SIZE["alexnet_small"])
     if not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise ArgumentError(f"alexnet_small: width must be a number in (0, 4], got {width!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ArgumentError(f"alexnet_small: dropout must be a probability in [0, 1), got {dropout!r}")
 
     def ch(count):  # an even number of channels, so that two groups split them evenly
         return max(2, 2 * round(count * width / 2))
 
     c1, c2, c3, c5, f = ch(48), ch(128), ch(192), ch(128), ch(256)
+    window = _check_ablations("alexnet_small", dropout, lrn, overlap)
     stride = 2 if input_size >= 64 else 1
-    window = 3 if overlap else 2
     s1 = conv_out(input_size, 5, stride, 2)
     p1 = conv_out(s1, window, 2)
     p2 = conv_out(p1, window, 2)

@@ -1,6 +1,7 @@
 """minicnn summary and minicnn trace: the numbers they print, the chained backward, the CLI."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -90,9 +91,23 @@ def test_step_mode_by_piping_enter():
                          input="\n" * 40, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert text.count("[Enter: next layer]") == 23
+    forward, backward = text.split("BACKWARD")
+    assert forward.count("[Enter: next layer]") == 23
     assert "sum of all 75 products" in text and "winner at window" in text and "denominator" in text
     assert "kept fraction" in text and "LOSS: cross-entropy" in text
+    # the backward is worked too: the loss, and every layer but flatten (it only reshapes)
+    assert backward.count("[Enter: next layer]") == 1 + 22
+    for worked in ("dL/dlogits[n,c] = (softmax(z_n)[c] - (1 if c is the label else 0)) / N",
+                   "dL/dw[0,0,2,2] = sum over n<2, i<32, j<32 of dL/dy[n,0,i,j] * x_pad[n,0,i*1+2,j*1+2]",
+                   "dL/dx[0,0,7,7] = sum over the 64 output channels of its group",
+                   "wins 2 window(s)", "x[92] is in the denominator of its neighbours too",
+                   "dL/dx = dL/dy * mask / (1 - p)", "dL/dx = dL/dy where x > 0, else 0"):
+        assert worked in backward, worked
+    # each worked sum equals what the backward computed (both printed to 4 significant digits)
+    pairs = re.findall(r"= (-?[0-9.e+-]+)   \(the backward computed (-?[0-9.e+-]+)", backward)
+    assert len(pairs) >= 30
+    for by_hand, computed in pairs:
+        assert float(by_hand) == pytest.approx(float(computed), rel=2e-3, abs=1e-12), (by_hand, computed)
 
 
 def test_step_mode_at_end_of_input_carries_on():
@@ -131,6 +146,21 @@ def test_image_and_feature_maps(tmp_path):
     assert "in.png" in record["source"]
     assert {os.path.basename(p) for p in record["maps"]} >= {"conv1_filters.png", "conv1_maps.png", "pool5_maps.png"}
     assert all(os.path.getsize(p) > 100 for p in record["maps"])
+    # readable: conv1's 5x5 filters were drawn 5 pixels wide (a 191x71 px picture); now each
+    # filter pixel is a 10x10 block, and a 3x3 map of pool5 a 48x48 one
+    with image.open(tmp_path / "maps" / "conv1_filters.png") as filters:
+        assert filters.width >= 16 * 48
+    with image.open(tmp_path / "maps" / "pool5_maps.png") as pool5:
+        assert pool5.width >= 8 * 48 and pool5.height >= 8 * 48
+
+
+def test_enlarging_repeats_each_pixel_and_invents_nothing():
+    from minicnn.apps.maps import enlarge
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    big = enlarge(a, 4)
+    assert big.shape == (8, 12) and set(np.unique(big)) == set(a.ravel())
+    assert (big[4:8, 8:12] == a[1, 2]).all()
 
 
 def test_bad_trace_arguments(capsys, tmp_path):
@@ -145,14 +175,15 @@ def test_bad_trace_arguments(capsys, tmp_path):
 
 def test_help_on_every_command(capsys):
     for argv in (["--help"], ["trace", "--help"], ["summary", "--help"], ["bench", "--help"], ["train", "--help"],
-                 ["eval", "--help"], ["augment", "--help"]):
+                 ["eval", "--help"], ["augment", "--help"], ["experiment", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--step" in text and "--save-maps" in text and "--input-size" in text
     assert "--resume" in text and "--no-lrn" in text and "--ten-crop" in text and "--plot" in text
-    for command in ("train", "eval", "augment", "bench", "trace", "summary"):
+    assert "--full" in text and "relu-vs-tanh" in text and "--image PATH" in text
+    for command in ("train", "eval", "augment", "bench", "trace", "summary", "experiment"):
         assert command in text
 
 
@@ -208,3 +239,16 @@ def test_fc6s_share_is_counted_from_the_model_not_fixed_text():
 
     assert "62% of all parameters (37,752,832 of 60,965,224)" in models.alexnet2012().notes["fc6"]
     assert "53% of all parameters (26,218,496 of 49,430,888)" in models.alexnet2012(input_size=224).notes["fc6"]
+
+
+def test_json_carries_the_worked_backward_and_times_exclude_compilation():
+    import io
+
+    out = io.StringIO()
+    record = run_trace(model="alexnet_small", step=True, checks=0, out=out, stdin=io.StringIO(""))
+    by_layer = {entry["layer"]: entry for entry in record["backward"]}
+    assert by_layer["loss"]["worked_example"][0].startswith("dL/dlogits[n,c] = (softmax(z_n)[c]")
+    assert any(line.startswith("dL/dw[0,0,2,2]") for line in by_layer["conv1"]["worked_example"])
+    assert any("wins" in line for line in by_layer["pool2"]["worked_example"])
+    assert record["warmup_seconds"] > 0
+    assert "times in ms are measured after a warm-up pass" in out.getvalue()

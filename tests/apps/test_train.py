@@ -253,7 +253,8 @@ def test_top_k_and_ten_crop_evaluation():
     (dict(image_size=20, crop=24), "crop 24 is larger than the images"),
     (dict(epochs=0), "epochs must be an integer >= 1"),
     (dict(optimizer="rmsprop"), "optimizer must be sgd or adam"),
-    (dict(model="alexnet2012", lrn=False), "lrn can only be changed for alexnet_small"),
+    (dict(model="alexnet_bn", lrn=False), r"alexnet_bn has no lrn to change \(its switches: dropout, overlap\)"),
+    (dict(model="alexnet2012", width=0.5), r"alexnet2012 has no width to change .*width is alexnet_small's"),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ArgumentError, match=message):
@@ -334,6 +335,26 @@ def test_augmentation_figure(tmp_path):
     assert main(["augment", "--out", str(tmp_path / "x.png"), "--count", "0"]) == 2
 
 
+def test_augmentation_figure_on_your_own_photo(tmp_path, capsys):
+    image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("matplotlib")
+    from minicnn.apps.augment_view import augmentation_figure
+    from minicnn.apps.cli import main
+
+    photo = np.zeros((60, 90, 3), np.uint8)
+    photo[:, :45] = (200, 40, 30)  # a red half and a blue half: two colour axes to shift along
+    photo[:, 45:] = (20, 60, 210)
+    image.fromarray(photo).save(tmp_path / "photo.jpg")
+    assert main(["augment", "--image", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "aug.png")]) == 0
+    assert (tmp_path / "aug.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["augment", "--image", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "augment: image file not found (or not a regular file)" in capsys.readouterr().err
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    with pytest.raises(ArgumentError, match="augment: cannot read image .*bad.jpg"):
+        augmentation_figure(str(tmp_path / "x.png"), image=str(tmp_path / "bad.jpg"))
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.slow
 def test_a_second_process_into_a_running_folder_is_refused(tmp_path):
     """Two real `minicnn train` processes into one --out: the second is refused while the first
@@ -348,3 +369,32 @@ def test_a_second_process_into_a_running_folder_is_refused(tmp_path):
     assert first.returncode == 0, output
     _, meta, _ = open_checkpoint(tmp_path / "last.ckpt")
     assert meta["epoch"] == 3
+
+
+@pytest.mark.parametrize("model, switch, gone", [
+    ("alexnet2012", "dropout", ["drop6", "drop7"]), ("alexnet2012", "lrn", ["lrn1", "lrn2"]),
+    ("alexnet2012_caffe", "lrn", ["lrn1", "lrn2"]), ("alexnet_bn", "dropout", ["drop1", "drop2", "drop5", "drop6", "drop7"]),
+])
+def test_the_ablation_switches_on_the_full_size_models(model, switch, gone):
+    """Issue 18: the paper's ablations on alexnet2012 and alexnet_bn where they apply."""
+    from minicnn.apps.train import build_model
+
+    full = [name for name, _ in build_model(TrainConfig(model=model), 10).named_children()]
+    ablated = [name for name, _ in build_model(TrainConfig(model=model, **{switch: False}), 10).named_children()]
+    assert set(full) - set(ablated) == set(gone) and set(ablated) <= set(full)
+
+
+def test_non_overlapping_pooling_keeps_alexnet2012s_map_sizes():
+    """55 -> 27 -> 13 -> 6 with 3x3/2 and with 2x2/2: the paper's comparison at equal sizes."""
+    from minicnn import models
+    from minicnn.apps.summary import layer_plan
+
+    def pools(**kwargs):
+        net = models.alexnet2012(**kwargs)
+        return [(row["name"], row["out_shape"]) for row in layer_plan(net) if row["name"].startswith("pool")], \
+            net.num_parameters()
+
+    assert pools() == pools(overlap=False)
+    assert pools()[1] == 60_965_224
+    assert [r["op"] for r in layer_plan(models.alexnet2012(overlap=False)) if r["name"] == "pool1"] == \
+        ["maxpool 2x2/2"]

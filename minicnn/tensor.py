@@ -5,6 +5,15 @@ element-wise and reduction arithmetic a loss needs (``+ - * / -x x**c``, ``sum``
 ``mean``, ``reshape``, ``@``) with NumPy broadcasting. The backward of a
 broadcast op sums the gradient over the broadcast axes (``_unbroadcast``), so
 every input receives a gradient of its own shape.
+
+And what a PyTorch user reaches for (docs/pytorch.md): indexing with a gradient
+(``Index``: the gradient is scattered back with ``np.add.at``, so an element read
+twice gets both), comparisons (boolean tensors, no gradient), ``argmax``,
+``max``/``min`` (the gradient to the winner, through indexing), ``view``,
+``flatten``, ``unsqueeze``, ``squeeze``, ``permute``/``transpose``/``T``
+(``Permute``: the gradient is permuted back), ``clone``, ``float``/``double``
+(``Cast``), ``size()``, ``dim=``/``keepdim=``, and ``cat``/``stack`` (``Cat``: the
+gradient is split back into the parts).
 """
 from __future__ import annotations
 
@@ -49,7 +58,7 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
+    size = property(lambda self: _Size(self.data.size, self.data.shape))  # t.size (elements), t.size() / t.size(d)
     device = property(lambda self: _device.device_of(self.data))
 
     def __len__(self):
@@ -62,6 +71,37 @@ class Tensor:
             return f"tensor(<cuda array of shape {self.shape}>, dtype={self.dtype}{grad}{fn})"
         body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2)
         return f"tensor({body}, dtype={self.dtype}{grad}{fn})"
+
+    def dim(self):
+        return self.data.ndim
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ArgumentError(f"bool: a tensor of {self.data.size} elements is neither true nor false; use "
+                                "(t == x).all() or .any()")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self._one("float"))
+
+    def __int__(self):
+        return int(self._one("int"))
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise DTypeError(f"index: only an integer tensor can be an index, got dtype {self.dtype}")
+        return int(self._one("index"))
+
+    def _one(self, op):
+        if self.data.size != 1:
+            raise ShapeError(f"{op}: only a one-element tensor converts to a Python number, got shape {self.shape}")
+        return self.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
 
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (a copy from the GPU for a cuda tensor)."""
@@ -161,11 +201,14 @@ class Tensor:
     def __rmatmul__(self, other):
         return MatMul.apply(_operand(other, self, "matmul"), self)
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Sum over ``axis`` (NumPy's name) or ``dim`` (PyTorch's), all axes by default."""
         _host_only("sum", self)
+        axis, keepdims = _reduction_args("sum", axis, keepdims, dim, keepdim)
         return Sum.apply(self, _normalise_axis(axis, self.ndim, "sum"), keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _reduction_args("mean", axis, keepdims, dim, keepdim)
         axes = _normalise_axis(axis, self.ndim, "mean")
         count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
         return self.sum(axes, keepdims) / count
@@ -174,9 +217,266 @@ class Tensor:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         try:
             shape = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape  # resolves a -1
-        except ValueError:
-            raise ShapeError(f"reshape: cannot reshape {self.shape} ({self.size} elements) into {tuple(shape)}") from None
+        except (ValueError, TypeError):
+            raise ShapeError(f"reshape: cannot reshape {self.shape} ({self.data.size} elements) into "
+                             f"{tuple(shape)}") from None
         return Reshape.apply(self, shape)
+
+    view = reshape  # PyTorch's name; no tensor here shares memory with another, so the same op
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """The axes from ``start_dim`` to ``end_dim`` (inclusive) merged into one."""
+        start, end = (_normalise_axis(d, max(self.ndim, 1), "flatten")[0] for d in (start_dim, end_dim))
+        if self.ndim == 0:
+            return self.reshape(1)
+        if start > end:
+            raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
+
+    def unsqueeze(self, dim):
+        """A new axis of size 1 at ``dim`` (counted in the result, as PyTorch does)."""
+        where = _normalise_axis(dim, self.ndim + 1, "unsqueeze")[0]
+        return self.reshape(*self.shape[:where], 1, *self.shape[where:])
+
+    def squeeze(self, dim=None):
+        """Without the axes of size 1 (only ``dim``, if given and of size 1)."""
+        if dim is None:
+            return self.reshape(*[s for s in self.shape if s != 1])
+        where = _normalise_axis(dim, self.ndim, "squeeze")[0]
+        if self.shape[where] != 1:
+            return self
+        return self.reshape(*self.shape[:where], *self.shape[where + 1:])
+
+    def permute(self, *dims):
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        order = tuple(_normalise_axis(d, self.ndim, "permute")[0] for d in dims)
+        if sorted(order) != list(range(self.ndim)):
+            raise ShapeError(f"permute: {tuple(dims)} is not an order of the {self.ndim} axes of {self.shape}")
+        _host_only("permute", self)
+        return Permute.apply(self, order)
+
+    def transpose(self, dim0, dim1):
+        order = list(range(self.ndim))
+        a, b = (_normalise_axis(d, self.ndim, "transpose")[0] for d in (dim0, dim1))
+        order[a], order[b] = order[b], order[a]
+        return self.permute(order)
+
+    @property
+    def T(self):
+        """The axes in reverse order (the transpose of a matrix)."""
+        return self.permute(tuple(range(self.ndim))[::-1])
+
+    def clone(self):
+        """A copy that stays in the graph: its gradient flows back to this tensor."""
+        return self * 1 if self.dtype.kind == "f" else Tensor(np.array(self.data, copy=True))
+
+    def float(self):
+        return self._cast(np.float32)
+
+    def double(self):
+        return self._cast(np.float64)
+
+    def _cast(self, dtype):
+        if self.dtype == dtype:
+            return self
+        _host_only("astype", self)
+        return Cast.apply(self, np.dtype(dtype)) if self.dtype.kind == "f" else Tensor(self.data.astype(dtype))
+
+    # ---- indexing and comparison --------------------------------------------------
+    def __getitem__(self, index):
+        """``t[0]``, ``t[:, 1:3]``, ``t[labels]``, ``t[mask]``...: NumPy's indexing, with a gradient
+        that goes back to the elements read (added up where one is read twice)."""
+        _host_only("index", self)
+        return Index.apply(self, _index_key(index, self.shape))
+
+    def _compare(self, other, op, name):
+        _host_only(name, self)
+        values = other.data if isinstance(other, Tensor) else other
+        try:
+            result = op(self.data, values)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"{name}: cannot compare a tensor of shape {self.shape} with {values!r}: {exc}") \
+                from None
+        return Tensor(np.asarray(result, dtype=np.bool_))
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal, "eq")
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal, "ne")
+
+    def __lt__(self, other):
+        return self._compare(other, np.less, "lt")
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal, "le")
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater, "gt")
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal, "ge")
+
+    __hash__ = object.__hash__  # a tensor is a key by identity (== compares values, as in PyTorch)
+
+    def all(self):
+        return Tensor(np.asarray(bool(np.all(self.numpy()))))
+
+    def any(self):
+        return Tensor(np.asarray(bool(np.any(self.numpy()))))
+
+    def argmax(self, dim=None, keepdim=False):
+        """The index of the largest value (of all, flattened, or along ``dim``), as int64."""
+        return self._arg(np.argmax, dim, keepdim, "argmax")
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg(np.argmin, dim, keepdim, "argmin")
+
+    def _arg(self, op, dim, keepdim, name):
+        _host_only(name, self)
+        if dim is None:
+            return Tensor(np.asarray(op(self.data), dtype=np.int64))
+        axis = _normalise_axis(dim, self.ndim, name)[0]
+        return Tensor(np.asarray(op(self.data, axis=axis, keepdims=keepdim), dtype=np.int64))
+
+    def max(self, dim=None, keepdim=False):
+        """The largest value; along ``dim``, (values, indices) as PyTorch returns them. The
+        gradient goes to the winner (the first one, on a tie)."""
+        return self._extreme(np.argmax, dim, keepdim, "max")
+
+    def min(self, dim=None, keepdim=False):
+        return self._extreme(np.argmin, dim, keepdim, "min")
+
+    def _extreme(self, op, dim, keepdim, name):
+        _host_only(name, self)
+        if self.data.size == 0:
+            raise ShapeError(f"{name}: the tensor is empty")
+        if dim is None:
+            winner = np.unravel_index(int(op(self.data)), self.shape)
+            return self[winner]
+        axis = _normalise_axis(dim, self.ndim, name)[0]
+        indices = np.expand_dims(op(self.data, axis=axis), axis)
+        grid = list(np.indices(indices.shape, sparse=True))
+        grid[axis] = indices
+        values = self[tuple(grid)]
+        if not keepdim:
+            values, indices = values.squeeze(axis), np.squeeze(indices, axis)
+        return MinMax(values, Tensor(indices.astype(np.int64)))
+
+
+class _Size(int):
+    """A tensor's element count (``t.size``, as before) that can also be called as PyTorch's
+    ``t.size()`` (the shape) and ``t.size(d)`` (one axis)."""
+
+    def __new__(cls, count, shape):
+        size = super().__new__(cls, count)
+        size.shape = tuple(shape)
+        return size
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self.shape[_normalise_axis(dim, len(self.shape), "size")[0]]
+
+
+class MinMax(tuple):
+    """(values, indices) of ``max(dim)``/``min(dim)``, by position or by name, as PyTorch's."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _reduction_args(op, axis, keepdims, dim, keepdim):
+    """``axis``/``keepdims`` (NumPy's names) or ``dim``/``keepdim`` (PyTorch's), not both."""
+    if dim is not None and axis is not None:
+        raise ArgumentError(f"{op}: give axis or dim, not both")
+    return (dim if dim is not None else axis), (keepdim if keepdim is not None else keepdims)
+
+
+def _index_key(index, shape):
+    """A NumPy index from what a user may write: ints, slices, None, Ellipsis, lists, arrays and
+    tensors (integer or boolean); a float index, or one out of range, is a clear error."""
+    items = index if isinstance(index, tuple) else (index,)
+    key = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.numpy()
+        if isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, np.ndarray) and item.dtype.kind not in "biu":
+            raise DTypeError(f"index: an index array must be integer or boolean, got dtype {item.dtype}")
+        if isinstance(item, (float, np.floating)):
+            raise DTypeError(f"index: {item!r} is not an integer index")
+        key.append(item)
+    key = tuple(key)
+    try:
+        np.empty(shape, dtype=np.bool_)[key]  # NumPy's own rules and messages, on a cheap stand-in
+    except IndexError as exc:
+        raise ShapeError(f"index: {exc} (tensor shape {tuple(shape)})") from None
+    return key
+
+
+def cat(tensors, dim=0):
+    """The tensors joined along ``dim`` (their other axes must match), as ``torch.cat``."""
+    tensors = _same_kind("cat", tensors)
+    axis = _normalise_axis(dim, tensors[0].ndim, "cat")[0]
+    shapes = {t.shape[:axis] + t.shape[axis + 1:] for t in tensors}
+    if len(shapes) != 1:
+        raise ShapeError(f"cat: the tensors differ in more than axis {axis}: {[t.shape for t in tensors]}")
+    return Cat.apply(axis, *tensors)
+
+
+def stack(tensors, dim=0):
+    """The tensors (all of one shape) along a new axis ``dim``, as ``torch.stack``."""
+    tensors = _same_kind("stack", tensors)
+    if len({t.shape for t in tensors}) != 1:
+        raise ShapeError(f"stack: the tensors must have one shape, got {[t.shape for t in tensors]}")
+    axis = _normalise_axis(dim, tensors[0].ndim + 1, "stack")[0]
+    return cat([t.unsqueeze(axis) for t in tensors], axis)
+
+
+def _same_kind(op, tensors):
+    tensors = list(tensors)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise ArgumentError(f"{op}: needs a non-empty sequence of tensors")
+    if len({t.dtype for t in tensors}) != 1:
+        raise DTypeError(f"{op}: the tensors have different dtypes {sorted({str(t.dtype) for t in tensors})}")
+    _host_only(op, *tensors)
+    return tensors
+
+
+def from_numpy(array):
+    """A tensor of ``array``'s values and dtype (a copy: minicnn's tensors never share memory)."""
+    if not isinstance(array, np.ndarray):
+        raise ArgumentError(f"from_numpy: expected a NumPy array, got {type(array).__name__}")
+    return Tensor(np.array(array, copy=True))
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False):
+    return Tensor(np.zeros(_shape_args("zeros", shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False):
+    return Tensor(np.ones(_shape_args("ones", shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=np.float32, requires_grad=False, rng=None):
+    """Standard normal values; from ``rng`` (a NumPy Generator) or minicnn's seeded generator."""
+    from .random import generator
+
+    rng = rng if rng is not None else generator()
+    values = rng.standard_normal(_shape_args("randn", shape)).astype(dtype)
+    return Tensor(values, requires_grad=requires_grad)
+
+
+def _shape_args(op, shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ArgumentError(f"{op}: a shape is non-negative integers, got {shape}")
+    return shape
 
 
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
@@ -405,3 +705,56 @@ class Reshape(Function):
     def backward(ctx, g):
         (shape,) = ctx.saved
         return g.reshape(shape), None
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, a, order):
+        ctx.save_for_backward(order)
+        return np.ascontiguousarray(np.transpose(a, order))
+
+    @staticmethod
+    def backward(ctx, g):
+        (order,) = ctx.saved
+        return np.ascontiguousarray(np.transpose(g, np.argsort(order))), None
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.save_for_backward(a.dtype)
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (dtype,) = ctx.saved
+        return g.astype(dtype), None
+
+
+class Index(Function):
+    """y = a[key]; dL/da is zero except where y was read from, where it adds dL/dy (np.add.at, so
+    that an element read twice, as in ``a[[0, 0]]``, gets both gradients)."""
+
+    @staticmethod
+    def forward(ctx, a, key):
+        ctx.save_for_backward(a.shape, a.dtype, key)
+        return np.array(a[key], copy=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape, dtype, key = ctx.saved
+        grad = np.zeros(shape, dtype=dtype)
+        np.add.at(grad, key, g)
+        return grad, None
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, axis, *arrays):
+        ctx.save_for_backward(axis, np.cumsum([a.shape[axis] for a in arrays])[:-1])
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        axis, bounds = ctx.saved
+        return (None, *(np.ascontiguousarray(part) for part in np.split(g, bounds, axis=axis)))

@@ -13,14 +13,27 @@ from ..kernels.backends import HOST_BACKENDS
 
 def _summary(args):
     from .summary import format_summary, layer_plan
+    from .train import DEFAULT_IMAGE_SIZE, default_crop
 
+    if args.input_size is not None and args.crop is not None and args.input_size != args.crop:
+        raise MiniCNNError(f"summary: --input-size {args.input_size} and --crop {args.crop} name two different inputs")
     kwargs = {"activation": args.activation}
-    if args.input_size is not None:
-        kwargs["input_size"] = args.input_size
+    size = args.crop if args.crop is not None else args.input_size
+    if size is not None:
+        kwargs["input_size"] = size
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     net = models.get(args.model, **kwargs)
     print(format_summary(net, layer_plan(net)))
+    trained = default_crop(DEFAULT_IMAGE_SIZE[args.model])
+    if size is None and trained != net.input_size[1]:
+        # the model's own input is the paper's (or 32 for alexnet_small); minicnn train's default differs
+        classes = args.num_classes or 10  # the built-in shapes' ten classes
+        trains = models.get(args.model, **dict(kwargs, input_size=trained, num_classes=classes))
+        print(f"\nminicnn train's default trains {args.model} on {trained}x{trained} crops of "
+              f"{DEFAULT_IMAGE_SIZE[args.model]}x{DEFAULT_IMAGE_SIZE[args.model]} images, {classes} classes: "
+              f"{trains.num_parameters():,} parameters (`minicnn summary {args.model} --crop {trained} "
+              f"--num-classes {classes}` shows that network)")
 
 
 def _trace(args):
@@ -53,7 +66,10 @@ _TRAIN_OPTIONS = [
                                      help="ablation: 2x2/2 pooling instead of the overlapping 3x3/2 (the same map sizes in "
                                           "alexnet2012, and in alexnet_small at 31 px crops: --image-size 35)")),
     ("--no-random-crop", "random_crop", dict(action="store_false", default=None,
-                                             help="augmentation off: centre crops, no mirroring")),
+                                             help="augmentation off: centre crops (mirroring stays on: --no-flip)")),
+    ("--no-flip", "flip", dict(action="store_false", default=None,
+                               help="augmentation off: no mirroring; ten-crop evaluation then averages the five "
+                                    "unmirrored views")),
     ("--no-pca", "pca", dict(action="store_false", default=None, help="augmentation off: no PCA colour shift")),
     ("--epochs", "epochs", dict(type=int, help="epochs to train (default 20; may be raised on --resume)")),
     ("--batch-size", "batch_size", dict(type=int, help="images per step (default 64)")),
@@ -131,6 +147,8 @@ def build_parser():
                        description="Print each layer's output shape with the size arithmetic, its parameter "
                                    "count with the arithmetic, multiply-accumulates per image, and totals.")
     model_options(s, "alexnet2012")
+    s.add_argument("--crop", type=int, help="the crop minicnn train feeds the network (the same as --input-size): "
+                                            "describes the network that trains")
     s.set_defaults(run=_summary)
 
     t = sub.add_parser("trace", help="step through a forward and backward pass, layer by layer",

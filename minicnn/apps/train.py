@@ -81,7 +81,9 @@ class TrainConfig:
     step_size: int = 10
     patience: int = 2
     warmup_epochs: int = 1  # learning rate ramps up linearly over the first epochs' steps
-    random_crop: bool = True  # random crop and mirror (else centre crop)
+    random_crop: bool = True  # random crops (else the centre crop)
+    flip: bool = True  # mirror left-right with probability 1/2 (the paper's reflections); ten-crop
+    # evaluation then averages the mirrored views too, else five views
     pca: bool = True  # PCA colour augmentation
     seed: int = 0
     device: str = "cpu"
@@ -147,6 +149,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
+        if "flip" not in values and "random_crop" in values:
+            # a checkpoint from before --no-flip: --no-random-crop then meant no mirroring either
+            values = dict(values, flip=values["random_crop"])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -174,36 +179,40 @@ class Pipeline:
     """The paper's input pipeline, fitted to a training set: its per-channel mean and the
     eigenvalues and eigenvectors of its RGB covariance (for the PCA colour shift)."""
 
-    def __init__(self, mean, eigenvalues, eigenvectors, crop, random_crop=True, pca=True):
+    def __init__(self, mean, eigenvalues, eigenvectors, crop, random_crop=True, pca=True, flip=True):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
         self.eigenvectors = np.asarray(eigenvectors, dtype=np.float64)
-        self.crop, self.random_crop, self.pca = int(crop), bool(random_crop), bool(pca)
+        self.crop, self.random_crop, self.pca, self.flip = int(crop), bool(random_crop), bool(pca), bool(flip)
 
     @classmethod
-    def fit(cls, images, crop, random_crop=True, pca=True):
-        return cls(T.channel_mean(images), *T.pca_colour(images), crop, random_crop, pca)
+    def fit(cls, images, crop, random_crop=True, pca=True, flip=True):
+        return cls(T.channel_mean(images), *T.pca_colour(images), crop, random_crop, pca, flip)
 
     def train_batch(self, images, rng):
         if self.pca:
             images = T.pca_colour_shift(images, self.eigenvalues, self.eigenvectors, rng)
         images = T.subtract_mean(images, self.mean)
-        return T.random_crop_flip(images, self.crop, rng) if self.random_crop else T.centre_crop(images, self.crop)
+        if self.random_crop:
+            return T.random_crop_flip(images, self.crop, rng, self.flip)
+        patches = T.centre_crop(images, self.crop)
+        return T.random_flip(patches, rng) if self.flip else patches
 
     def eval_batch(self, images):
         return T.centre_crop(T.subtract_mean(images, self.mean), self.crop)
 
     def ten_crop_batch(self, images):
-        return T.ten_crop(T.subtract_mean(images, self.mean), self.crop)
+        """The ten views, or five (no mirrors) for a network trained without mirroring."""
+        return T.ten_crop(T.subtract_mean(images, self.mean), self.crop, mirrors=self.flip)
 
     def arrays(self):
         """What a checkpoint keeps, under "pipeline:<name>"."""
         return {f"pipeline:{name}": getattr(self, name) for name in ("mean", "eigenvalues", "eigenvectors")}
 
     @classmethod
-    def from_arrays(cls, arrays, crop, random_crop=True, pca=True):
+    def from_arrays(cls, arrays, crop, random_crop=True, pca=True, flip=True):
         return cls(arrays["pipeline:mean"], arrays["pipeline:eigenvalues"], arrays["pipeline:eigenvectors"], crop,
-                   random_crop, pca)
+                   random_crop, pca, flip)
 
 
 # ---- model, optimiser, schedule -----------------------------------------------------------------
@@ -425,7 +434,8 @@ class Trainer:
         classes = getattr(self.train_set, "classes", None)
         self.num_classes = len(classes) if classes else int(max(self.train_set.labels.max(),
                                                                  self.val_set.labels.max())) + 1
-        self.pipeline = Pipeline.fit(self.train_set.images, config.input_size, config.random_crop, config.pca)
+        self.pipeline = Pipeline.fit(self.train_set.images, config.input_size, config.random_crop, config.pca,
+                                     config.flip)
         self.model = build_model(config, self.num_classes)
         if config.device != "cpu":
             self.model.to(config.device)
@@ -593,7 +603,8 @@ class Trainer:
         self.optimizer.load_state_dict({"hyper": meta["optimizer"]["hyper"], "state": state})
         if self.schedule is not None:
             self.schedule.load_state_dict(meta["schedule"])
-        self.pipeline = Pipeline.from_arrays(arrays, self.config.input_size, self.config.random_crop, self.config.pca)
+        self.pipeline = Pipeline.from_arrays(arrays, self.config.input_size, self.config.random_crop, self.config.pca,
+                                             self.config.flip)
         dropout = dict(self.model.named_modules())
         for name, values in meta["dropout"].items():
             dropout[name].seed, dropout[name].calls = values["seed"], values["calls"]
@@ -761,7 +772,7 @@ def load_trained(path, device=None, data=None):
     model.load_state_dict(model_state(arrays))
     if config.device != "cpu":
         model.to(config.device)
-    return config, meta, model, Pipeline.from_arrays(arrays, config.input_size)
+    return config, meta, model, Pipeline.from_arrays(arrays, config.input_size, flip=config.flip)
 
 
 def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, stream=None):
@@ -779,13 +790,14 @@ def eval_command(path, ten_crop=False, batch_size=250, device=None, data=None, s
         raise ArgumentError(f"eval: the data has labels up to {int(val_set.labels.max())}, the model "
                             f"{num_classes} classes")
     results = {}
+    views = "ten crops" if pipeline.flip else "five crops (no mirrors: the network trained without mirroring)"
     for mode in (["centre", "ten-crop"] if ten_crop else ["centre"]):
         start = time.perf_counter()
         r = evaluate(model, pipeline, val_set.images, val_set.labels, batch_size, mode == "ten-crop", config.device)
         r["seconds"] = time.perf_counter() - start
         results[mode] = r
         stream.write(f"{config.model} after epoch {meta['epoch']}, {len(val_set.labels)} validation images, "
-                     f"{'ten crops (softmax averaged)' if mode == 'ten-crop' else 'centre crop'}: "
+                     f"{(views + ' (softmax averaged)') if mode == 'ten-crop' else 'centre crop'}: "
                      f"top-1 error {100 * r['top1_error']:.2f}%, top-5 error {_percent(r['top5_error'], 2)}, "
                      f"loss {r['loss']:.4f} ({r['seconds']:.1f} s)\n")
     return results

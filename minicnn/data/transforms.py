@@ -12,7 +12,7 @@
   RGB values (eigenvectors p_i, eigenvalues l_i of their 3x3 covariance); each image is shifted
   by [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T with a_i ~ N(0, 0.1) drawn once per image, which changes
   the intensity and colour of the lighting but not the object.
-- ``ten_crop(images, size)``: the four corner patches and the centre patch, and their mirrors,
+- ``ten_crop(images, size, mirrors=True)``: the four corner patches and the centre patch, and their mirrors,
   for evaluation (the paper averages the softmax over the ten).
 
 Each crop indexes a sliding-window view of the batch (``sliding_window_view``), so a batch is cropped without a
@@ -94,16 +94,25 @@ def centre_crop(images, size):
     return np.ascontiguousarray(images[:, :, top:top + size, left:left + size])
 
 
-def random_crop_flip(images, size, rng):
-    """A random size x size patch of each image, mirrored left-right with probability 1/2."""
+def random_crop_flip(images, size, rng, flip=True):
+    """A random size x size patch of each image, mirrored left-right with probability 1/2 (with
+    ``flip=False`` the coin is still drawn, so that the crops do not change, but not used)."""
     _check_batch("random_crop_flip", images, size)
     n, _, h, w = images.shape
     tops = rng.integers(0, h - size + 1, n)
     lefts = rng.integers(0, w - size + 1, n)
     patches = crop(images, tops, lefts, size)
-    flip = rng.random(n) < 0.5
-    patches[flip] = patches[flip, :, :, ::-1]
+    mirrored = (rng.random(n) < 0.5) & flip
+    patches[mirrored] = patches[mirrored, :, :, ::-1]
     return patches
+
+
+def random_flip(images, rng):
+    """Each image mirrored left-right with probability 1/2 (a copy)."""
+    mirrored = rng.random(len(images)) < 0.5
+    flipped = np.array(images, copy=True)
+    flipped[mirrored] = flipped[mirrored, :, :, ::-1]
+    return flipped
 
 
 def pca_colour(images):
@@ -137,10 +146,11 @@ def pca_colour_shift(images, eigenvalues, eigenvectors, rng, std=0.1):
     return (images + shifts[:, :, None, None]).astype(images.dtype)
 
 
-def ten_crop(images, size):
-    """(10, N, C, size, size): top-left, top-right, bottom-left, bottom-right, centre, then mirrors."""
+def ten_crop(images, size, mirrors=True):
+    """(10, N, C, size, size): top-left, top-right, bottom-left, bottom-right, centre, then mirrors;
+    (5, N, C, size, size) without the mirrors (for a network that never saw a mirrored image)."""
     _check_batch("ten_crop", images, size)
     n, _, h, w = images.shape
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
     crops = [crop(images, np.full(n, top), np.full(n, left), size) for top, left in corners]
-    return np.stack(crops + [c[:, :, :, ::-1] for c in crops])
+    return np.stack(crops + ([c[:, :, :, ::-1] for c in crops] if mirrors else []))

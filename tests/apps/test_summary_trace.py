@@ -252,3 +252,20 @@ def test_json_carries_the_worked_backward_and_times_exclude_compilation():
     assert any("wins" in line for line in by_layer["pool2"]["worked_example"])
     assert record["warmup_seconds"] > 0
     assert "times in ms are measured after a warm-up pass" in out.getvalue()
+
+
+def test_summary_describes_the_network_that_trains(capsys):
+    """Issue 20: `summary alexnet_small` described a 32x32 input (942,282 parameters) while
+    `minicnn train` trains 28x28 crops (778,442); it now says so, and --crop shows that network."""
+    from minicnn.apps.train import TrainConfig, build_model
+
+    assert main(["summary", "alexnet_small"]) == 0
+    text = capsys.readouterr().out
+    trained = build_model(TrainConfig(), 10).num_parameters()
+    assert f"minicnn train's default trains alexnet_small on 28x28 crops of 32x32 images, 10 classes: {trained:,}" \
+        in text
+    assert main(["summary", "alexnet_small", "--crop", "28"]) == 0
+    text = capsys.readouterr().out
+    assert f"parameters: {trained:,}" in text and "minicnn train's default" not in text
+    assert main(["summary", "alexnet_small", "--crop", "28", "--input-size", "30"]) == 2
+    assert "--input-size 30 and --crop 28 name two different inputs" in capsys.readouterr().err

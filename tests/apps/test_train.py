@@ -398,3 +398,31 @@ def test_non_overlapping_pooling_keeps_alexnet2012s_map_sizes():
     assert pools()[1] == 60_965_224
     assert [r["op"] for r in layer_plan(models.alexnet2012(overlap=False)) if r["name"] == "pool1"] == \
         ["maxpool 2x2/2"]
+
+
+def test_mirroring_is_its_own_switch_and_ten_crop_follows_it(tmp_path):
+    """Issue 20: --no-random-crop used to turn mirroring off too, and ten-crop always averaged
+    mirrored views, even for a network that never saw one."""
+    from minicnn.data import transforms as T
+
+    images = np.random.default_rng(0).random((8, 3, 12, 12), dtype=np.float32)
+    mirrored = Pipeline(np.zeros(3), np.ones(3), np.eye(3), 10, random_crop=False, pca=False)
+    plain = Pipeline(np.zeros(3), np.ones(3), np.eye(3), 10, random_crop=False, pca=False, flip=False)
+    centre = T.centre_crop(images, 10)
+    flipped = mirrored.train_batch(images, np.random.default_rng(1))
+    assert any((f == c[:, :, ::-1]).all() and not (f == c).all() for f, c in zip(flipped, centre))
+    np.testing.assert_array_equal(plain.train_batch(images, np.random.default_rng(1)), centre)
+    # random crops: the same crops with and without mirroring (the coin is drawn either way)
+    with_flip = T.random_crop_flip(images, 10, np.random.default_rng(2))
+    without = T.random_crop_flip(images, 10, np.random.default_rng(2), flip=False)
+    for a, b in zip(with_flip, without):
+        assert (a == b).all() or (a == b[:, :, ::-1]).all()
+    assert mirrored.ten_crop_batch(images).shape[0] == 10 and plain.ten_crop_batch(images).shape[0] == 5
+    # through the command: --no-flip is recorded, and eval says five crops
+    train_command(dict(TINY, epochs=1, flip=False), out=tmp_path / "run", stream=io.StringIO())
+    out = io.StringIO()
+    train.eval_command(str(tmp_path / "run" / "last.ckpt"), ten_crop=True, stream=out)
+    assert "five crops (no mirrors: the network trained without mirroring)" in out.getvalue()
+    # a checkpoint from before the switch: no-random-crop meant no mirroring
+    assert TrainConfig.from_dict({"random_crop": False}).flip is False
+    assert TrainConfig.from_dict({"random_crop": True}).flip is True

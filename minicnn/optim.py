@@ -42,9 +42,10 @@ class Optimizer:
     def lr(self, value):
         self.hyper["lr"] = checks.number(type(self).__name__, "lr", value, 0.0, low_inclusive=False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (``set_to_none=False``: zero arrays instead of None, as PyTorch)."""
         for p in self.params:
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else _device.full(p.shape, 0, p.dtype, p.device)
 
     def _arrays(self, i, p):
         """This parameter's state arrays, created as zeros on its device at its first step."""
@@ -209,3 +210,10 @@ class ReduceLROnPlateau:
 
     def load_state_dict(self, state):
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class lr_scheduler:  # noqa: N801  (a namespace with PyTorch's name: mc.optim.lr_scheduler.StepLR)
+    """The schedules where a PyTorch user looks for them."""
+
+    StepLR = StepLR
+    ReduceLROnPlateau = ReduceLROnPlateau

@@ -28,22 +28,22 @@ def test_images_of_one_class_differ_and_classes_differ_in_shape_not_colour():
 def test_loader_batches_shuffles_and_drops():
     d = ShapesDataset(50, 16, seed=1)
     loader = DataLoader(d, batch_size=16, shuffle=True, seed=7)
-    batches = list(loader)
+    batches = [(x.numpy(), y.numpy()) for x, y in loader]  # iterating yields tensors
     assert len(loader) == 4 and [len(b[1]) for b in batches] == [16, 16, 16, 2]
     assert batches[0][0].shape == (16, 3, 16, 16) and batches[0][1].dtype == np.int64
     seen = np.concatenate([b[1] for b in batches])
     assert sorted(seen.tolist()) == sorted(d.labels.tolist())
-    again = list(DataLoader(d, batch_size=16, shuffle=True, seed=7))
+    again = list(DataLoader(d, batch_size=16, shuffle=True, seed=7).batches(0))
     np.testing.assert_array_equal(batches[0][0], again[0][0])
-    second_epoch = list(loader)
-    assert not np.array_equal(second_epoch[0][1], batches[0][1])
+    second_epoch = [y.numpy() for _, y in loader]
+    assert not np.array_equal(second_epoch[0], batches[0][1])
     assert len(DataLoader(d, 16, drop_last=True)) == 3 and len(list(DataLoader(d, 16, drop_last=True))) == 3
 
 
 def test_loader_works_with_any_indexable_dataset():
     items = [(np.full((1, 2, 2), i, np.float32), i % 3) for i in range(5)]
     (x, y), = list(DataLoader(items, batch_size=5))
-    assert x.shape == (5, 1, 2, 2) and y.tolist() == [0, 1, 2, 0, 1]
+    assert isinstance(x, mc.Tensor) and x.shape == (5, 1, 2, 2) and y.tolist() == [0, 1, 2, 0, 1]
     with pytest.raises(mc.ArgumentError, match="different shapes"):
         list(DataLoader([(np.zeros((1, 2, 2)), 0), (np.zeros((1, 3, 3)), 1)], batch_size=2))
 
@@ -222,3 +222,21 @@ def test_a_cifar_batch_that_is_a_fifo_is_refused(tmp_path):
     os.mkfifo(tmp_path / "test_batch")
     with pytest.raises(mc.ArgumentError, match="test_batch is not a regular file"):
         CIFAR10(str(tmp_path), train=False)
+
+
+def test_tensor_dataset_and_a_loader_that_yields_tensors():
+    """Issue 20: the loader yielded NumPy arrays (the model then refused them) and needed a
+    batch size; TensorDataset did not exist."""
+    from minicnn.data import TensorDataset
+
+    images = mc.tensor(np.arange(24, dtype=np.float32).reshape(6, 1, 2, 2))
+    labels = mc.tensor(np.array([0, 1, 2, 0, 1, 2]))
+    data = TensorDataset(images, labels)
+    assert len(data) == 6 and data[2][1] == 2
+    loader = DataLoader(data, batch_size=4, shuffle=True, seed=0)
+    batches = list(loader)
+    assert [type(t) for t in batches[0]] == [mc.Tensor, mc.Tensor] and batches[0][1].dtype == np.int64
+    assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == [0, 0, 1, 1, 2, 2]
+    assert len(DataLoader(data)) == 6  # batch_size 1 by default, as PyTorch
+    with pytest.raises(mc.ArgumentError, match=r"TensorDataset: the tensors must have one length"):
+        TensorDataset(images, mc.tensor([0, 1]))

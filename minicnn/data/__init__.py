@@ -3,7 +3,7 @@
 ``minicnn.data.transforms``."""
 from . import transforms
 from .folders import CIFAR10, ImageFolder
-from .loader import DataLoader
+from .loader import DataLoader, TensorDataset
 from .shapes import CLASSES, ShapesDataset
 
-__all__ = ["DataLoader", "ShapesDataset", "CLASSES", "CIFAR10", "ImageFolder", "transforms"]
+__all__ = ["DataLoader", "TensorDataset", "ShapesDataset", "CLASSES", "CIFAR10", "ImageFolder", "transforms"]

@@ -1,10 +1,14 @@
-"""``DataLoader``: batches from a dataset, in a seeded order, as NumPy arrays.
+"""``DataLoader`` and ``TensorDataset``: batches from a dataset, in a seeded order.
 
 A dataset is anything with ``__len__`` and ``__getitem__(i) -> (image, label)``.
 Datasets that hold all their images in memory as ``images``/``labels`` arrays
-(``ShapesDataset``, ``CIFAR10``) are batched by fancy indexing, one copy per
-batch; others item by item. The order of epoch e is a permutation drawn from
-(seed, e): the same seed gives the same batches on every run and machine.
+(``ShapesDataset``, ``CIFAR10``, ``TensorDataset``) are batched by fancy indexing,
+one copy per batch; others item by item. The order of epoch e is a permutation
+drawn from (seed, e): the same seed gives the same batches on every run and machine.
+
+Iterating a loader (``for x, y in loader``) yields tensors, as PyTorch's does (the
+labels as int64 tensors); ``loader.batches(epoch, start)`` yields the same batches
+as NumPy arrays, from any batch on (what the training loop uses to resume).
 """
 from __future__ import annotations
 
@@ -13,8 +17,32 @@ import numpy as np
 from ..errors import ArgumentError
 
 
+class TensorDataset:
+    """Tensors (or arrays) of one length, item i being the tuple of their i-th rows, as
+    ``torch.utils.data.TensorDataset``; the usual pair is (images, labels)."""
+
+    def __init__(self, *tensors):
+        from ..tensor import Tensor
+
+        if not tensors:
+            raise ArgumentError("TensorDataset: needs at least one tensor")
+        self.arrays = [t.numpy() if isinstance(t, Tensor) else np.asarray(t) for t in tensors]
+        lengths = {len(a) if a.ndim else None for a in self.arrays}
+        if len(lengths) != 1 or None in lengths:
+            raise ArgumentError(f"TensorDataset: the tensors must have one length (first axis), got shapes "
+                                f"{[a.shape for a in self.arrays]}")
+        if len(self.arrays) == 2:  # batched by fancy indexing, as the in-memory datasets are
+            self.images, self.labels = self.arrays
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        return tuple(a[index] for a in self.arrays)
+
+
 class DataLoader:
-    def __init__(self, dataset, batch_size, shuffle=False, seed=0, drop_last=False):
+    def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False):
         if len(dataset) == 0:
             raise ArgumentError("DataLoader: the dataset is empty")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -32,8 +60,12 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     def __iter__(self):
+        """This epoch's batches as tensors: (images, labels), labels int64 (each call is the next
+        epoch, with its own order)."""
+        from ..tensor import Tensor
+
         self.epoch += 1
-        return self.batches(self.epoch - 1)
+        return ((Tensor(x), Tensor(y)) for x, y in self.batches(self.epoch - 1))
 
     def batches(self, epoch, start=0):
         """The batches of epoch ``epoch``, from batch number ``start`` on (to resume mid-epoch)."""

@@ -66,6 +66,25 @@ class Module:
     def children(self):
         return iter(self._modules.values())
 
+    def modules(self):
+        """This module and every module inside it, depth first."""
+        return (module for _, module in self.named_modules())
+
+    def add_module(self, name, module):
+        if not isinstance(name, str) or not name or "." in name:
+            raise ArgumentError(f"add_module: a name is a non-empty string without dots, got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise ArgumentError(f"add_module: {name!r} is a {type(module).__name__}, not a Module")
+        setattr(self, name, module)
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module, then on this one (PyTorch's order: an
+        initialiser reaches the layers before their container); returns self."""
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_modules(self, prefix=""):
         yield prefix, self
         for name, child in self._modules.items():
@@ -133,23 +152,30 @@ class Module:
         state.update((name, np.array(b.numpy(), copy=True)) for name, b in self.named_buffers())
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, strict=True):
+        """Copy ``state``'s arrays (or tensors) into the parameters and buffers. ``strict``: every
+        name must match both ways; with ``strict=False`` the matching names load and the rest are
+        reported. Returns ``(missing_keys, unexpected_keys)``, as PyTorch does. A mis-shaped entry
+        is refused either way, and nothing is loaded then."""
         own = OrderedDict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
+        if strict and (missing or unexpected):
             raise ArgumentError(
                 f"load_state_dict: {type(self).__name__} state does not match; "
-                f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+                f"missing {missing or 'none'}, unexpected {unexpected or 'none'} (strict=False loads the rest)"
             )
-        wrong = [f"{k}: expected {own[k].shape}, got {np.shape(state[k])}" for k in own if np.shape(state[k]) != own[k].shape]
+        values = {k: (state[k].numpy() if isinstance(state[k], Tensor) else state[k]) for k in own if k in state}
+        wrong = [f"{k}: expected {own[k].shape}, got {np.shape(v)}" for k, v in values.items() if np.shape(v) != own[k].shape]
         if wrong:
             raise ShapeError(f"load_state_dict: mis-shaped entries in {type(self).__name__}: " + "; ".join(wrong))
         from .. import device as _device
 
-        for name, tensor in own.items():
-            tensor.data = _device.move(np.array(state[name], dtype=tensor.dtype, copy=True), tensor.device)
+        for name, value in values.items():
+            tensor = own[name]
+            tensor.data = _device.move(np.array(value, dtype=tensor.dtype, copy=True), tensor.device)
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- display -------------------------------------------------------------------------------
     def extra_repr(self):
@@ -164,6 +190,16 @@ class Module:
             lines.append(f"  ({name}): {body}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class IncompatibleKeys(tuple):
+    """``load_state_dict``'s answer: (missing_keys, unexpected_keys), by position or name."""
+
+    def __new__(cls, missing, unexpected):
+        return super().__new__(cls, (list(missing), list(unexpected)))
+
+    missing_keys = property(lambda self: self[0])
+    unexpected_keys = property(lambda self: self[1])
 
 
 class Sequential(Module):
@@ -195,3 +231,69 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    """Modules in a list, registered (their parameters are the list's), named "0", "1", ..."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self.extend(modules)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(items[index])
+        if not -len(items) <= index < len(items):
+            raise ArgumentError(f"ModuleList: index {index} is out of range for {len(items)} modules")
+        return items[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules by name, registered, in insertion order."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in (modules or {}).items():
+            self[name] = module
+
+    def __setitem__(self, name, module):
+        self.add_module(name, module)
+
+    def __getitem__(self, name):
+        if name not in self._modules:
+            raise ArgumentError(f"ModuleDict: no module named {name!r}; it has {list(self._modules)}")
+        return self._modules[name]
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()

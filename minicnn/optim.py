@@ -23,24 +23,59 @@ from .kernels import backends
 
 
 class Optimizer:
-    """Parameters, their per-parameter state (velocities, moments) and hyper-parameters."""
+    """Parameters, their per-parameter state (velocities, moments) and hyper-parameters.
+
+    ``params`` is a list of parameters, or, as in PyTorch, a list of groups, dicts with "params"
+    and the hyper-parameters that differ for them (``[{"params": convs}, {"params": fcs, "lr":
+    0.001}]``). ``param_groups`` holds each group's live values: schedules change each group's
+    "lr", and user code may set ``param_groups[i]["lr"]`` itself."""
 
     state_names = ()  # the per-parameter arrays a subclass keeps
+    group_keys = ("lr",)  # the hyper-parameters a group may set for itself
 
     def __init__(self, params, hyper):
-        self.params = list(params)
+        owner = type(self).__name__
+        items = list(params)
+        groups = items if items and all(isinstance(g, dict) for g in items) else [{"params": items}]
+        self.hyper = hyper  # the defaults, and what belongs to the whole optimiser (Adam's step count)
+        self.param_groups, self.params, self._group_of = [], [], []
+        for index, group in enumerate(groups):
+            if not isinstance(group, dict) or "params" not in group:
+                raise ArgumentError(f"{owner}: a parameter group is a dict with 'params', got {group!r}")
+            unknown = sorted(set(group) - {"params"} - set(self.group_keys))
+            if unknown:
+                raise ArgumentError(f"{owner}: group {index} sets {unknown}; a group may set {list(self.group_keys)}")
+            members = list(group["params"])
+            live = {k: v for k, v in hyper.items() if k in self.group_keys}
+            live.update({k: self._checked(k, v) for k, v in group.items() if k != "params"})
+            self.param_groups.append({"params": members, **live})
+            self.params += members
+            self._group_of += [index] * len(members)
         if not self.params:
-            raise ArgumentError(f"{type(self).__name__}: got an empty list of parameters")
-        self.hyper = hyper
+            raise ArgumentError(f"{owner}: got an empty list of parameters")
         self.state = [{} for _ in self.params]
+
+    def _checked(self, key, value):
+        low_inclusive = key not in ("lr", "eps")
+        high = 1.0 if key == "momentum" else np.inf
+        return checks.number(type(self).__name__, key, value, 0.0, high, low_inclusive=low_inclusive)
+
+    def _hyper_of(self, i):
+        """Parameter i's hyper-parameters: its group's, over the defaults."""
+        group = self.param_groups[self._group_of[i]]
+        return {**self.hyper, **{k: v for k, v in group.items() if k != "params"}}
 
     @property
     def lr(self):
-        return self.hyper["lr"]
+        """The first group's learning rate; setting it sets every group's (one group is usual)."""
+        return self.param_groups[0]["lr"]
 
     @lr.setter
     def lr(self, value):
-        self.hyper["lr"] = checks.number(type(self).__name__, "lr", value, 0.0, low_inclusive=False)
+        value = self._checked("lr", value)
+        self.hyper["lr"] = value
+        for group in self.param_groups:
+            group["lr"] = value
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (``set_to_none=False``: zero arrays instead of None, as PyTorch)."""
@@ -76,14 +111,23 @@ class Optimizer:
         return backends.for_device(p.device)
 
     def state_dict(self):
-        """Hyper-parameters and per-parameter state, as NumPy arrays (empty before a parameter's first step)."""
-        return {"hyper": dict(self.hyper),
+        """Hyper-parameters (the first group's live values over the defaults), each group's, and
+        per-parameter state as NumPy arrays (empty before a parameter's first step)."""
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        return {"hyper": {**self.hyper, **groups[0]}, "groups": groups,
                 "state": [{k: np.array(_device.move(a, "cpu"), copy=True) for k, a in s.items()} for s in self.state]}
 
     def load_state_dict(self, state):
+        """Restore what ``state_dict`` gave; a state without "groups" (a checkpoint from before
+        parameter groups) gives every group its "hyper"."""
         owner = f"{type(self).__name__}.load_state_dict"
-        if set(state) != {"hyper", "state"}:
-            raise ArgumentError(f"{owner}: expected entries ['hyper', 'state'], got {sorted(state)}")
+        if set(state) - {"groups"} != {"hyper", "state"}:
+            raise ArgumentError(f"{owner}: expected entries ['hyper', 'state'] (and 'groups'), got {sorted(state)}")
+        groups = state.get("groups") or [{k: v for k, v in state["hyper"].items() if k in self.group_keys}
+                                         for _ in self.param_groups]
+        if len(groups) != len(self.param_groups):
+            raise ShapeError(f"{owner}: state for {len(groups)} parameter groups, this optimiser has "
+                             f"{len(self.param_groups)}")
         if set(state["hyper"]) != set(self.hyper):
             raise ArgumentError(f"{owner}: hyper-parameters {sorted(state['hyper'])}, expected {sorted(self.hyper)}")
         if len(state["state"]) != len(self.params):
@@ -95,6 +139,8 @@ class Optimizer:
                 if np.shape(a) != p.shape:
                     raise ShapeError(f"{owner}: state of shape {np.shape(a)} for a parameter of shape {p.shape}")
         self.hyper = dict(state["hyper"])
+        for group, values in zip(self.param_groups, groups):
+            group.update({k: v for k, v in values.items() if k in self.group_keys})
         self.state = [{k: _device.move(np.array(a, dtype=p.dtype), p.device) for k, a in s.items()}
                       for p, s in zip(self.params, state["state"])]
 
@@ -103,6 +149,7 @@ class SGD(Optimizer):
     """d = g + weight_decay * p;  v = momentum * v + d;  p -= lr * v   (PyTorch's rule)."""
 
     state_names = ("velocity",)
+    group_keys = ("lr", "momentum", "weight_decay")
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, {"lr": checks.number("SGD", "lr", lr, 0.0, low_inclusive=False),
@@ -111,8 +158,8 @@ class SGD(Optimizer):
 
     def step(self):
         """One update of every parameter that has a gradient."""
-        h = self.hyper
         for i, p in self._with_gradients():
+            h = self._hyper_of(i)
             velocity = self._arrays(i, p)["velocity"]
             self._kernels(p).sgd.sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
                                                        h["weight_decay"])
@@ -122,6 +169,7 @@ class Adam(Optimizer):
     """Adam with bias-corrected moments and L2 weight decay, as ``torch.optim.Adam``."""
 
     state_names = ("m", "v")
+    group_keys = ("lr", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -136,10 +184,10 @@ class Adam(Optimizer):
         })
 
     def step(self):
-        h = self.hyper
-        h["steps"] += 1
-        c1, c2 = 1 - h["beta1"] ** h["steps"], 1 - h["beta2"] ** h["steps"]
+        self.hyper["steps"] += 1
         for i, p in self._with_gradients():
+            h = self._hyper_of(i)
+            c1, c2 = 1 - h["beta1"] ** h["steps"], 1 - h["beta2"] ** h["steps"]
             s = self._arrays(i, p)
             self._kernels(p).adam.adam_step(p.data, p.grad, s["m"], s["v"], h["lr"], h["beta1"],
                                                           h["beta2"], h["eps"], h["weight_decay"], c1, c2)
@@ -154,19 +202,26 @@ class StepLR:
         self.optimizer = optimizer
         self.step_size = int(step_size)
         self.gamma = checks.number("StepLR", "gamma", gamma, 0.0, 1.0, low_inclusive=False)
-        self.base_lr = optimizer.lr
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.epoch = 0
 
+    base_lr = property(lambda self: self.base_lrs[0])
+
     def step(self):
+        """Every ``step_size``-th call multiplies each group's current rate by ``gamma`` (as
+        PyTorch's, so a rate the user set in between is scaled, not overwritten)."""
         self.epoch += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
+        if self.epoch % self.step_size == 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.gamma
 
     def state_dict(self):
-        return {"step_size": self.step_size, "gamma": self.gamma, "base_lr": self.base_lr, "epoch": self.epoch}
+        return {"step_size": self.step_size, "gamma": self.gamma, "base_lr": self.base_lrs[0],
+                "base_lrs": list(self.base_lrs), "epoch": self.epoch}
 
     def load_state_dict(self, state):
-        self.step_size, self.gamma, self.base_lr, self.epoch = (state[k] for k in ("step_size", "gamma", "base_lr",
-                                                                                   "epoch"))
+        self.step_size, self.gamma, self.epoch = (state[k] for k in ("step_size", "gamma", "epoch"))
+        self.base_lrs = list(state.get("base_lrs", [state["base_lr"]] * len(self.optimizer.param_groups)))
 
 
 class ReduceLROnPlateau:
@@ -202,7 +257,8 @@ class ReduceLROnPlateau:
             return
         self.bad_epochs += 1
         if self.bad_epochs > self.patience:
-            self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * self.factor, self.min_lr)
             self.bad_epochs = 0
 
     def state_dict(self):

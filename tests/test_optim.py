@@ -159,3 +159,50 @@ def test_a_bad_gradient_leaves_every_parameter_as_it_was():
     with pytest.raises(mc.ShapeError, match="parameter 1"):
         optimiser.step()
     np.testing.assert_array_equal(good.data, np.ones(3, np.float32))  # checked before any update
+
+
+def test_parameter_groups_follow_pytorch(torch):
+    """Issue 20: per-group learning rates, momentum and weight decay, set by the user through
+    param_groups and by the schedules, as torch.optim does (float64, 1e-12)."""
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(s) for s in ((3, 2), (2,), (4,))]
+    ours = [mc.nn.Parameter(v.copy()) for v in values]
+    theirs = [torch.tensor(v.copy(), requires_grad=True) for v in values]
+
+    def groups(ps):
+        return [{"params": ps[:2]}, {"params": ps[2:], "lr": 0.05, "weight_decay": 0.01, "momentum": 0.5}]
+
+    opt = mc.optim.SGD(groups(ours), lr=0.1, momentum=0.9)
+    ref = torch.optim.SGD(groups(theirs), lr=0.1, momentum=0.9)
+    schedule = mc.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    ref_schedule = torch.optim.lr_scheduler.StepLR(ref, step_size=2, gamma=0.5)
+    for step in range(5):
+        grads = [rng.standard_normal(v.shape) for v in values]
+        for p, t, g in zip(ours, theirs, grads):
+            p.grad, t.grad = g.copy(), torch.tensor(g)
+        opt.step()
+        ref.step()
+        schedule.step()
+        ref_schedule.step()
+        if step == 2:  # user code changing one group's rate, as schedulers and people do
+            opt.param_groups[1]["lr"] = ref.param_groups[1]["lr"] = 0.2
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([g["lr"] for g in ref.param_groups])
+    # a state dict keeps the groups; one from before groups gives every group its hyper-parameters
+    again = mc.optim.SGD(groups([mc.nn.Parameter(v.copy()) for v in values]), lr=0.1, momentum=0.9)
+    again.load_state_dict(opt.state_dict())
+    assert [g["lr"] for g in again.param_groups] == [g["lr"] for g in opt.param_groups]
+    old = {k: v for k, v in opt.state_dict().items() if k != "groups"}
+    again.load_state_dict(old)
+    assert [g["lr"] for g in again.param_groups] == [opt.param_groups[0]["lr"]] * 2
+
+
+def test_bad_parameter_groups_are_refused():
+    p = mc.nn.Parameter(np.zeros(2, np.float32))
+    with pytest.raises(mc.ArgumentError, match=r"SGD: group 0 sets \['betas'\]; a group may set \['lr', 'momentum', 'weight_decay'\]"):
+        mc.optim.SGD([{"params": [p], "betas": (0.9, 0.99)}], lr=0.1)
+    with pytest.raises(mc.ArgumentError, match=r"SGD: lr must be in \(0.0, inf\], got -1"):
+        mc.optim.SGD([{"params": [p], "lr": -1}], lr=0.1)
+    with pytest.raises(mc.ArgumentError, match="a parameter group is a dict with 'params'"):
+        mc.optim.SGD([{"lr": 0.1}], lr=0.1)

@@ -268,8 +268,65 @@ class ReduceLROnPlateau:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
+class _ClosedForm:
+    """A schedule whose rate is base_lr x factor(epoch), for each group; ``step()`` once per epoch.
+    The factor at epoch 0 applies from construction on, as PyTorch's schedules do."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.epoch = 0
+        self._apply()
+
+    def _apply(self):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.rate(base, self.epoch)
+
+    def step(self):
+        self.epoch += 1
+        self._apply()
+
+    def state_dict(self):
+        return {"base_lrs": list(self.base_lrs), "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.base_lrs, self.epoch = list(state["base_lrs"]), state["epoch"]
+
+
+class CosineAnnealingLR(_ClosedForm):
+    """lr(t) = eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2: from the base rate down
+    to ``eta_min`` over ``T_max`` epochs along half a cosine (and back up after, as PyTorch's)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 (PyTorch's argument name)
+        if isinstance(T_max, bool) or not isinstance(T_max, numbers.Integral) or T_max < 1:
+            raise ArgumentError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
+        self.T_max, self.eta_min = int(T_max), checks.number("CosineAnnealingLR", "eta_min", eta_min, 0.0)
+        super().__init__(optimizer)
+
+    def rate(self, base, t):
+        return self.eta_min + (base - self.eta_min) * (1 + np.cos(np.pi * t / self.T_max)) / 2
+
+
+class LinearLR(_ClosedForm):
+    """A linear ramp of the rate's factor from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` steps, then constant: the usual warm-up (``LinearLR(opt, 0.1, 1.0, 5)``)."""
+
+    def __init__(self, optimizer, start_factor=1 / 3, end_factor=1.0, total_iters=5):
+        self.start = checks.number("LinearLR", "start_factor", start_factor, 0.0, 1.0, low_inclusive=False)
+        self.end = checks.number("LinearLR", "end_factor", end_factor, 0.0, 1.0)
+        if isinstance(total_iters, bool) or not isinstance(total_iters, numbers.Integral) or total_iters < 1:
+            raise ArgumentError(f"LinearLR: total_iters must be a positive integer, got {total_iters!r}")
+        self.total = int(total_iters)
+        super().__init__(optimizer)
+
+    def rate(self, base, t):
+        return base * (self.start + (self.end - self.start) * min(t, self.total) / self.total)
+
+
 class lr_scheduler:  # noqa: N801  (a namespace with PyTorch's name: mc.optim.lr_scheduler.StepLR)
     """The schedules where a PyTorch user looks for them."""
 
     StepLR = StepLR
     ReduceLROnPlateau = ReduceLROnPlateau
+    CosineAnnealingLR = CosineAnnealingLR
+    LinearLR = LinearLR

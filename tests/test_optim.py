@@ -206,3 +206,22 @@ def test_bad_parameter_groups_are_refused():
         mc.optim.SGD([{"params": [p], "lr": -1}], lr=0.1)
     with pytest.raises(mc.ArgumentError, match="a parameter group is a dict with 'params'"):
         mc.optim.SGD([{"lr": 0.1}], lr=0.1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda sched, opt: sched.CosineAnnealingLR(opt, T_max=4, eta_min=0.001),
+    lambda sched, opt: sched.LinearLR(opt, start_factor=0.1, end_factor=1.0, total_iters=3),
+])
+def test_cosine_and_linear_schedules_follow_pytorch(make, torch):
+    p = mc.nn.Parameter(np.zeros(2))
+    t = torch.zeros(2, requires_grad=True)
+    opt = mc.optim.SGD([{"params": [p]}, {"params": [mc.nn.Parameter(np.zeros(1))], "lr": 0.5}], lr=0.1)
+    ref = torch.optim.SGD([{"params": [t]}, {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.5}], lr=0.1)
+    ours, theirs = make(mc.optim.lr_scheduler, opt), make(torch.optim.lr_scheduler, ref)
+    for _ in range(10):
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([g["lr"] for g in ref.param_groups], rel=1e-12)
+        ref.step()  # (PyTorch warns when a schedule steps before its optimiser)
+        ours.step()
+        theirs.step()
+    with pytest.raises(mc.ArgumentError, match="T_max must be a positive integer"):
+        mc.optim.lr_scheduler.CosineAnnealingLR(opt, 0)

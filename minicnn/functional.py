@@ -44,7 +44,10 @@ def _check_tensor(op, name, value, ndims=None):
 def _check_same_dtype(op, first, **others):
     for name, t in others.items():
         if t is not None and t.dtype != first.dtype:
-            raise DTypeError(f"{op}: {name} is {t.dtype} but input is {first.dtype}; all must have one dtype")
+            cast = "float" if t.dtype == np.float32 else "double"
+            raise DTypeError(f"{op}: {name} is {t.dtype} but input is {first.dtype}; all must have one dtype "
+                             f"(x.{cast}() converts the input; a DataLoader(..., dtype=np.{t.dtype}) converts "
+                             "each batch)")
 
 
 def _kernels(op, *tensors):

@@ -240,3 +240,17 @@ def test_tensor_dataset_and_a_loader_that_yields_tensors():
     assert len(DataLoader(data)) == 6  # batch_size 1 by default, as PyTorch
     with pytest.raises(mc.ArgumentError, match=r"TensorDataset: the tensors must have one length"):
         TensorDataset(images, mc.tensor([0, 1]))
+
+
+def test_float64_data_meets_a_float32_model_with_a_fix_named():
+    from minicnn.data import TensorDataset
+
+    data = TensorDataset(np.zeros((4, 3, 8, 8)), np.array([0, 1, 0, 1]))  # NumPy's float64
+    model = mc.nn.Sequential(mc.nn.Conv2d(3, 2, 3))
+    x, _ = next(iter(DataLoader(data, batch_size=2)))
+    with pytest.raises(mc.DTypeError, match=r"x.float\(\) converts the input; a DataLoader\(..., dtype=np.float32\)"):
+        model(x)
+    x, y = next(iter(DataLoader(data, batch_size=2, dtype=np.float32)))
+    assert x.dtype == np.float32 and y.dtype == np.int64 and model(x).shape == (2, 2, 6, 6)
+    with pytest.raises(mc.ArgumentError, match="DataLoader: dtype must be float32, float64 or None"):
+        DataLoader(data, dtype=np.int32)

@@ -42,13 +42,18 @@ class TensorDataset:
 
 
 class DataLoader:
-    def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False):
+    def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False, dtype=None):
+        """``dtype``: convert floating-point images to it on iteration (NumPy makes float64 by
+        default, minicnn's models are float32); None keeps what the dataset holds."""
         if len(dataset) == 0:
             raise ArgumentError("DataLoader: the dataset is empty")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ArgumentError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        if dtype is not None and np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ArgumentError(f"DataLoader: dtype must be float32, float64 or None, got {dtype!r}")
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.epoch = 0
 
     def __len__(self):
@@ -65,7 +70,12 @@ class DataLoader:
         from ..tensor import Tensor
 
         self.epoch += 1
-        return ((Tensor(x), Tensor(y)) for x, y in self.batches(self.epoch - 1))
+        convert = self.dtype is not None
+
+        def images(x):
+            return x.astype(self.dtype, copy=False) if convert and x.dtype.kind == "f" else x
+
+        return ((Tensor(images(x)), Tensor(y)) for x, y in self.batches(self.epoch - 1))
 
     def batches(self, epoch, start=0):
         """The batches of epoch ``epoch``, from batch number ``start`` on (to resume mid-epoch)."""

@@ -15,7 +15,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=["minicnn", "minicnn.nn", "minicnn.models", "minicnn.data", "minicnn.apps"] + KERNEL_PACKAGES,
+    packages=["minicnn", "minicnn.nn", "minicnn.models", "minicnn.data", "minicnn.apps", "minicnn.utils"] + KERNEL_PACKAGES,
     package_dir={
         "minicnn": "minicnn",
         "minicnn.kernels": "kernels",

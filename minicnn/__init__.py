@@ -8,6 +8,8 @@
 """
 import os
 
+import numpy as _np
+
 # Numba's OpenMP workers otherwise spin for milliseconds after every parallel loop,
 # time a busy 2-core machine needs for BLAS (docs/numba.md). Must be set before numba loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -26,9 +28,15 @@ from .random import manual_seed  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .tensor import Tensor, cat, from_numpy, ones, randn, stack, tensor, zeros  # noqa: E402
 
+from . import utils  # noqa: E402  (torch.utils.data's place)
+
+# PyTorch's dtype names, so that torch.tensor(x, dtype=torch.float64) reads the same here
+float32, float64, int64 = _np.float32, _np.float64, _np.int64
+
 __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "Function", "functional", "gradcheck", "errors",
     "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError", "nn", "models", "random", "manual_seed", "cuda", "device", "optim", "data",
-    "use_backend", "cat", "stack", "from_numpy", "zeros", "ones", "randn", "save", "load",
+    "use_backend", "cat", "stack", "from_numpy", "zeros", "ones", "randn", "save", "load", "utils",
+    "float32", "float64", "int64",
 ]

@@ -44,10 +44,11 @@ def _check_tensor(op, name, value, ndims=None):
 def _check_same_dtype(op, first, **others):
     for name, t in others.items():
         if t is not None and t.dtype != first.dtype:
-            cast = "float" if t.dtype == np.float32 else "double"
-            raise DTypeError(f"{op}: {name} is {t.dtype} but input is {first.dtype}; all must have one dtype "
-                             f"(x.{cast}() converts the input; a DataLoader(..., dtype=np.{t.dtype}) converts "
-                             "each batch)")
+            fix = ""
+            if t.dtype.kind == first.dtype.kind == "f":  # the usual case: NumPy's float64 data, a float32 model
+                fix = (f" (x.{'float' if t.dtype == np.float32 else 'double'}() converts the input; a "
+                       f"DataLoader(..., dtype=np.{t.dtype}) converts each batch)")
+            raise DTypeError(f"{op}: {name} is {t.dtype} but input is {first.dtype}; all must have one dtype{fix}")
 
 
 def _kernels(op, *tensors):

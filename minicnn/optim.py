@@ -202,10 +202,7 @@ class StepLR:
         self.optimizer = optimizer
         self.step_size = int(step_size)
         self.gamma = checks.number("StepLR", "gamma", gamma, 0.0, 1.0, low_inclusive=False)
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.epoch = 0
-
-    base_lr = property(lambda self: self.base_lrs[0])
 
     def step(self):
         """Every ``step_size``-th call multiplies each group's current rate by ``gamma`` (as
@@ -216,12 +213,12 @@ class StepLR:
                 group["lr"] *= self.gamma
 
     def state_dict(self):
-        return {"step_size": self.step_size, "gamma": self.gamma, "base_lr": self.base_lrs[0],
-                "base_lrs": list(self.base_lrs), "epoch": self.epoch}
+        return {"step_size": self.step_size, "gamma": self.gamma, "epoch": self.epoch}
 
     def load_state_dict(self, state):
+        """(A checkpoint from before the schedule became chainable also holds "base_lr", unused: the
+        optimiser's state holds the current rates.)"""
         self.step_size, self.gamma, self.epoch = (state[k] for k in ("step_size", "gamma", "epoch"))
-        self.base_lrs = list(state.get("base_lrs", [state["base_lr"]] * len(self.optimizer.param_groups)))
 
 
 class ReduceLROnPlateau:

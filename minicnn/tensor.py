@@ -287,7 +287,7 @@ class Tensor:
         """``t[0]``, ``t[:, 1:3]``, ``t[labels]``, ``t[mask]``...: NumPy's indexing, with a gradient
         that goes back to the elements read (added up where one is read twice)."""
         _host_only("index", self)
-        return Index.apply(self, _index_key(index, self.shape))
+        return Index.apply(self, _index_key(index))
 
     def _compare(self, other, op, name):
         _host_only(name, self)
@@ -396,9 +396,9 @@ def _reduction_args(op, axis, keepdims, dim, keepdim):
     return (dim if dim is not None else axis), (keepdim if keepdim is not None else keepdims)
 
 
-def _index_key(index, shape):
+def _index_key(index):
     """A NumPy index from what a user may write: ints, slices, None, Ellipsis, lists, arrays and
-    tensors (integer or boolean); a float index, or one out of range, is a clear error."""
+    tensors (integer or boolean); a float index is a clear error (one out of range: ``Index``)."""
     items = index if isinstance(index, tuple) else (index,)
     key = []
     for item in items:
@@ -411,12 +411,7 @@ def _index_key(index, shape):
         if isinstance(item, (float, np.floating)):
             raise DTypeError(f"index: {item!r} is not an integer index")
         key.append(item)
-    key = tuple(key)
-    try:
-        np.empty(shape, dtype=np.bool_)[key]  # NumPy's own rules and messages, on a cheap stand-in
-    except IndexError as exc:
-        raise ShapeError(f"index: {exc} (tensor shape {tuple(shape)})") from None
-    return key
+    return tuple(key)
 
 
 def cat(tensors, dim=0):
@@ -737,8 +732,12 @@ class Index(Function):
 
     @staticmethod
     def forward(ctx, a, key):
+        try:
+            values = np.array(a[key], copy=True)
+        except IndexError as exc:  # NumPy's own rules and message, with the shape added
+            raise ShapeError(f"index: {exc} (tensor shape {a.shape})") from None
         ctx.save_for_backward(a.shape, a.dtype, key)
-        return np.array(a[key], copy=True)
+        return values
 
     @staticmethod
     def backward(ctx, g):

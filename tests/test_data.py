@@ -238,6 +238,8 @@ def test_tensor_dataset_and_a_loader_that_yields_tensors():
     assert [type(t) for t in batches[0]] == [mc.Tensor, mc.Tensor] and batches[0][1].dtype == np.int64
     assert sorted(np.concatenate([y.numpy() for _, y in batches]).tolist()) == [0, 0, 1, 1, 2, 2]
     assert len(DataLoader(data)) == 6  # batch_size 1 by default, as PyTorch
+    x, y, weight = next(iter(DataLoader(TensorDataset(images, labels, np.arange(6.0)), batch_size=3)))
+    assert weight.tolist() == [0.0, 1.0, 2.0] and y.tolist() == [0, 1, 2]  # any number of tensors
     with pytest.raises(mc.ArgumentError, match=r"TensorDataset: the tensors must have one length"):
         TensorDataset(images, mc.tensor([0, 1]))
 

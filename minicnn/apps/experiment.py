@@ -37,12 +37,14 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
-from ..data import DataLoader, ShapesDataset
+from ..data import DataLoader, ShapesDataset, TensorDataset
 from ..data import transforms as T
 from ..errors import ArgumentError
 from ..models.alexnet import ACTIVATIONS
 from ..nn import init as initialisers
 from ..tensor import Tensor
+from .summary import layer_plan
+from .train import TrainConfig, build_model, evaluate, load_data, load_trained, train_command
 
 TARGET_TRAIN_ERROR = 0.25  # the paper's Figure 1: steps until the training error reaches 25%
 ERROR_WINDOW = 50  # the training error is the mean over the last 50 steps' batches,
@@ -119,7 +121,7 @@ def steps_to_target(activation, init, lr, data, setting, seed, stream):
     images, labels = data
     model = four_layer_cnn(activation, init, seed)
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loader = DataLoader(ShapesSubset(images, labels), 64, shuffle=True, seed=seed, drop_last=True)
+    loader = DataLoader(TensorDataset(images, labels), 64, shuffle=True, seed=seed, drop_last=True)
     wrong, curve, start = [], [], time.perf_counter()
     epoch = 0
     terminal = hasattr(stream, "isatty") and stream.isatty()
@@ -153,21 +155,9 @@ def steps_to_target(activation, init, lr, data, setting, seed, stream):
     return None, curve, time.perf_counter() - start
 
 
-class ShapesSubset:
-    """Mean-subtracted shapes as a dataset (no augmentation: the paper's Figure 1 has none)."""
-
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        return self.images[index], self.labels[index]
-
-
 def figure1_data(setting, seed):
-    """The relu-vs-tanh training set: (images less their channel mean, labels), no augmentation."""
+    """The relu-vs-tanh training set: (images less their channel mean, labels), no augmentation
+    (the paper's Figure 1 has none)."""
     if setting.train_size < 64:
         raise ArgumentError(f"experiment relu-vs-tanh: needs at least one batch of 64 images, got {setting.train_size}")
     shapes = ShapesDataset(setting.train_size, 32, seed=seed)
@@ -249,9 +239,8 @@ def arm_folder(out, settings):
 
 def train_arm(out, settings, stream):
     """Train one arm (or read it back when done; continue it when interrupted). Returns its
-    history, the error on its first training images evaluated like validation, and the folder."""
-    from .train import evaluate, load_trained, train_command
-
+    history, the error on its training images evaluated like validation (centre crops, no
+    dropout), the trained model and pipeline, and the folder."""
     folder = arm_folder(out, settings)
     metrics = os.path.join(folder, "metrics.jsonl")
     done = [json.loads(line) for line in open(metrics)] if os.path.exists(metrics) else []
@@ -259,14 +248,12 @@ def train_arm(out, settings, stream):
         last = os.path.join(folder, "last.ckpt")  # a run stopped part-way (even in its first epoch) goes on
         resume = last if os.path.exists(last) else None
         stream.write(f"== training {folder}\n")
-        trainer, outcome = train_command({k: v for k, v in settings.items()}, out=folder, resume=resume,
+        trainer, outcome = train_command(dict(settings), out=folder, resume=resume,
                                          stream=stream)
         if outcome != "done":
             raise KeyboardInterrupt
         done = trainer.history
     config, _, model, pipeline = load_trained(os.path.join(folder, "last.ckpt"))
-    from .train import load_data
-
     train_set, val_set = load_data(config)
     seen = evaluate(model, pipeline, train_set.images, train_set.labels)
     return {"folder": folder, "history": done, "train_error": seen["top1_error"], "model": model,
@@ -325,9 +312,6 @@ def ablation(changes_off, label_on, label_off):
 def pooling(setting, seed, out, stream):
     """Image size 35 gives the default crop round(35 x 227 / 256) = 31, where 3x3/2 and 2x2/2
     pooling both give 31 -> 15 -> 7 -> 3: the same maps and parameters, one difference."""
-    from .summary import layer_plan
-    from .train import TrainConfig, build_model
-
     arms = [("overlapping 3x3/2", {"image_size": 35}), ("non-overlapping 2x2/2", {"image_size": 35, "overlap": False})]
     sizes = {}
     for label, changes in arms:
@@ -344,8 +328,6 @@ def pooling(setting, seed, out, stream):
 
 
 def ten_crop(setting, seed, out, stream):
-    from .train import evaluate
-
     _, results = compare_arms([("full network", {})], setting, seed, out, stream)
     r = results["full network"]
     views = {}

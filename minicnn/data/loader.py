@@ -31,8 +31,6 @@ class TensorDataset:
         if len(lengths) != 1 or None in lengths:
             raise ArgumentError(f"TensorDataset: the tensors must have one length (first axis), got shapes "
                                 f"{[a.shape for a in self.arrays]}")
-        if len(self.arrays) == 2:  # batched by fancy indexing, as the in-memory datasets are
-            self.images, self.labels = self.arrays
 
     def __len__(self):
         return len(self.arrays[0])
@@ -43,8 +41,9 @@ class TensorDataset:
 
 class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False, dtype=None):
-        """``dtype``: convert floating-point images to it on iteration (NumPy makes float64 by
-        default, minicnn's models are float32); None keeps what the dataset holds."""
+        """``dtype``: convert floating-point arrays (the images, and float targets) to it on
+        iteration (NumPy makes float64 by default, minicnn's models are float32); None keeps what
+        the dataset holds."""
         if len(dataset) == 0:
             raise ArgumentError("DataLoader: the dataset is empty")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -65,17 +64,16 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     def __iter__(self):
-        """This epoch's batches as tensors: (images, labels), labels int64 (each call is the next
-        epoch, with its own order)."""
+        """This epoch's batches as tuples of tensors, (images, labels) for the image datasets, labels
+        int64 (each call is the next epoch, with its own order)."""
         from ..tensor import Tensor
 
         self.epoch += 1
-        convert = self.dtype is not None
 
-        def images(x):
-            return x.astype(self.dtype, copy=False) if convert and x.dtype.kind == "f" else x
+        def converted(array):
+            return array.astype(self.dtype, copy=False) if self.dtype is not None and array.dtype.kind == "f" else array
 
-        return ((Tensor(images(x)), Tensor(y)) for x, y in self.batches(self.epoch - 1))
+        return (tuple(Tensor(converted(a)) for a in batch) for batch in self.batches(self.epoch - 1))
 
     def batches(self, epoch, start=0):
         """The batches of epoch ``epoch``, from batch number ``start`` on (to resume mid-epoch)."""
@@ -87,10 +85,11 @@ class DataLoader:
             yield self._batch(index)
 
     def _batch(self, index):
-        images = getattr(self.dataset, "images", None)
-        labels = getattr(self.dataset, "labels", None)
-        if isinstance(images, np.ndarray) and isinstance(labels, np.ndarray):
-            return images[index], labels[index]
+        arrays = getattr(self.dataset, "arrays", None)  # a TensorDataset: any number of aligned arrays
+        if arrays is None:
+            arrays = [getattr(self.dataset, "images", None), getattr(self.dataset, "labels", None)]
+        if all(isinstance(a, np.ndarray) for a in arrays):
+            return tuple(a[index] for a in arrays)
         items = [self.dataset[int(i)] for i in index]
         shapes = {np.shape(image) for image, _ in items}
         if len(shapes) > 1:

@@ -22,7 +22,7 @@ from .kernels import backends
 from .tensor import FLOAT_DTYPES, Tensor
 
 __all__ = [
-    "conv2d_padding", "conv2d", "max_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
+    "conv2d_padding", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
     "linear", "flatten", "log_softmax", "softmax", "cross_entropy", "batch_norm",
 ]
 
@@ -148,13 +148,8 @@ class MaxPool2d(Function):
         return grad_x, None, None, None, None
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """Max pooling of x (N, C, H, W); windows may overlap (AlexNet: kernel_size=3, stride=2).
-
-    ``stride`` defaults to ``kernel_size``. ``padding`` (<= kernel_size // 2) pads with -inf.
-    Ties go to the first element of the window in row-major order.
-    """
-    op = "max_pool2d"
+def _pool_arguments(op, x, kernel_size, stride, padding):
+    """max_pool2d's and avg_pool2d's checks: the window as pairs (kernel, stride, padding)."""
     _check_tensor(op, "input", x, (4,))
     kernel_size = checks.pair(op, "kernel_size", kernel_size, 1)
     stride = kernel_size if stride is None else checks.pair(op, "stride", stride, 1)
@@ -170,7 +165,97 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
             f"{op}: kernel {kernel_size[0]}x{kernel_size[1]} is larger than the padded input "
             f"{h + 2 * padding[0]}x{w + 2 * padding[1]}; input {x.shape}"
         )
+    return kernel_size, stride, padding
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling of x (N, C, H, W); windows may overlap (AlexNet: kernel_size=3, stride=2).
+
+    ``stride`` defaults to ``kernel_size``. ``padding`` (<= kernel_size // 2) pads with -inf.
+    Ties go to the first element of the window in row-major order.
+    """
+    op = "max_pool2d"
+    kernel_size, stride, padding = _pool_arguments(op, x, kernel_size, stride, padding)
     return MaxPool2d.apply(x, kernel_size, stride, padding, _kernels(op, x))
+
+
+class AvgPool2d(Function):
+    """Average pooling over windows given as (start, stop, count) per output row and column
+    (kernels/reference/pool.py); both nn.AvgPool2d and nn.AdaptiveAvgPool2d run on it."""
+
+    @staticmethod
+    def forward(ctx, x, rows, cols, kernels):
+        ctx.save_for_backward(x.shape, rows, cols, kernels)
+        return kernels.pool.avg_pool2d_forward(x, rows, cols)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x_shape, rows, cols, kernels = ctx.saved
+        return kernels.pool.avg_pool2d_backward(grad_y, x_shape, rows, cols), None, None, None
+
+
+def _windows(start, stop, count):
+    return tuple(np.ascontiguousarray(a, dtype=np.int64) for a in (start, stop, count))
+
+
+def _avg_pool_windows(size, kernel, stride, pad, ceil_mode, count_include_pad):
+    """One axis of avg_pool2d, as PyTorch has it: output i's window starts at i*stride - pad in the
+    padded input and ends kernel later, but not past the padding; ceil_mode adds a last, partial
+    window where one starts inside the input or its left padding. The divisor counts the padding
+    (count_include_pad) or only the input the window covers."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    start = np.arange(out) * stride - pad
+    stop = np.minimum(start + kernel, size + pad)
+    padded_count = stop - start
+    start, stop = np.maximum(start, 0), np.minimum(stop, size)
+    return _windows(start, stop, padded_count if count_include_pad else stop - start)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Average pooling of x (N, C, H, W), with PyTorch's arguments and rules.
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` (<= kernel_size // 2) pads with zeros,
+    which count in the divisor when ``count_include_pad`` (the default); ``ceil_mode`` rounds
+    the output size up; ``divisor_override`` divides every window's sum by that number instead.
+    """
+    op = "avg_pool2d"
+    kernel_size, stride, padding = _pool_arguments(op, x, kernel_size, stride, padding)
+    for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ArgumentError(f"{op}: {name} must be True or False, got {flag!r}")
+    rows, cols = (_avg_pool_windows(size, k, s, p, ceil_mode, count_include_pad)
+                  for size, k, s, p in zip(x.shape[2:], kernel_size, stride, padding))
+    if divisor_override is not None:
+        divisor = checks.positive_integer(op, "divisor_override", divisor_override)
+        rows, cols = (*rows[:2], np.full_like(rows[2], divisor)), (*cols[:2], np.ones_like(cols[2]))
+    return AvgPool2d.apply(x, rows, cols, _kernels(op, x))
+
+
+def _adaptive_windows(size, out):
+    """Output i of ``out`` averages input [floor(i*size/out), ceil((i+1)*size/out)): windows of
+    near-equal length that cover the input, overlapping where out does not divide size."""
+    i = np.arange(out)
+    start, stop = i * size // out, -(-(i + 1) * size // out)
+    return _windows(start, stop, stop - start)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling of x (N, C, H, W) to ``output_size`` (an int, or a pair whose None keeps
+    that axis's size), whatever the input's size: torchvision's AlexNet pools to 6x6 this way."""
+    op = "adaptive_avg_pool2d"
+    _check_tensor(op, "input", x, (4,))
+    items = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(items) != 2:
+        raise ArgumentError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+    out = tuple(size if o is None else checks.positive_integer(op, "output_size", o)
+                for size, o in zip(x.shape[2:], items))
+    if min(x.shape) == 0:
+        raise ShapeError(f"{op}: empty input {x.shape}")
+    rows, cols = (_adaptive_windows(size, o) for size, o in zip(x.shape[2:], out))
+    return AvgPool2d.apply(x, rows, cols, _kernels(op, x))
 
 
 class LocalResponseNorm(Function):

@@ -15,3 +15,22 @@ def rel_error(actual, expected, scale=0.0):
 def tolerance(dtype):
     """Relative tolerance between two implementations of the same sum in ``dtype``."""
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def pool_windows(pool, x, *args, **kwargs):
+    """The (rows, cols) windows that ``pool`` (F.avg_pool2d or F.adaptive_avg_pool2d) works out
+    for the array x and passes to its kernels, caught on their way in."""
+    import minicnn as mc
+    caught = {}
+    original = mc.functional.AvgPool2d.apply
+
+    def catch(x, rows, cols, kernels):
+        caught.update(rows=rows, cols=cols)
+        return original(x, rows, cols, kernels)
+
+    try:
+        mc.functional.AvgPool2d.apply = catch
+        pool(mc.tensor(x), *args, **kwargs)
+    finally:
+        mc.functional.AvgPool2d.apply = original
+    return caught["rows"], caught["cols"]

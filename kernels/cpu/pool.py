@@ -1,4 +1,4 @@
-"""2-D max pooling on the CPU (Numba), overlapping windows allowed.
+"""2-D pooling on the CPU (Numba): max pooling (overlapping windows allowed) and average pooling.
 
 The math (``kernels/reference/pool.py`` has it as NumPy):
 
@@ -175,3 +175,51 @@ def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
     grad_x = workspace.empty((n * c, h * w), grad_y.dtype)
     _max_pool_backward(grad_y.reshape(n * c, -1), argmax.reshape(n * c, -1), grad_x)
     return grad_x.reshape(x_shape)
+
+
+# ---- average pooling --------------------------------------------------------------------
+# y[n, c, i, j] = sum of x[n, c] over rows [row_start[i], row_stop[i]) and columns
+# [col_start[j], col_stop[j]), divided by row_count[i] * col_count[j] (the windows are worked out
+# in minicnn.functional; kernels/reference/pool.py has the math as NumPy). One window at a time,
+# in parallel over (n, c) planes; the backward spreads each output's share grad_y / count over its
+# window, each plane owned by one iteration, so overlapping windows' sums never race. (Average
+# pooling is not on AlexNet's path: these loops are written to be read, not tuned.)
+
+@njit(parallel=True, cache=True)
+def _avg_pool_forward(x, row_start, row_stop, row_count, col_start, col_stop, col_count, y):
+    n_batch, channels = x.shape[0], x.shape[1]
+    for plane in prange(n_batch * channels):
+        n, c = plane // channels, plane % channels
+        for i in range(y.shape[2]):
+            for j in range(y.shape[3]):
+                total = x.dtype.type(0)
+                for h in range(row_start[i], row_stop[i]):
+                    for w in range(col_start[j], col_stop[j]):
+                        total += x[n, c, h, w]
+                y[n, c, i, j] = total / (row_count[i] * col_count[j])
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool_backward(grad_y, row_start, row_stop, row_count, col_start, col_stop, col_count, grad_x):
+    n_batch, channels = grad_y.shape[0], grad_y.shape[1]
+    for plane in prange(n_batch * channels):
+        n, c = plane // channels, plane % channels
+        grad_x[n, c] = 0
+        for i in range(grad_y.shape[2]):
+            for j in range(grad_y.shape[3]):
+                share = grad_y[n, c, i, j] / (row_count[i] * col_count[j])
+                for h in range(row_start[i], row_stop[i]):
+                    for w in range(col_start[j], col_stop[j]):
+                        grad_x[n, c, h, w] += share
+
+
+def avg_pool2d_forward(x, rows, cols):
+    y = workspace.empty((*x.shape[:2], len(rows[0]), len(cols[0])), x.dtype)
+    _avg_pool_forward(x, *rows, *cols, y)
+    return y
+
+
+def avg_pool2d_backward(grad_y, x_shape, rows, cols):
+    grad_x = workspace.empty(x_shape, grad_y.dtype)
+    _avg_pool_backward(grad_y, *rows, *cols, grad_x)
+    return grad_x

@@ -1,4 +1,4 @@
-"""Max pooling on the GPU, with the CPU's tie rule.
+"""Pooling on the GPU: max pooling, with the CPU's tie rule, and average pooling.
 
     y[n, c, i, j] = max of x[n, c] over the window; argmax = h*W + w of the first maximum
                     in row-major window order (a new maximum only when strictly greater,
@@ -80,4 +80,67 @@ def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
     grad_x = empty(x_shape, grad_y.dtype)
     blocks, threads = grid_1d(grad_x.size)
     _backward[blocks, threads](grad_y, argmax, kh, kw, sh, sw, ph, pw, grad_y.dtype.type(0), grad_x)
+    return grad_x
+
+
+# ---- average pooling --------------------------------------------------------------------
+# y[n, c, i, j] = sum of x[n, c] over rows [row_start[i], row_stop[i]) and columns
+# [col_start[j], col_stop[j]) / (row_count[i] * col_count[j])   (kernels/reference/pool.py)
+#
+# Forward: one thread per output. Backward: one thread per input element, gathering the shares
+# of the outputs whose windows hold it. The windows' starts and stops never decrease with i, so
+# the rows covering input row h are one run, i in [row_first[h], row_end[h]): the first window
+# that stops after h up to the first that starts after it (found on the host, once per call).
+
+@cuda.jit
+def _avg_forward(x, row_start, row_stop, row_count, col_start, col_stop, col_count, zero, y):
+    channels, h_out, w_out = y.shape[1], y.shape[2], y.shape[3]
+    for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        j = e % w_out
+        i = (e // w_out) % h_out
+        c = (e // (w_out * h_out)) % channels
+        n = e // (w_out * h_out * channels)
+        total = zero
+        for h in range(row_start[i], row_stop[i]):
+            for w in range(col_start[j], col_stop[j]):
+                total += x[n, c, h, w]
+        y[n, c, i, j] = total / (row_count[i] * col_count[j])
+
+
+@cuda.jit
+def _avg_backward(grad_y, row_first, row_end, row_count, col_first, col_end, col_count, zero, grad_x):
+    channels, height, width = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
+    for e in range(cuda.grid(1), grad_x.size, cuda.gridsize(1)):
+        w = e % width
+        h = (e // width) % height
+        c = (e // (width * height)) % channels
+        n = e // (width * height * channels)
+        total = zero
+        for i in range(row_first[h], row_end[h]):
+            for j in range(col_first[w], col_end[w]):
+                total += grad_y[n, c, i, j] / (row_count[i] * col_count[j])
+        grad_x[n, c, h, w] = total
+
+
+def avg_pool2d_forward(x, rows, cols):
+    y = empty((*x.shape[:2], len(rows[0]), len(cols[0])), x.dtype)
+    blocks, threads = grid_1d(y.size)
+    _avg_forward[blocks, threads](x, *map(cuda.to_device, rows), *map(cuda.to_device, cols), x.dtype.type(0), y)
+    return y
+
+
+def _covering(windows, size):
+    """For each input position, the run [first, end) of the outputs whose windows hold it, and the counts."""
+    start, stop, count = windows
+    positions = np.arange(size)
+    first = np.searchsorted(stop, positions, side="right")
+    end = np.searchsorted(start, positions, side="right")
+    return cuda.to_device(first), cuda.to_device(end), cuda.to_device(count)
+
+
+def avg_pool2d_backward(grad_y, x_shape, rows, cols):
+    grad_x = empty(x_shape, grad_y.dtype)
+    blocks, threads = grid_1d(grad_x.size)
+    _avg_backward[blocks, threads](grad_y, *_covering(rows, x_shape[2]), *_covering(cols, x_shape[3]),
+                                   grad_y.dtype.type(0), grad_x)
     return grad_x

@@ -1,4 +1,4 @@
-"""2-D max pooling, NCHW, windows may overlap (AlexNet: 3x3 windows, stride 2).
+"""2-D pooling, NCHW: max pooling (windows may overlap, AlexNet: 3x3 windows, stride 2) and average pooling.
 
 Shapes: x (N, C, H, W) -> y (N, C, H_out, W_out), argmax (N, C, H_out, W_out), with
 
@@ -58,3 +58,40 @@ def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
     planes = np.repeat(np.arange(n * c), argmax[0, 0].size)
     np.add.at(grad_x, (planes, argmax.reshape(-1)), grad_y.reshape(-1))
     return grad_x.reshape(x_shape)
+
+
+# ---- average pooling --------------------------------------------------------------------
+# Average pooling (nn.AvgPool2d, nn.AdaptiveAvgPool2d) in one form: output row i averages the
+# input rows start[i] <= h < stop[i] (already clipped to the input), output column j the columns
+# likewise, and divides the window's sum by count_rows[i] * count_cols[j]. Padding is zeros, so
+# it adds nothing to the sum; whether it counts in the divisor is in the counts
+# (minicnn.functional.avg_pool2d and adaptive_avg_pool2d work out the windows):
+#
+#     y[n, c, i, j] = sum over rows [row_start[i], row_stop[i]) and columns [col_start[j], col_stop[j])
+#                     of x[n, c, h, w]  /  (row_count[i] * col_count[j])
+#
+# That is a separable linear map, y[n, c] = R @ x[n, c] @ C.T with R[i, h] = 1/row_count[i]
+# where h is in row i's window (0 elsewhere), C likewise; its backward is the transpose:
+#
+#     dL/dx[n, c] = R.T @ grad_y[n, c] @ C
+#
+# ``rows`` and ``cols`` are (start, stop, count) triples of int64 arrays, one entry per output.
+
+def _averaging_matrix(windows, size):
+    """R: R[i, h] = 1 / count[i] for start[i] <= h < stop[i], else 0."""
+    start, stop, count = windows
+    positions = np.arange(size)
+    inside = (start[:, None] <= positions) & (positions < stop[:, None])
+    return inside / count[:, None]
+
+
+def avg_pool2d_forward(x, rows, cols):
+    r = _averaging_matrix(rows, x.shape[2])
+    c = _averaging_matrix(cols, x.shape[3])
+    return np.einsum("ih,nchw,jw->ncij", r, x, c).astype(x.dtype)
+
+
+def avg_pool2d_backward(grad_y, x_shape, rows, cols):
+    r = _averaging_matrix(rows, x_shape[2])
+    c = _averaging_matrix(cols, x_shape[3])
+    return np.einsum("ih,ncij,jw->nchw", r, grad_y, c).astype(grad_y.dtype)

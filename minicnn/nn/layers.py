@@ -95,6 +95,43 @@ class MaxPool2d(Module):
         return f"kernel_size={_short(self.kernel_size)}, stride={_short(self.stride)}{padding}"
 
 
+class AvgPool2d(Module):
+    """Average pooling, with PyTorch's arguments (F.avg_pool2d)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size = checks.pair("AvgPool2d", "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else checks.pair("AvgPool2d", "stride", stride, 1)
+        self.padding = checks.pair("AvgPool2d", "padding", padding, 0)
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+    def extra_repr(self):
+        padding = f", padding={_short(self.padding)}" if any(self.padding) else ""
+        options = "".join(f", {name}={getattr(self, name)}" for name, default in
+                          (("ceil_mode", False), ("count_include_pad", True), ("divisor_override", None))
+                          if getattr(self, name) != default)
+        return f"kernel_size={_short(self.kernel_size)}, stride={_short(self.stride)}{padding}{options}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size, whatever the input's (F.adaptive_avg_pool2d)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
 class LocalResponseNorm(Module):
     """The 2012 paper's LRN (alpha not divided by size, unlike PyTorch)."""
 

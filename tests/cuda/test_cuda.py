@@ -15,7 +15,7 @@ from minicnn.kernels import backends
 from minicnn.kernels.cuda.launch import SIMULATED
 from minicnn.kernels.cpu import activation, batchnorm, conv, dropout, linear, lrn, pool, softmax
 from minicnn.kernels.reference import lrn as ref_lrn
-from tests.helpers import rel_error
+from tests.helpers import pool_windows, rel_error
 from tests.strategies import distinct, normal, seeds
 
 F = mc.functional
@@ -80,6 +80,25 @@ def test_max_pool_matches_cpu_with_ties(seed, shape, kernel):
     grad_y = normal(seed + 1, y.shape, np.float32)
     np.testing.assert_array_equal(down(GPU.pool.max_pool2d_backward(up(grad_y), garg, x.shape, *kernel)),
                                   pool.max_pool2d_backward(grad_y, argmax, x.shape, *kernel))
+
+
+@few
+@given(seed=seeds, shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(3, 7), st.integers(3, 7)),
+       pooling=st.sampled_from([("avg", ((3, 3), (2, 2), (1, 1))), ("avg", ((2, 3), (1, 2), (0, 1))),
+                                ("adaptive", (3, 2)), ("adaptive", (5, 8))]))
+def test_avg_pool_matches_cpu(seed, shape, pooling):
+    """Average pooling's windows overlap here (stride < kernel, adaptive sizes that do not divide),
+    so the GPU's gather backward meets several windows per input."""
+    kind, args = pooling
+    x = normal(seed, shape, np.float32)
+    if kind == "avg":
+        rows, cols = pool_windows(F.avg_pool2d, x, *args)
+    else:
+        rows, cols = pool_windows(F.adaptive_avg_pool2d, x, args)
+    y = pool.avg_pool2d_forward(x, rows, cols)
+    close(GPU.pool.avg_pool2d_forward(up(x), rows, cols), y)
+    grad_y = normal(seed + 1, y.shape, np.float32)
+    close(GPU.pool.avg_pool2d_backward(up(grad_y), x.shape, rows, cols), pool.avg_pool2d_backward(grad_y, x.shape, rows, cols))
 
 
 @few
@@ -158,7 +177,7 @@ def gpu_tensor(array, requires_grad=True):
     return mc.tensor(array, requires_grad=requires_grad).to("cuda")
 
 
-@pytest.mark.parametrize("op", ["conv", "pool", "lrn", "linear_ce", "batch_norm", "dropout_relu"])
+@pytest.mark.parametrize("op", ["conv", "pool", "avg_pool", "lrn", "linear_ce", "batch_norm", "dropout_relu"])
 def test_gradcheck_through_the_cuda_path(op):
     if op == "conv":
         x, w = gpu_tensor(normal(0, (1, 2, 4, 4))), gpu_tensor(normal(1, (2, 1, 3, 3)))
@@ -166,6 +185,9 @@ def test_gradcheck_through_the_cuda_path(op):
     elif op == "pool":
         x = gpu_tensor(distinct(0, (1, 2, 5, 5)))
         result = mc.gradcheck(lambda x: F.max_pool2d(x, 3, 2), [x], max_coords=10)
+    elif op == "avg_pool":
+        x = gpu_tensor(normal(0, (1, 2, 5, 5)))
+        result = mc.gradcheck(lambda x: F.adaptive_avg_pool2d(F.avg_pool2d(x, 3, 1, 1), 3), [x], max_coords=10)
     elif op == "lrn":
         x = gpu_tensor(normal(0, (1, 4, 2, 2)))
         result = mc.gradcheck(lambda x: F.local_response_norm(x, 3, 0.1, 0.75, 1.0), [x], max_coords=8)

@@ -24,7 +24,7 @@ setup(
         "minicnn.kernels.cpu.conv": "kernels/cpu/conv",
         "minicnn.kernels.cuda": "kernels/cuda",
     },
-    install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69", "tqdm>=4.66"],
+    install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69", "tqdm>=4.66", "threadpoolctl>=3.1"],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6", "numba-cuda>=0.30,<0.31"],
         "image": ["Pillow>=9"],

@@ -10,14 +10,30 @@ import os
 
 import numpy as _np
 
-# Numba's OpenMP workers otherwise spin for milliseconds after every parallel loop,
-# time a busy 2-core machine needs for BLAS (docs/numba.md). Must be set before numba loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# NumPy's OpenBLAS workers likewise spin after each matrix product (2^28 cycles by
-# default) and took a core from the Numba kernel that ran next: im2col of AlexNet's
-# conv2 took 105 ms right after a GEMM against 70 ms alone. 2^4 cycles puts them to sleep
-# at once. OpenBLAS reads this when NumPy first loads it: import minicnn before numpy.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+def _start_numba_threads_passive():
+    """Start Numba's thread pool now, with its OpenMP workers told to sleep when idle.
+
+    Why: OpenMP workers spin for milliseconds after every parallel loop by default, and on a
+    2-core machine that took a core from the BLAS product that ran next (AlexNet's training step
+    was 15% slower: docs/numba.md). OpenMP reads its wait policy only from the environment, once,
+    when its runtime loads, and Numba loads it with its thread pool. So the variable is set just
+    for that moment and removed again: it reaches Numba's OpenMP runtime and no library loaded
+    later (PyTorch ran 6-10% slower with it). A policy the user set is left as it is, and a pool
+    that is already running (Numba's parallel code ran before minicnn was imported) keeps its own.
+    """
+    import numba
+
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        numba.get_num_threads()  # loads the threading layer and starts its workers
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+_start_numba_threads_passive()
 
 from . import cuda, data, device, errors, functional, models, nn, optim, random  # noqa: E402
 from .autograd import Function, no_grad, is_grad_enabled  # noqa: E402

@@ -10,14 +10,14 @@ reads them with its transpose flags, nothing is copied.
 """
 import numpy as np
 
-from . import workspace
+from . import blas, workspace
 
 
 def linear_forward(x, w, b):
     """y = x @ w^T + b, computed as (w @ x^T)^T: OpenBLAS ran that orientation faster at
     AlexNet's fc6 and fc7, and the transposition back, with the bias added on the way, moves
     only the small output."""
-    y_t = np.matmul(w, x.T, out=workspace.scratch("linear.y_t", (w.shape[0], x.shape[0]), x.dtype))
+    y_t = blas.matmul(w, x.T, workspace.scratch("linear.y_t", (w.shape[0], x.shape[0]), x.dtype))
     y = workspace.empty((x.shape[0], w.shape[0]), x.dtype)
     if b is None:
         np.copyto(y, y_t.T)
@@ -27,7 +27,7 @@ def linear_forward(x, w, b):
 
 
 def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):
-    grad_x = np.matmul(grad_y, w, out=workspace.empty(x.shape, x.dtype)) if needs_input_grad[0] else None
-    grad_w = np.matmul(grad_y.T, x, out=workspace.empty(w.shape, w.dtype)) if needs_input_grad[1] else None
+    grad_x = blas.matmul(grad_y, w, workspace.empty(x.shape, x.dtype)) if needs_input_grad[0] else None
+    grad_w = blas.matmul(grad_y.T, x, workspace.empty(w.shape, w.dtype)) if needs_input_grad[1] else None
     grad_b = grad_y.sum(axis=0) if needs_input_grad[2] else None
     return grad_x, grad_w, grad_b

@@ -83,11 +83,18 @@ def test_arenas_nobody_uses_are_given_back_when_the_cache_grows():
     assert len(workspace._arenas) == 1 and big.nbytes > workspace.ARENA_BYTES
 
 
-def test_import_sets_the_blas_thread_settings():
+def test_import_leaves_the_environment_as_it_found_it():
+    """minicnn starts Numba's pool with OpenMP's passive wait policy and removes the variable again,
+    so libraries loaded later (PyTorch's OpenMP) keep their defaults; a policy the user set stays."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
-    code = "import minicnn, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['OMP_WAIT_POLICY'])"
+    code = ("import numpy, os; before = dict(os.environ); import minicnn, numba; "
+            "print(dict(os.environ) == before, numba.threading_layer())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["4", "PASSIVE"]
+    assert out.stdout.split()[0] == "True"
+    code = "import minicnn, os; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
 
 
 def test_take_keeps_a_whole_view_that_nothing_else_uses_and_copies_the_rest():

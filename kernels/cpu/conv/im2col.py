@@ -67,7 +67,7 @@ exactly one iteration, so no two threads ever add into the same element.
 import numpy as np
 from numba import njit, prange
 
-from .. import workspace
+from .. import blas, workspace
 from ..phases import gather_phase, phase_length
 from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 
@@ -263,7 +263,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     for n0, n1 in geo.blocks():
         cols_g = geo.im2col(x[n0:n1])
         y_cm = workspace.scratch("conv.y", (groups, k // groups, cols_g.shape[2]), x.dtype)
-        np.matmul(w_g, cols_g, out=y_cm)
+        blas.matmul(w_g, cols_g, y_cm)
         channel_major_to_nchw(y_cm.reshape(k, n1 - n0, geo.run), bias, y[n0:n1])
     return y
 
@@ -290,13 +290,13 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
             cols_g = geo.im2col(x[n0:n1])
             if grad_w_t is None:
                 grad_w_t = workspace.scratch("conv.grad_w_t", (groups, rows_g, k // groups), x.dtype)
-                np.matmul(cols_g, grad_y_g.transpose(0, 2, 1), out=grad_w_t)
+                blas.matmul(cols_g, grad_y_g.transpose(0, 2, 1), grad_w_t)
             else:
                 block = workspace.scratch("conv.grad_w_t_block", grad_w_t.shape, x.dtype)
-                grad_w_t += np.matmul(cols_g, grad_y_g.transpose(0, 2, 1), out=block)
+                grad_w_t += blas.matmul(cols_g, grad_y_g.transpose(0, 2, 1), block)
         if grad_x is not None:
             grad_cols = workspace.scratch("conv.grad_cols", (groups, rows_g, grad_y_g.shape[2]), x.dtype)
-            np.matmul(w_g.transpose(0, 2, 1), grad_y_g, out=grad_cols)
+            blas.matmul(w_g.transpose(0, 2, 1), grad_y_g, grad_cols)
             geo.col2im(grad_cols.reshape(geo.rows, -1), grad_x[n0:n1])
     grad_w = None
     if grad_w_t is not None:

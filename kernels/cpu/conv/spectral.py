@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from .. import workspace
+from .. import blas, workspace
 from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 
 MIN_KERNEL = 5  # 3x3 kernels go to Winograd (winograd.py); smaller ones are cheaper by im2col
@@ -166,12 +166,12 @@ def _transform(planes, size_h, size_w, top, left, sign, into):
     dtype = planes.dtype.type
     half = size_w // 2 + 1
     rows = workspace.scratch(SECOND, (n_a * n_b * height, 2 * half), dtype)
-    np.matmul(planes.reshape(-1, width), _rows_matrix(size_w, left, width, sign, dtype), out=rows)
+    blas.matmul(planes.reshape(-1, width), _rows_matrix(size_w, left, width, sign, dtype), rows)
     mixed = workspace.scratch(FIRST, (height, half, n_a * n_b), _complex(dtype))
     _interleave(rows.reshape(n_a, n_b, height, 2 * half), mixed)
     spectrum = workspace.scratch(into, (size_h, half, n_a * n_b), _complex(dtype))
-    np.matmul(_columns_matrix(size_h, top, height, sign, _complex(dtype)), mixed.reshape(height, -1),
-              out=spectrum.reshape(size_h, -1))
+    blas.matmul(_columns_matrix(size_h, top, height, sign, _complex(dtype)), mixed.reshape(height, -1),
+                spectrum.reshape(size_h, -1))
     return spectrum
 
 
@@ -183,13 +183,13 @@ def _inverse(spectrum, size_h, size_w, top, left, sign, out):
     height, width = out.shape[2:]
     dtype = out.dtype.type
     columns = workspace.scratch(FIRST, (height, half, planes), spectrum.dtype)
-    np.matmul(_columns_matrix(size_h, top, height, sign, spectrum.dtype.type).T, spectrum.reshape(size_u, -1),
-              out=columns.reshape(height, -1))
+    blas.matmul(_columns_matrix(size_h, top, height, sign, spectrum.dtype.type).T, spectrum.reshape(size_u, -1),
+                columns.reshape(height, -1))
     split = workspace.scratch(SECOND, out.shape[:3] + (2 * half,), dtype)
     _split(columns, split)
     scale = 1.0 / (size_h * size_w)
-    np.matmul(split.reshape(-1, 2 * half), _inverse_rows_matrix(size_w, left, width, sign, scale, dtype),
-              out=out.reshape(-1, width))
+    blas.matmul(split.reshape(-1, 2 * half), _inverse_rows_matrix(size_w, left, width, sign, scale, dtype),
+                out.reshape(-1, width))
     return out
 
 
@@ -209,8 +209,8 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     x_spectrum = _transform(_channel_major(x, sums), size_h, size_w, top, left, -1, X_OR_DX)  # planes (c, n)
     w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)  # planes (k, c), conjugated
     y_spectrum = workspace.scratch(Y_OR_G, (u, half, k * n), x_spectrum.dtype)
-    np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g),
-              x_spectrum.reshape(u, half, groups, c_g, n), out=y_spectrum.reshape(u, half, groups, k // groups, n))
+    blas.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g),
+                x_spectrum.reshape(u, half, groups, c_g, n), y_spectrum.reshape(u, half, groups, k // groups, n))
     h_out, w_out = size_h - kh + 1, size_w - kw + 1
     y_kn = _inverse(y_spectrum, size_h, size_w, 0, 0, +1, workspace.scratch(FIRST, (k, n, h_out, w_out), x.dtype))
     bias = b if b is not None else np.zeros(k, dtype=x.dtype)
@@ -233,14 +233,14 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
         x_spectrum = _transform(_channel_major(x, workspace.scratch("spectral.channel_sums", (c, n), np.float64)),
                                 size_h, size_w, top, left, -1, X_OR_DX)
         w_grad_spectrum = workspace.scratch(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
-        np.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
-                  out=w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))
+        blas.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
+                    w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))
         grad_w = _inverse(w_grad_spectrum, size_h, size_w, 0, 0, +1, workspace.empty(w.shape, w.dtype))
     if needs_input_grad[0]:
         w_spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)
         x_grad_spectrum = workspace.scratch(X_OR_DX, (u, half, c * n), g_spectrum.dtype)
-        np.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g).swapaxes(-1, -2), g_groups,
-                  out=x_grad_spectrum.reshape(u, half, groups, c_g, n))
+        blas.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g).swapaxes(-1, -2), g_groups,
+                    x_grad_spectrum.reshape(u, half, groups, c_g, n))
         grad_x_cn = _inverse(x_grad_spectrum, size_h, size_w, top, left, -1,
                              workspace.scratch(FIRST, (c, n, height, width), x.dtype))
         grad_x = _to_nchw(grad_x_cn, np.zeros(c, dtype=x.dtype), workspace.empty(x.shape, x.dtype))

@@ -47,7 +47,7 @@ cache line further apart than packed (``_entries`` says why). The products run i
 import numpy as np
 from numba import njit, prange
 
-from .. import workspace
+from .. import blas, workspace
 
 BLOCK_BYTES = 64 << 20  # target size of one block's V and M (AlexNet batch 64: 27-33 images per block)
 ENTRY_PAD = 16  # elements between one tile entry's matrix and the next in U, V, M, Z and S (see _entries)
@@ -266,7 +266,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
         v = _entries("winograd.v", c, columns, x.dtype)
         _transform_input(x[n0:n1], top, left, tiles_h, tiles_w, v)
         m = _entries("winograd.m", k, columns, x.dtype)
-        np.matmul(u_g, v.reshape(16, groups, c // groups, columns), out=m.reshape(16, groups, k // groups, columns))
+        blas.matmul(u_g, v.reshape(16, groups, c // groups, columns), m.reshape(16, groups, k // groups, columns))
         _transform_output(m, bias, tiles_h, tiles_w, y[n0:n1])
     return y
 
@@ -304,9 +304,9 @@ def conv2d_weight_grad(x, grad_y, w_shape, padding, groups):
         v_t = v.reshape(16, groups, c // groups, columns).transpose(0, 1, 3, 2)
         s_g = s.reshape(16, groups, k // groups, c // groups)
         if n0 == 0:
-            np.matmul(z_g, v_t, out=s_g)
+            blas.matmul(z_g, v_t, s_g)
         else:
-            s_g += np.matmul(z_g, v_t, out=workspace.scratch("winograd.s_block", s_g.shape, x.dtype))
+            s_g += blas.matmul(z_g, v_t, workspace.scratch("winograd.s_block", s_g.shape, x.dtype))
     grad_w = workspace.empty(w_shape, x.dtype)
     _kernel_grad(s, grad_w)
     return grad_w, bias_sums

@@ -35,13 +35,16 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-import minicnn as mc  # before numpy: it sets the BLAS thread settings (minicnn/__init__.py)
-import numpy as np
+import numpy as np  # first, as users' scripts do: minicnn's speed does not depend on the order (both are timed)
+
+import minicnn as mc
 from minicnn import functional as F
 from minicnn import nn, optim
 from minicnn.apps.bench import copy_bandwidth_gbs, describe_machine, sgemm_gflops
+from minicnn.kernels.cpu import blas
 from minicnn.tensor import Tensor
 
 MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736", "MALLOC_TOP_PAD_": "268435456"}
@@ -169,10 +172,10 @@ def layer_work(net, x_shape):
 
 
 class MatmulClock:
-    """While active, times every ``np.matmul`` call and counts its FLOPs (2*K per output element,
+    """While active, times every ``blas.matmul`` call and counts its FLOPs (2*K per output element,
     4 times that for complex numbers).
 
-    minicnn's CPU kernels hand all their matrix products to ``np.matmul`` (im2col convolutions,
+    minicnn's CPU kernels hand all their matrix products to ``kernels/cpu/blas.py`` (im2col convolutions,
     Winograd's per-entry products, the Fourier path's transforms and products, the fc layers),
     so this separates a layer's time in BLAS
     from the time in its own kernels. The wrapper adds about a microsecond per call."""
@@ -184,30 +187,30 @@ class MatmulClock:
         return self.seconds, self.flops
 
     def __enter__(self):
-        self._matmul = np.matmul
+        self._matmul = blas.matmul
 
-        def timed_matmul(a, b, *args, **kwargs):
+        def timed_matmul(a, b, out):
             start = time.perf_counter()
-            out = self._matmul(a, b, *args, **kwargs)
+            self._matmul(a, b, out)
             self.seconds += time.perf_counter() - start
             real_ops = 4 if np.iscomplexobj(out) else 1  # a complex multiply-add is 4 real ones
             self.flops += 2 * real_ops * np.shape(a)[-1] * np.size(out)
             return out
 
-        np.matmul = timed_matmul
+        blas.matmul = timed_matmul
         return self
 
     def __exit__(self, *exc):
-        np.matmul = self._matmul
+        blas.matmul = self._matmul
 
     @contextlib.contextmanager
     def paused(self):
-        """NumPy's own matmul for a while (the SGEMM samples between rounds are not a layer's)."""
-        timed_matmul, np.matmul = np.matmul, self._matmul
+        """The products untimed for a while (the SGEMM samples between rounds are not a layer's)."""
+        timed_matmul, blas.matmul = blas.matmul, self._matmul
         try:
             yield
         finally:
-            np.matmul = timed_matmul
+            blas.matmul = timed_matmul
 
 
 def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads, clock=None):
@@ -333,10 +336,14 @@ def optimiser_step(net, x, labels, torch, twin, repeats):
 
 # ---- child processes ----------------------------------------------------------------------------
 def child(mode, model_name, batch, repeats):
-    """Run in a process of its own: 'memory-minicnn'/'memory-pytorch' (peak RSS of two steps) or
-    'steps' (whole training steps of both engines, alternating)."""
+    """Run in a process of its own: 'memory-minicnn'/'memory-pytorch' (peak RSS of two steps),
+    'steps' (whole training steps of both engines, alternating) or 'steps-minicnn' (minicnn's
+    alone, for the import orders)."""
     torch = _torch() if mode in ("memory-pytorch", "steps") else None
     net, x, labels = build(model_name, batch)
+    if mode == "steps-minicnn":
+        step, forward, _ = minicnn_step(net, x, labels)
+        return alternate(repeats, step=step, forward=forward)
     if mode == "steps":
         step, _, _ = minicnn_step(net, x, labels)
         candidates = {"minicnn": step}
@@ -365,12 +372,32 @@ def _status_mb(field):
     raise RuntimeError(f"alexnet_cpu: no {field} in /proc/self/status")
 
 
-def run_child(mode, model_name, batch, repeats, env=None):
-    command = [sys.executable, os.path.abspath(__file__), "--child", mode, "--model", model_name,
-               "--batch", str(batch), "--repeats", str(repeats)]
-    result = subprocess.run(command, env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+def run_child(mode, model_name, batch, repeats, env=None, first_import=None):
+    """This script in a child process; ``first_import`` names a module imported before it runs (so
+    "minicnn" runs it with minicnn imported before NumPy)."""
+    arguments = [os.path.abspath(__file__), "--child", mode, "--model", model_name, "--batch", str(batch),
+                 "--repeats", str(repeats)]
+    if first_import:
+        arguments = ["-c", f"import {first_import}, runpy, sys; sys.argv = sys.argv[1:]; "
+                           "runpy.run_path(sys.argv[0], run_name='__main__')", *arguments]
+    result = subprocess.run([sys.executable, *arguments], env=dict(os.environ, **(env or {})), capture_output=True,
+                            text=True)
     if result.returncode != 0:
         raise RuntimeError(f"alexnet_cpu: child {mode} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def pytorch_alone(torch, twin, x, labels, repeats):
+    """PyTorch's step and forward in a process minicnn never touched (``torch_alone.py``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        model_path, batch_path = os.path.join(folder, "twin.pt"), os.path.join(folder, "batch.npz")
+        torch.save(twin, model_path)
+        np.savez(batch_path, x=x, labels=labels)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_alone.py")
+        result = subprocess.run([sys.executable, script, model_path, batch_path, str(mc_threads()), str(repeats)],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"alexnet_cpu: torch_alone.py failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -403,6 +430,11 @@ def measure(model_name="alexnet2012", batch=64, repeats=3, progress=print):
         tstep, tforward, _ = torch_step(torch, twin, x, labels)
         candidates.update({"pytorch step": tstep, "pytorch forward": tforward})
     result["whole"] = alternate(repeats, **candidates)
+    progress("minicnn in both import orders, PyTorch alone (child processes) ...")
+    result["orders"] = {"numpy first": run_child("steps-minicnn", model_name, batch, repeats),
+                        "minicnn first": run_child("steps-minicnn", model_name, batch, repeats, first_import="minicnn")}
+    if torch is not None:
+        result["pytorch_alone"] = pytorch_alone(torch, twin, x, labels, repeats)
     progress("textbook NumPy training step (two runs) ...")
     result["textbook_step"] = time_textbook(net, x, labels)
     progress("per layer ...")
@@ -460,6 +492,12 @@ def format_report(r):
     keep = r["whole_malloc_keep"]
     row("training step, glibc keeping freed memory", keep["minicnn"], keep.get("pytorch"))
     row("forward (eval mode)", whole["minicnn forward"], whole.get("pytorch forward"))
+    alone = r.get("pytorch_alone") or {}
+    for order, label in (("numpy first", "`import numpy` first"), ("minicnn first", "`import minicnn` first")):
+        timing = r["orders"][order]
+        row(f"training step, {label} (own process), against PyTorch alone in its own", timing["step"],
+            alone.get("step"))
+        row(f"forward, {label} (own process), against PyTorch alone", timing["forward"], alone.get("forward"))
     textbook = r["textbook_step"]
     out.append(f"| training step of the textbook NumPy im2col network (`numpy_textbook.py`, second of two runs) "
                f"| {1e3 * textbook:.0f} ms ({b / textbook:.1f} img/s): minicnn is {textbook / whole['minicnn step']:.1f}x "

@@ -29,11 +29,12 @@ def test_matmul_clock_sees_each_layers_matrix_products():
     """``benchmarks/alexnet_cpu.py`` splits a layer's time into its matrix products and the rest;
     the FLOPs it counts for each layer's products follow from the kernels' designs."""
     from benchmarks import alexnet_cpu
-    matmul = np.matmul
+    from minicnn.kernels.cpu import blas
+    matmul = blas.matmul
     net = models.alexnet_small(10, 32, width=0.25, dropout=0, seed=3)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     seen = alexnet_cpu.matrix_products(net, x, np.array([1, 7]), repeats=1)
-    assert np.matmul is matmul  # put back
+    assert blas.matmul is matmul  # put back
     work = alexnet_cpu.layer_work(net, x.shape)
     names = [name for name, _ in net.named_children()]
     ratio = {p: {name: seen[p]["products_flop"][i] / max(work[name][1 if p == "fwd" else 2], 1)
@@ -62,6 +63,10 @@ def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
     for row in ("| training step |", "| forward (eval mode) |", "| SGD step alone", "| peak RSS", "| conv1 |",
                 "| **sum** |", "| conv2 | bwd |", "| fc8 | fwd |"):
         assert row in report
+    for order in ("`import numpy` first", "`import minicnn` first"):  # both orders, each in a process of its own
+        assert f"| training step, {order} (own process)" in report
+    assert set(result["orders"]) == {"numpy first", "minicnn first"}
+    assert all(result["orders"][o]["step"] > 0 for o in result["orders"])
     alongside = result["sgemm_samples"]["alongside the layers"]
     assert len(alongside) == 2  # one sample after each timed round: per layer, then the products
     assert sorted(alongside)[0] <= result["sgemm_gflops"] <= sorted(alongside)[1]  # their median

@@ -115,3 +115,61 @@ def test_a_16_bit_grey_png_keeps_its_greys(tmp_path):
         assert img.mode.startswith("I")
         square = T.resize_centre_crop(img, 16)
     assert abs(square.mean() - 0.5) < 0.02 and (square >= 0.999).mean() < 0.1  # was 98.5% clipped to white
+
+
+def _steps_one_at_a_time(x, size, rng, mean, eigen, random_crop, flip):
+    """The reference: the paper's steps as separate NumPy transforms (the pipeline before issue 19)."""
+    if eigen is not None:
+        x = T.pca_colour_shift(x, *eigen, rng)
+    x = T.subtract_mean(x, mean)
+    if random_crop:
+        return T.random_crop_flip(x, size, rng, flip)
+    patches = T.centre_crop(x, size)
+    return T.random_flip(patches, rng) if flip else patches
+
+
+@pytest.mark.parametrize("random_crop", [True, False])
+@pytest.mark.parametrize("pca", [True, False])
+@pytest.mark.parametrize("flip", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_augment_in_one_pass_equals_the_steps_bit_for_bit(random_crop, pca, flip, dtype):
+    x = images(n=40, h=13, w=15).astype(dtype)
+    mean = T.channel_mean(x)
+    eigen = T.pca_colour(x) if pca else None
+    index = np.random.default_rng(3).permutation(40)[:16]
+    want = _steps_one_at_a_time(x[index], 9, np.random.default_rng(7), mean, eigen, random_crop, flip)
+    got = T.augment(x, 9, np.random.default_rng(7), mean, eigen, random_crop, flip, index)
+    assert got.dtype == dtype and got.shape == (16, 3, 9, 9)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(T.augment(x[index], 9, np.random.default_rng(7), mean, eigen, random_crop, flip),
+                                  want)  # index=None: the whole array is the batch
+
+
+def test_augment_refuses_bad_input():
+    x = images()
+    with pytest.raises(mc.ShapeError, match="augment: crop size 10 is larger than the images, 9x11"):
+        T.augment(x, 10, np.random.default_rng(0), np.zeros(3))
+    with pytest.raises(mc.ArgumentError, match="augment: index must be a 1-d array of image numbers below 6"):
+        T.augment(x, 5, np.random.default_rng(0), np.zeros(3), index=np.array([0, 6]))
+    with pytest.raises(mc.ShapeError, match="augment: the colour shift needs 3"):
+        T.augment(images(c=2), 5, np.random.default_rng(0), np.zeros(2), eigen=(np.ones(3), np.eye(3)))
+
+
+def test_prefetched_yields_in_order_one_ahead_and_raises_errors():
+    import threading
+
+    from minicnn.apps.train import prefetched
+    threads = []
+
+    def prepare(k):
+        threads.append(threading.current_thread().name)
+        if k == 3:
+            raise ValueError("bad batch 3")
+        return k * k
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch 3"):
+        for value in prefetched(prepare, range(1, 6)):
+            got.append(value)
+    assert got == [1, 4] and all(name.startswith("minicnn-prefetch") for name in threads)
+    assert list(prefetched(lambda k: -k, [])) == []

@@ -20,12 +20,14 @@ stops; ``minicnn train --resume OUT/last.ckpt`` goes on from there. A second Ctr
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -189,14 +191,11 @@ class Pipeline:
     def fit(cls, images, crop, random_crop=True, pca=True, flip=True):
         return cls(T.channel_mean(images), *T.pca_colour(images), crop, random_crop, pca, flip)
 
-    def train_batch(self, images, rng):
-        if self.pca:
-            images = T.pca_colour_shift(images, self.eigenvalues, self.eigenvectors, rng)
-        images = T.subtract_mean(images, self.mean)
-        if self.random_crop:
-            return T.random_crop_flip(images, self.crop, rng, self.flip)
-        patches = T.centre_crop(images, self.crop)
-        return T.random_flip(patches, rng) if self.flip else patches
+    def train_batch(self, images, rng, index=None):
+        """The augmented batch (colour shift, mean, crop, mirror) in one pass: ``transforms.augment``.
+        ``index``: the batch is images[index], read from the whole set in place."""
+        eigen = (self.eigenvalues, self.eigenvectors) if self.pca else None
+        return T.augment(images, self.crop, rng, self.mean, eigen, self.random_crop, self.flip, index)
 
     def eval_batch(self, images):
         return T.centre_crop(T.subtract_mean(images, self.mean), self.crop)
@@ -420,6 +419,20 @@ def plot_metrics(history, path):
     plt.close(fig)
 
 
+def prefetched(prepare, numbers):
+    """``prepare(k)`` for each k of ``numbers``, in order, each computed on a background thread while
+    the caller works on the one before (the next training batch is augmented while this one trains:
+    ``transforms.augment`` releases the GIL). ``prepare`` must depend on k alone, so that what is
+    yielded does not depend on the timing; an error in it is raised here."""
+    numbers = iter(numbers)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="minicnn-prefetch") as worker:
+        upcoming = [worker.submit(prepare, k) for k in itertools.islice(numbers, 1)]
+        while upcoming:
+            current = upcoming.pop().result()
+            upcoming = [worker.submit(prepare, k) for k in itertools.islice(numbers, 1)]
+            yield current
+
+
 # ---- the trainer --------------------------------------------------------------------------------
 class Trainer:
     """A training run: data, pipeline, model, optimiser, schedule, and where it has got to."""
@@ -517,11 +530,17 @@ class Trainer:
         total = len(self.loader)
         self.model.train()
         r = self.running
-        for images, labels in self.loader.batches(self.epoch, start=self.batch):
+        order, size, epoch = self.loader.order(self.epoch), self.config.batch_size, self.epoch
+        images, all_labels = self.train_set.images, self.train_set.labels
+
+        def prepare(number):  # batch ``number`` of this epoch, augmented: a function of (seed, epoch, number) only
+            index = order[number * size:(number + 1) * size]
+            return self.pipeline.train_batch(images, self.augmentation_rng(epoch, number), index), all_labels[index]
+
+        for x, labels in prefetched(prepare, range(self.batch, total)):
             if self.stop_signal is not None:
                 return "interrupted"
             start = time.perf_counter()
-            x = self.pipeline.train_batch(images, self.augmentation_rng(self.epoch, self.batch))
             loss, correct = self.train_step(x, labels)
             if not math.isfinite(loss):
                 raise ArgumentError(f"train: the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "

@@ -17,6 +17,10 @@
 
 Each crop indexes a sliding-window view of the batch (``sliding_window_view``), so a batch is cropped without a
 Python loop over its images.
+
+``augment`` is the training pipeline's steps (colour shift, mean, random crop, mirror) in one pass
+over the batch (``kernels/cpu/augment.py``), drawing the same random numbers in the same order as the
+steps one at a time and giving the same bits; the steps above are its readable reference.
 """
 from __future__ import annotations
 
@@ -154,3 +158,34 @@ def ten_crop(images, size, mirrors=True):
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
     crops = [crop(images, np.full(n, top), np.full(n, left), size) for top, left in corners]
     return np.stack(crops + ([c[:, :, :, ::-1] for c in crops] if mirrors else []))
+
+
+def augment(images, size, rng, mean, eigen=None, random_crop=True, flip=True, index=None, std=0.1):
+    """The training batch: ``pca_colour_shift`` (where ``eigen`` = (eigenvalues, eigenvectors) is
+    given), ``subtract_mean``, then ``random_crop_flip`` (or, without ``random_crop``, ``centre_crop``
+    and ``random_flip`` where ``flip``), in one pass. ``index``: the batch is images[index] (read in
+    place, never copied whole); None: all of ``images``. The same random numbers are drawn in the
+    same order as by the steps one at a time, and the result has the same bits."""
+    from ..kernels.cpu.augment import augment_batch
+
+    _check_batch("augment", images, size)
+    index = np.arange(len(images)) if index is None else np.asarray(index, dtype=np.int64)
+    if index.ndim != 1 or (len(index) and not 0 <= index.min() <= index.max() < len(images)):
+        raise ArgumentError(f"augment: index must be a 1-d array of image numbers below {len(images)}")
+    n, (h, w) = len(index), images.shape[2:]
+    shifts, has_shift = np.zeros((n, images.shape[1])), eigen is not None
+    if has_shift:
+        if images.shape[1] != 3:
+            raise ShapeError(f"augment: the colour shift needs 3 (RGB) channels, got {images.shape[1]}")
+        eigenvalues, eigenvectors = eigen
+        shifts = (rng.normal(0, std, (n, 3)) * eigenvalues[None, :]) @ eigenvectors.T
+    if random_crop:
+        tops, lefts = rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)
+        mirrored = (rng.random(n) < 0.5) & flip
+    else:
+        tops, lefts = np.full(n, (h - size) // 2), np.full(n, (w - size) // 2)
+        mirrored = rng.random(n) < 0.5 if flip else np.zeros(n, dtype=bool)
+    out = np.empty((n, images.shape[1], size, size), dtype=images.dtype)
+    augment_batch(images, index, tops, lefts, mirrored, shifts, has_shift,
+                  np.asarray(mean, dtype=images.dtype), out)
+    return out

@@ -59,15 +59,14 @@ def test_resume_in_process_is_bit_exact_also_mid_epoch(tmp_path):
     straight.run()
 
     first = Trainer(config, tmp_path / "stopped", io.StringIO(), data)
-    all_batches = first.loader.batches
+    rng_of = first.augmentation_rng
 
-    def batches_with_a_signal(epoch, start):  # Ctrl-C arrives while batch 2 of epoch 1 is loaded
-        for number, batch in enumerate(all_batches(epoch, start), start):
-            if (epoch, number) == (1, 2):
-                first._on_signal(signal.SIGINT, None)
-            yield batch
+    def rng_with_a_signal(epoch, number):  # Ctrl-C arrives while batch 2 of epoch 1 is prepared
+        if (epoch, number) == (1, 2):
+            first._on_signal(signal.SIGINT, None)
+        return rng_of(epoch, number)
 
-    first.loader.batches = batches_with_a_signal
+    first.augmentation_rng = rng_with_a_signal
     assert first.run() == "interrupted"
     arrays, meta, saved = open_checkpoint(tmp_path / "stopped" / "last.ckpt")
     assert (meta["epoch"], meta["batch"]) == (1, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import numpy as np
 
@@ -56,18 +57,34 @@ class Context:
 
 
 class Node:
-    """One recorded op: the Function that ran, its context and its input tensors."""
+    """One recorded op: the Function that ran, its context, and one edge per forward argument.
 
-    __slots__ = ("function", "ctx", "inputs")
+    An edge leads to the op that made that input (its Node) or, for a tensor no op made (a leaf:
+    a parameter, an input), to the tensor itself; None where the input needs no gradient. The graph
+    never holds an op's intermediate input tensors, as PyTorch's does not: an activation's array
+    lives as long as an op saved it or the user holds it, no longer. (A ReLU saves its output, so a
+    convolution's output before it is freed as soon as the ReLU has run: at AlexNet's conv1, batch
+    64, 74 MB.) The output tensor is known only weakly, to give it ``.grad`` if it asked to
+    ``retain_grad``.
+    """
 
-    def __init__(self, function, ctx, inputs):
+    __slots__ = ("function", "ctx", "inputs", "output", "shape", "dtype")
+
+    def __init__(self, function, ctx, inputs, output):
         self.function = function
         self.ctx = ctx
-        self.inputs = inputs  # one entry per forward argument: a Tensor, or None
+        self.inputs = tuple(None if t is None or not t.requires_grad else _vertex(t) for t in inputs)
+        self.output = weakref.ref(output)
+        self.shape, self.dtype = output.shape, output.dtype
 
     @property
     def name(self) -> str:
         return self.function.__name__
+
+
+def _vertex(tensor):
+    """Where a tensor sits in the graph: the Node that made it, or itself for a leaf."""
+    return tensor.creator if tensor.creator is not None else tensor
 
 
 class Function:
@@ -93,26 +110,27 @@ class Function:
         out = cls.forward(ctx, *raw)
         result = Tensor(out, requires_grad=record)
         if record:
-            result.creator = Node(cls, ctx, tensors)
+            result.creator = Node(cls, ctx, tensors, result)
         return result
 
 
 def _topological_order(root):
-    """Tensors that lead to ``root`` (root first), each after every tensor that uses it."""
+    """The graph's vertices (Nodes, and leaf tensors) that lead to ``root``, root first, each after
+    every vertex that uses it."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
-        tensor, children_done = stack.pop()
+        vertex, children_done = stack.pop()
         if children_done:
-            order.append(tensor)
+            order.append(vertex)
             continue
-        if id(tensor) in visited:
+        if id(vertex) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        if tensor.creator is not None:
-            for parent in tensor.creator.inputs:
-                if parent is not None and parent.requires_grad and id(parent) not in visited:
+        visited.add(id(vertex))
+        stack.append((vertex, True))
+        if isinstance(vertex, Node):
+            for parent in vertex.inputs:
+                if parent is not None and id(parent) not in visited:
                     stack.append((parent, False))
     order.reverse()
     return order
@@ -128,22 +146,24 @@ def backward(root, grad, retain_graph=False):
     alive at the peak went from 1011 MB to 878 MB). ``retain_graph=True`` keeps the graph
     for another backward (gradcheck runs two on one graph).
     """
-    order = _topological_order(root)
-    grads = {id(root): grad}
-    for position, tensor in enumerate(order):
-        order[position] = None  # the list must not keep a tensor, and so its array, alive
-        key = id(tensor)
+    start = _vertex(root)
+    order = _topological_order(start)
+    grads = {id(start): grad}
+    for position, vertex in enumerate(order):
+        order[position] = None  # the list must not keep a vertex, and so its arrays, alive
+        key = id(vertex)
         if key not in grads:
             continue
         arrays = _device.arrays_of(grads[key])
-        if tensor.creator is None:  # a leaf keeps the gradient: itself where nothing else uses it
-            tensor.grad = arrays.take(grads, key) if tensor.grad is None else arrays.add(tensor.grad, grads.pop(key))
+        if not isinstance(vertex, Node):  # a leaf keeps the gradient: itself where nothing else uses it
+            vertex.grad = arrays.take(grads, key) if vertex.grad is None else arrays.add(vertex.grad, grads.pop(key))
             continue
-        if tensor.retains_grad:  # the gradient also goes on to this tensor's inputs, which may keep it
-            tensor.grad = arrays.copy(grads[key]) if tensor.grad is None else arrays.add(tensor.grad, grads[key])
+        output = vertex.output()
+        if output is not None and output.retains_grad:  # the gradient also goes on to the op's inputs
+            output.grad = arrays.copy(grads[key]) if output.grad is None else arrays.add(output.grad, grads[key])
         # No variable here holds a gradient (nor does _send_back's, once it returns), so that
         # ``arrays.take`` sees exactly who else uses one.
-        _send_back(tensor.creator, grads.pop(key), grads, retain_graph)
+        _send_back(vertex, grads.pop(key), grads, retain_graph)
 
 
 def _send_back(node, grad, grads, retain_graph):
@@ -162,14 +182,14 @@ def _send_back(node, grad, grads, retain_graph):
     if len(input_grads) != len(inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(input_grads)} gradients for {len(inputs)} inputs")
     for parent, parent_grad in zip(inputs, input_grads):
-        if parent is None or not parent.requires_grad or parent_grad is None:
+        if parent is None or parent_grad is None:
             continue
         if not _device.is_device_array(parent_grad):
-            parent_grad = np.asarray(parent_grad, dtype=parent.data.dtype)
-        if parent_grad.shape != parent.data.shape:
+            parent_grad = np.asarray(parent_grad, dtype=parent.dtype)
+        if parent_grad.shape != parent.shape:
             raise RuntimeError(
                 f"{node.name}.backward gave a gradient of shape {parent_grad.shape} "
-                f"for an input of shape {parent.data.shape}"
+                f"for an input of shape {parent.shape}"
             )
         key = id(parent)
         grads[key] = parent_grad if key not in grads else _device.add(grads[key], parent_grad)

@@ -294,13 +294,14 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x, kernels):
-        ctx.save_for_backward(x, kernels)
-        return kernels.activation.relu_forward(x)
+        y = kernels.activation.relu_forward(x)
+        ctx.save_for_backward(y, kernels)  # y, not x: the layer before may then free its output
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, kernels = ctx.saved
-        return kernels.activation.relu_backward(x, grad_y), None
+        y, kernels = ctx.saved
+        return kernels.activation.relu_backward(y, grad_y), None
 
 
 class Sigmoid(Function):

@@ -179,18 +179,31 @@ def test_backward_frees_the_graph_unless_told_to_keep_it():
         loss.backward()
 
 
-def test_backward_lets_go_of_the_activations():
-    """After backward the loss no longer holds the intermediate tensors, nor their arrays."""
+def test_the_graph_holds_no_intermediate_tensor_and_backward_lets_go_of_the_saved_arrays():
+    """The graph links ops, not tensors: an intermediate tensor is gone once the user lets go of it;
+    what an op saved for its backward (ReLU: its output) lives until that backward has run."""
     import weakref
 
     w = mc.tensor(np.ones((4, 4)), requires_grad=True)
     hidden = mc.tensor(np.ones((3, 4))) @ w
     alive = weakref.ref(hidden)
-    loss = mc.functional.relu(hidden).sum()
-    del hidden
-    assert alive() is not None  # the graph holds it until backward
+    activation = mc.functional.relu(hidden)
+    saved = weakref.ref(activation.data)
+    loss = activation.sum()
+    del hidden, activation
+    assert alive() is None  # the matmul's output: nothing keeps it
+    assert saved() is not None  # ReLU's output, saved for its backward
     loss.backward()
-    assert alive() is None and w.grad is not None
+    assert saved() is None and w.grad is not None
+
+
+def test_retain_grad_reaches_a_tensor_the_user_holds():
+    x = mc.tensor(np.arange(3.0), requires_grad=True)
+    hidden = x * 2
+    hidden.retain_grad()
+    (hidden * hidden).sum().backward()
+    np.testing.assert_array_equal(hidden.grad, 2 * hidden.data)
+    np.testing.assert_array_equal(x.grad, 8 * x.data)
 
 
 def test_a_leaf_takes_its_gradient_only_when_nothing_else_uses_it():

@@ -1,6 +1,6 @@
 """Element-wise activations on the GPU: one grid-stride loop over the flat array.
 
-    relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0]
+    relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0] = grad_y * [y > 0]
     sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
     tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
 
@@ -20,9 +20,9 @@ def _relu_forward(x, y):
 
 
 @cuda.jit
-def _relu_backward(x, grad_y, grad_x):
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        grad_x[i] = grad_y[i] if x[i] > 0 else 0
+def _relu_backward(y, grad_y, grad_x):
+    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        grad_x[i] = grad_y[i] if y[i] > 0 else 0
 
 
 @cuda.jit
@@ -69,8 +69,8 @@ def relu_forward(x):
     return _map(_relu_forward, x)
 
 
-def relu_backward(x, grad_y):
-    return _map(_relu_backward, x, grad_y)
+def relu_backward(y, grad_y):
+    return _map(_relu_backward, y, grad_y)
 
 
 def sigmoid_forward(x):

@@ -205,7 +205,7 @@ def test_a_wrong_backward_fails_the_trace_naming_the_layer(monkeypatch, capsys):
     assert main(["trace", "--model", "alexnet_small", "--checks", "2"]) == 0
     assert "within the tolerance 0.0001 (relative)" in capsys.readouterr().out
     original = activation.relu_backward
-    monkeypatch.setattr(activation, "relu_backward", lambda x, grad_y: original(x, grad_y) * x.dtype.type(1.1))
+    monkeypatch.setattr(activation, "relu_backward", lambda y, grad_y: original(y, grad_y) * y.dtype.type(1.1))
     assert main(["trace", "--model", "alexnet_small", "--checks", "2"]) == 1
     out = capsys.readouterr().out
     assert "SPOT CHECK FAILED: relu" in out and "> tolerance 0.0001" in out and "that backward is wrong" in out

@@ -554,7 +554,7 @@ def format_report(r):
 def format_products(layers, sgemm_gflops):
     """The table of the matrix products inside minicnn's conv and fc layers (``matrix_products``)."""
     out = ["The matrix products inside minicnn's layers (the layers run again, one at a time, with every "
-           "`np.matmul` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
+           "`blas.matmul` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
            "FLOPs differ from a direct convolution's where the kernel computes more (a stride-1 im2col's wide rows) "
            "or less (Winograd, the Fourier path: transforms and complex products, a complex multiply-add "
            "counted as 4 real ones). The ceiling is the layer's rate, counted as in the table above, if everything but the "

@@ -347,23 +347,25 @@ def tanh(x):
 
 class Dropout(Function):
     @staticmethod
-    def forward(ctx, x, p, seed, kernels):
-        ctx.save_for_backward(p, seed, kernels)
-        return kernels.dropout.dropout_forward(x, p, seed)
+    def forward(ctx, x, p, seed, offset, kernels):
+        ctx.save_for_backward(p, seed, offset, kernels)
+        return kernels.dropout.dropout_forward(x, p, seed, offset)
 
     @staticmethod
     def backward(ctx, grad_y):
-        p, seed, kernels = ctx.saved
-        return kernels.dropout.dropout_backward(grad_y, p, seed), None, None, None
+        p, seed, offset, kernels = ctx.saved
+        return kernels.dropout.dropout_backward(grad_y, p, seed, offset), None, None, None, None
 
 
-def dropout(x, p=0.5, training=True, seed=None):
+def dropout(x, p=0.5, training=True, seed=None, offset=0):
     """Inverted dropout: in training, zero each element with probability p and scale the
     rest by 1 / (1 - p); in eval, return x unchanged.
 
     The mask is a pure function of (``seed``, element index), identical on every backend
     and thread count. ``seed`` is an int in [0, 2**64); None draws one from NumPy's global
-    generator (so ``np.random.seed`` makes a run repeatable).
+    generator (so ``np.random.seed`` makes a run repeatable). ``offset`` is added to every element
+    index: a process holding part of a larger batch passes the elements before its part, so that
+    each image gets the mask it would get in the whole batch (data parallelism).
     """
     op = "dropout"
     _check_tensor(op, "input", x)
@@ -376,7 +378,8 @@ def dropout(x, p=0.5, training=True, seed=None):
         seed = int(np.random.randint(0, 2**63, dtype=np.int64))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
         raise ArgumentError(f"{op}: seed must be an integer in [0, 2**64), got {seed!r}")
-    return Dropout.apply(x, p, int(seed), _kernels(op, x))
+    offset = checks.integer(op, "offset", offset, 0, 2**63 - 1)
+    return Dropout.apply(x, p, int(seed), offset, _kernels(op, x))
 
 
 # ---- fully connected ------------------------------------------------------------------------

@@ -43,17 +43,17 @@ def _hash24(key, index):
 
 
 @njit(parallel=True, cache=True)
-def _dropout_apply(x, key, threshold, scale, y):
+def _dropout_apply(x, key, threshold, scale, offset, y):
     for i in prange(x.size):
-        y[i] = x[i] * scale if _hash24(key, i) >= threshold else 0
+        y[i] = x[i] * scale if _hash24(key, offset + np.uint64(i)) >= threshold else 0  # uint64 + int64 would be a float
 
 
-def dropout_forward(x, p, seed):
+def dropout_forward(x, p, seed, offset=0):
     y = workspace.empty_like(x)
     _dropout_apply(x.reshape(-1), np.uint64(seed_key(seed)), np.uint64(keep_threshold(p)),
-                   x.dtype.type(1 / (1 - p)), y.reshape(-1))
+                   x.dtype.type(1 / (1 - p)), np.uint64(offset), y.reshape(-1))
     return y
 
 
-def dropout_backward(grad_y, p, seed):
-    return dropout_forward(grad_y, p, seed)
+def dropout_backward(grad_y, p, seed, offset=0):
+    return dropout_forward(grad_y, p, seed, offset)

@@ -24,18 +24,18 @@ _hash24 = cuda.jit(device=True, inline=True)(
 
 
 @cuda.jit
-def _dropout_apply(x, key, threshold, scale, y):
+def _dropout_apply(x, key, threshold, scale, offset, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        y[i] = x[i] * scale if _hash24(key, i) >= threshold else 0
+        y[i] = x[i] * scale if _hash24(key, offset + np.uint64(i)) >= threshold else 0
 
 
-def dropout_forward(x, p, seed):
+def dropout_forward(x, p, seed, offset=0):
     y = empty_like(x)
     blocks, threads = grid_1d(x.size)
     _dropout_apply[blocks, threads](x.reshape(x.size), np.uint64(seed_key(seed)), np.uint64(keep_threshold(p)),
-                                    x.dtype.type(1 / (1 - p)), y.reshape(y.size))
+                                    x.dtype.type(1 / (1 - p)), np.uint64(offset), y.reshape(y.size))
     return y
 
 
-def dropout_backward(grad_y, p, seed):
-    return dropout_forward(grad_y, p, seed)
+def dropout_backward(grad_y, p, seed, offset=0):
+    return dropout_forward(grad_y, p, seed, offset)

@@ -7,6 +7,10 @@ Forward in training, with q = 1 - p:
 
 Backward: dL/dx[i] = grad_y[i] * keep[i] / q (the mask is recomputed, not stored).
 
+``offset`` is added to every index: a process that holds images first .. of a larger batch (data
+parallelism, minicnn/distributed.py) passes first * (elements per image), so that each image gets
+the mask it would get in the whole batch.
+
 The random number u(seed, i) is a pure function of the seed and the index, not a
 stateful generator: every backend and every thread layout computes the same
 mask. It is built from a 32-bit integer hash ("lowbias32": xor-shift 16,
@@ -48,16 +52,16 @@ def keep_threshold(p):
     return math.ceil(p * (1 << 24))
 
 
-def keep_mask(seed, p, shape):
-    index = np.arange(int(np.prod(shape)), dtype=np.uint64)
+def keep_mask(seed, p, shape, offset=0):
+    index = np.uint64(offset) + np.arange(int(np.prod(shape)), dtype=np.uint64)
     h = mix32(mix32(np.uint64(seed_key(seed)) ^ (index & np.uint64(MASK32))) ^ (index >> np.uint64(32)))
     return ((h >> np.uint64(8)) >= keep_threshold(p)).reshape(shape)
 
 
-def dropout_forward(x, p, seed):
+def dropout_forward(x, p, seed, offset=0):
     scale = x.dtype.type(1 / (1 - p))
-    return np.where(keep_mask(seed, p, x.shape), x * scale, 0).astype(x.dtype)
+    return np.where(keep_mask(seed, p, x.shape, offset), x * scale, 0).astype(x.dtype)
 
 
-def dropout_backward(grad_y, p, seed):
-    return dropout_forward(grad_y, p, seed)
+def dropout_backward(grad_y, p, seed, offset=0):
+    return dropout_forward(grad_y, p, seed, offset)

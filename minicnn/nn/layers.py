@@ -177,6 +177,9 @@ class Dropout(Module):
         self.p = float(p)
         self.seed = int(_random.generator().integers(0, 2**63)) if seed is None else int(seed)
         self.calls = 0
+        # Images of the whole batch before this process's part of it (data parallelism sets it), so
+        # that each image gets the mask it would get in one process: see F.dropout's offset.
+        self.batch_offset = 0
 
     def next_seed(self):
         """The seed of the next training call (a SplitMix64-style step of (seed, calls))."""
@@ -187,7 +190,8 @@ class Dropout(Module):
             return F.dropout(x, self.p, False)
         seed = self.next_seed()
         self.calls += 1
-        return F.dropout(x, self.p, True, seed)
+        per_image = x.size // x.shape[0] if x.ndim else 1
+        return F.dropout(x, self.p, True, seed, self.batch_offset * per_image)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -74,3 +74,20 @@ def test_mask_does_not_depend_on_thread_count():
 def test_gradcheck(shape, p, seed):
     x = mc.tensor(normal(seed, shape), requires_grad=True)
     mc.gradcheck(lambda x: F.dropout(x, p, True, seed), [x])
+
+
+@given(first=st.integers(0, 5), p=probabilities, seed=st.integers(0, 2**64 - 1))
+def test_a_part_of_a_batch_gets_its_images_masks_with_the_offset(first, p, seed):
+    """Data parallelism: images first.. of a batch, with offset first * (elements per image), are
+    masked as in the whole batch, on both backends, forward and backward; the layer does it from
+    its batch_offset."""
+    x = normal(seed % 2**32, (6, 3, 4, 5), np.float32)
+    whole = cpu.dropout_forward(x, p, seed)
+    per_image = x[0].size
+    for kernels in (cpu, ref):
+        np.testing.assert_array_equal(kernels.dropout_forward(x[first:], p, seed, first * per_image), whole[first:])
+        np.testing.assert_array_equal(kernels.dropout_backward(x[first:], p, seed, first * per_image), whole[first:])
+    layer = mc.nn.Dropout(p, seed=seed % 2**63)
+    layer_whole = layer(mc.tensor(x)).data
+    layer.calls, layer.batch_offset = 0, first
+    np.testing.assert_array_equal(layer(mc.tensor(x[first:])).data, layer_whole[first:])

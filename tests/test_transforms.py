@@ -143,6 +143,8 @@ def test_augment_in_one_pass_equals_the_steps_bit_for_bit(random_crop, pca, flip
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(T.augment(x[index], 9, np.random.default_rng(7), mean, eigen, random_crop, flip),
                                   want)  # index=None: the whole array is the batch
+    part = T.augment(x, 9, np.random.default_rng(7), mean, eigen, random_crop, flip, index, part=slice(8, 12))
+    np.testing.assert_array_equal(part, want[8:12])  # a rank's share: its images' draws in the whole batch
 
 
 def test_augment_refuses_bad_input():

@@ -90,6 +90,11 @@ _TRAIN_OPTIONS = [
     ("--activation", "activation", dict(choices=list(models.ACTIVATIONS),
                                         help="after every conv and fc layer: relu (the paper's, the default), tanh or "
                                              "sigmoid (the paper's comparison)")),
+    ("--parallel", "parallel", dict(choices=["none", "data"],
+                                    help="data: the processes that mpiexec -n N started share each batch, every one "
+                                         "taking batch-size/N images, their gradients summed over MPI (needs pip "
+                                         "install 'minicnn[mpi]'); the same results as one process up to rounding "
+                                         "(default none)")),
     ("--backend", "backend", dict(choices=list(HOST_BACKENDS),
                                   help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
                                        "NumPy kernels of kernels/reference/, slower)")),

@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     backend: str = "cpu"  # the kernels on the CPU: "cpu" (fast) or "reference" (readable NumPy, slow)
+    parallel: str = "none"  # none | data: the batch shared by the processes mpiexec started (minicnn/distributed.py)
 
     def __post_init__(self):
         if self.image_size is None:
@@ -135,6 +136,8 @@ class TrainConfig:
             raise ArgumentError(f"train: device must be cpu or cuda, got {self.device!r}")
         if self.backend not in ("cpu", "reference"):
             raise ArgumentError(f"train: backend must be cpu or reference, got {self.backend!r}")
+        if self.parallel not in ("none", "data"):
+            raise ArgumentError(f"train: parallel must be none or data, got {self.parallel!r}")
         if self.backend == "reference" and self.device == "cuda":
             raise ArgumentError("train: the reference backend runs on the CPU; --device cuda runs the CUDA kernels")
         ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]
@@ -191,11 +194,12 @@ class Pipeline:
     def fit(cls, images, crop, random_crop=True, pca=True, flip=True):
         return cls(T.channel_mean(images), *T.pca_colour(images), crop, random_crop, pca, flip)
 
-    def train_batch(self, images, rng, index=None):
+    def train_batch(self, images, rng, index=None, part=None):
         """The augmented batch (colour shift, mean, crop, mirror) in one pass: ``transforms.augment``.
-        ``index``: the batch is images[index], read from the whole set in place."""
+        ``index``: the batch is images[index], read from the whole set in place; ``part``: only these
+        positions of it, with their draws in the whole batch (a data-parallel rank's share)."""
         eigen = (self.eigenvalues, self.eigenvectors) if self.pca else None
-        return T.augment(images, self.crop, rng, self.mean, eigen, self.random_crop, self.flip, index)
+        return T.augment(images, self.crop, rng, self.mean, eigen, self.random_crop, self.flip, index, part=part)
 
     def eval_batch(self, images):
         return T.centre_crop(T.subtract_mean(images, self.mean), self.crop)
@@ -303,9 +307,14 @@ def softmax(logits):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, device="cpu"):
+def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, device="cpu", group=None):
     """Loss and top-1/top-5 error on a dataset, on centre crops or ten crops (softmax averaged).
-    With 5 classes or fewer every label is in the top 5: top-5 error is None, not a meaningless 0."""
+    With 5 classes or fewer every label is in the top 5: top-5 error is None, not a meaningless 0.
+    ``group`` (data parallelism): each rank evaluates an equal run of the images, and the sums are
+    added over the ranks."""
+    if group is not None:
+        bounds = np.linspace(0, len(labels), group.size + 1).astype(int)
+        images, labels = (a[bounds[group.rank]:bounds[group.rank + 1]] for a in (images, labels))
     was_training = model.training
     model.eval()
     loss_sum, top1, top5, classes = 0.0, 0, 0, 0
@@ -323,6 +332,9 @@ def evaluate(model, pipeline, images, labels, batch_size=250, ten_crop=False, de
     finally:
         model.train(was_training)
     n = len(labels)
+    if group is not None:
+        loss_sum, top1, top5, n, classes = group.sum_values([loss_sum, top1, top5, n, classes > 5], "the evaluation")
+        classes = 6 if classes else 0
     return {"loss": loss_sum / n, "top1_error": 1 - top1 / n, "top5_error": 1 - top5 / n if classes > 5 else None}
 
 
@@ -437,9 +449,15 @@ def prefetched(prepare, numbers):
 class Trainer:
     """A training run: data, pipeline, model, optimiser, schedule, and where it has got to."""
 
-    def __init__(self, config, out_dir, stream=None, data=None):
+    def __init__(self, config, out_dir, stream=None, data=None, group=None):
+        """``group``: the processes of a data-parallel run (minicnn.distributed.Group), each taking an
+        equal part of every batch; rank 0 alone writes files, every rank's stream prints."""
         self.config, self.out_dir = config, os.fspath(out_dir)
         self.stream = stream or sys.stderr
+        self.group = group
+        self.first, self.local = group.share(config.batch_size) if group is not None else (0, config.batch_size)
+        if group is not None:
+            group.agree(json.dumps(dataclasses.asdict(config), sort_keys=True), "settings")
         self.train_set, self.val_set = data or load_data(config)
         if config.input_size > min(self.train_set.images.shape[2:]):
             raise ArgumentError(f"train: crop {config.input_size} is larger than the images "
@@ -450,6 +468,9 @@ class Trainer:
         self.pipeline = Pipeline.fit(self.train_set.images, config.input_size, config.random_crop, config.pca,
                                      config.flip)
         self.model = build_model(config, self.num_classes)
+        for m in self.model.modules():
+            if isinstance(m, Dropout):
+                m.batch_offset = self.first  # each image's mask as in one process
         if config.device != "cpu":
             self.model.to(config.device)
         self.loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed, drop_last=True)
@@ -457,7 +478,7 @@ class Trainer:
             raise ArgumentError(f"train: batch size {config.batch_size} is larger than the training set "
                                 f"({len(self.train_set)} images)")
         if config.device == "cpu":  # (a GPU's memory is the CUDA driver's to refuse)
-            check_memory("train", self.model, config.batch_size, (3, config.input_size, config.input_size),
+            check_memory("train", self.model, self.local, (3, config.input_size, config.input_size),
                          stream=self.stream)
         self.optimizer = build_optimizer(config, self.model)
         self.base_lr = self.optimizer.lr
@@ -466,6 +487,7 @@ class Trainer:
         self.running = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.history, self.elapsed = [], 0.0
         self.stop_signal = None
+        self.stop_agreed = False  # data parallelism: whether any rank has been asked to stop (summed each step)
 
     # -- one step --
     def train_step(self, images, labels):
@@ -474,13 +496,21 @@ class Trainer:
         x = Tensor(np.ascontiguousarray(images)).to(self.config.device)
         logits = self.model(x)
         loss = F.cross_entropy(logits, labels)
-        if self.model.weight_decay:
+        group = self.group
+        if group is not None:  # this rank's part of the whole batch's mean
+            loss = loss * (self.local / self.config.batch_size)
+        if self.model.weight_decay and (group is None or group.rank == 0):  # the L2 term once, not once per rank
             loss = loss + self.model.regularization_loss()
         self.optimizer.zero_grad()
         loss.backward()
+        value, correct = loss.item(), top_k_correct(logits.numpy(), labels, 1)
+        if group is not None:
+            group.allreduce([p.grad for p in self.model.parameters() if p.grad is not None])
+            value, correct, stops = group.sum_values([value, correct, self.stop_signal is not None])
+            self.stop_agreed = stops > 0
         self.optimizer.step()
         self.steps += 1
-        return loss.item(), top_k_correct(logits.numpy(), labels, 1)
+        return float(value), int(correct)
 
     def augmentation_rng(self, epoch, batch):
         return np.random.default_rng([self.config.seed, 2, epoch, batch])
@@ -502,14 +532,20 @@ class Trainer:
             if self._train_epoch() == "interrupted":
                 path = self.save("last.ckpt")
                 self.stream.write(f"\nstopped at epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}; "
-                                  f"saved {path}\nresume with: minicnn train --resume {path}\n")
+                                  f"saved {path}\nresume with: {self._launcher()}minicnn train --resume {path}\n")
                 return "interrupted"
             self._end_epoch()
-            if self.stop_signal is not None:
-                self.stream.write(f"stopped after epoch {self.epoch}; resume with: minicnn train --resume "
+            if self.group is not None:
+                self.stop_agreed = self.group.sum_values([self.stop_signal is not None], "the stop vote")[0] > 0
+            if self._stopping():
+                self.stream.write(f"stopped after epoch {self.epoch}; resume with: {self._launcher()}minicnn train --resume "
                                   f"{os.path.join(self.out_dir, 'last.ckpt')}\n")
                 return "interrupted"
         return "done"
+
+    def _launcher(self):
+        """What the resume command starts with: mpiexec for a data-parallel run."""
+        return f"mpiexec -n {self.group.size} " if self.group is not None and self.group.size > 1 else ""
 
     def _on_signal(self, signum, _frame):
         if self.stop_signal is not None and signum == signal.SIGINT:
@@ -533,12 +569,15 @@ class Trainer:
         order, size, epoch = self.loader.order(self.epoch), self.config.batch_size, self.epoch
         images, all_labels = self.train_set.images, self.train_set.labels
 
+        part = slice(self.first, self.first + self.local)  # this rank's images of each batch (all of it alone)
+
         def prepare(number):  # batch ``number`` of this epoch, augmented: a function of (seed, epoch, number) only
             index = order[number * size:(number + 1) * size]
-            return self.pipeline.train_batch(images, self.augmentation_rng(epoch, number), index), all_labels[index]
+            x = self.pipeline.train_batch(images, self.augmentation_rng(epoch, number), index, part)
+            return x, all_labels[index[part]]
 
         for x, labels in prefetched(prepare, range(self.batch, total)):
-            if self.stop_signal is not None:
+            if self._stopping():
                 return "interrupted"
             start = time.perf_counter()
             loss, correct = self.train_step(x, labels)
@@ -546,17 +585,24 @@ class Trainer:
                 raise ArgumentError(f"train: the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
                                     f"lower the learning rate (now {self.optimizer.lr:g})")
             self.batch += 1
-            r["loss_sum"] += loss * len(labels)
+            seen = len(labels) if self.group is None else self.config.batch_size  # loss and correct are the batch's
+            r["loss_sum"] += loss * seen
             r["correct"] += correct
-            r["seen"] += len(labels)
+            r["seen"] += seen
             r["seconds"] += time.perf_counter() - start
             progress.update(self.batch, r["loss_sum"] / r["seen"], r["correct"] / r["seen"], r["seen"] / r["seconds"])
-        return "interrupted" if self.stop_signal is not None and self.batch < total else "done"
+        return "interrupted" if self._stopping() and self.batch < total else "done"
+
+    def _stopping(self):
+        """Whether to stop now: a signal arrived; with data parallelism, at any rank, as summed in
+        the last step (never the local flag alone: the ranks must stop at the same batch)."""
+        return self.stop_agreed if self.group is not None else self.stop_signal is not None
 
     def _end_epoch(self):
         r = self.running
         start = time.perf_counter()
-        val = evaluate(self.model, self.pipeline, self.val_set.images, self.val_set.labels, device=self.config.device)
+        val = evaluate(self.model, self.pipeline, self.val_set.images, self.val_set.labels, device=self.config.device,
+                       group=self.group)
         seconds = r["seconds"] + time.perf_counter() - start
         self.elapsed += seconds
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.lr, "train_loss": r["loss_sum"] / r["seen"],
@@ -579,6 +625,8 @@ class Trainer:
                           f"val loss {row['val_loss']:.4f}, val top-1 error {100 * row['val_top1_error']:.1f}%, "
                           f"top-5 {_percent(row['val_top5_error'])}, lr {row['lr']:.3g}, "
                           f"{row['images_per_second']:.0f} img/s, {seconds:.0f} s\n")
+        if not self.writes_files:
+            return
         os.makedirs(self.out_dir, exist_ok=True)
         write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
         # best.ckpt first: a kill between the two saves then leaves last.ckpt at the previous epoch,
@@ -589,7 +637,14 @@ class Trainer:
         self.save("last.ckpt")
 
     # -- checkpoints --
+    @property
+    def writes_files(self):
+        """Rank 0 alone writes metrics and checkpoints (every rank holds the same weights)."""
+        return self.group is None or self.group.rank == 0
+
     def save(self, name):
+        if not self.writes_files:
+            return os.path.join(self.out_dir, name)
         arrays = {f"model:{k}": v for k, v in self.model.state_dict().items()}
         opt_state = self.optimizer.state_dict()
         for i, state in enumerate(opt_state["state"]):
@@ -606,6 +661,7 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "dropout": {name: {"seed": m.seed, "calls": m.calls}
                         for name, m in self.model.named_modules() if isinstance(m, Dropout)},
+            "ranks": self.group.size if self.group is not None else 1,
         }
         return checkpoint.save(os.path.join(self.out_dir, name), arrays, meta)
 
@@ -711,7 +767,7 @@ def _process_alive(pid):
 # ---- the commands -------------------------------------------------------------------------------
 # Settings a resumed run may change: how far to train, where, and what to draw. Anything else
 # would make the resumed run a different run.
-RESUMABLE_CHANGES = ("epochs", "device", "backend")
+RESUMABLE_CHANGES = ("epochs", "device", "backend", "parallel")
 
 
 def config_for_resume(meta_config, given, path):
@@ -745,25 +801,56 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
         if os.path.exists(os.path.join(out, "last.ckpt")) and not overwrite:
             raise ArgumentError(f"train: {out} already holds a run (last.ckpt); continue it with --resume "
                                 f"{os.path.join(out, 'last.ckpt')}, or choose another --out, or pass --overwrite")
-    folder = RunFolder(out)
+    group = None
+    if config.parallel == "data":  # every rank has checked the same arguments above, before any collective call
+        from ..distributed import world
+
+        group = world()
+        if group.rank != 0:
+            stream = open(os.devnull, "w")  # rank 0 reports for all
     try:
-        return _train_in(config, out, resume and (arrays, meta, resume), plot, stream)
-    finally:
-        folder.release()
+        folder = RunFolder(out) if group is None or group.rank == 0 else None
+        try:
+            return _train_in(config, out, resume and (arrays, meta, resume), plot, stream, group)
+        finally:
+            if folder is not None:
+                folder.release()
+    except BaseException as exc:
+        if group is not None and group.size > 1:
+            _stop_all_ranks(group, exc)
+        raise
 
 
-def _train_in(config, out, resumed, plot, stream):
+def _stop_all_ranks(group, exc):
+    """A rank failed: say so, then stop every rank (MPI_Abort), so that none waits for it forever."""
+    if isinstance(exc, KeyboardInterrupt):
+        message, code = "interrupted", 130
+    else:
+        message, code = str(exc).removeprefix("train: ") or type(exc).__name__, 2
+    sys.stderr.write(f"minicnn train: rank {group.rank} of {group.size}: {message}; stopping all ranks\n")
+    sys.stderr.flush()
+    group.abort(code)
+
+
+def _train_in(config, out, resumed, plot, stream, group=None):
     stream.write(f"loading {config.dataset} ...\n")
-    trainer = Trainer(config, out, stream)
+    trainer = Trainer(config, out, stream, group=group)
     if resumed:
         arrays, meta, resume = resumed
         trainer.restore(arrays, meta, resume)
         stream.write(f"resumed {resume}: epoch {trainer.epoch + 1}, batch {trainer.batch}\n")
+        ranks, now = meta.get("ranks", 1), group.size if group is not None else 1
+        if ranks != now:
+            stream.write(f"note: the run was trained on {ranks} process(es), it continues on {now}: the same batches "
+                         "and augmentation, the same results up to the rounding of the gradient sums (not bit for "
+                         "bit); a model with batch norm also normalises over each process's part of a batch\n")
     n_params = trainer.model.num_parameters()
     stream.write(f"training {config.model} ({n_params:,} parameters) on {config.dataset}: {len(trainer.train_set)} "
                  f"training and {len(trainer.val_set)} validation images, {config.input_size}x{config.input_size} "
                  f"crops, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
-                 f"on {config.device}; checkpoints and metrics in {out}\n")
+                 f"on {config.device}" + (f", data parallel over {group.size} processes ({trainer.local} images each "
+                                          "per batch)" if group is not None else "")
+                 + f"; checkpoints and metrics in {out}\n")
     if config.backend == "reference":
         stream.write(SLOW_NOTE + "\n")
     outcome = trainer.run()

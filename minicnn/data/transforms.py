@@ -160,12 +160,15 @@ def ten_crop(images, size, mirrors=True):
     return np.stack(crops + ([c[:, :, :, ::-1] for c in crops] if mirrors else []))
 
 
-def augment(images, size, rng, mean, eigen=None, random_crop=True, flip=True, index=None, std=0.1):
+def augment(images, size, rng, mean, eigen=None, random_crop=True, flip=True, index=None, std=0.1, part=None):
     """The training batch: ``pca_colour_shift`` (where ``eigen`` = (eigenvalues, eigenvectors) is
     given), ``subtract_mean``, then ``random_crop_flip`` (or, without ``random_crop``, ``centre_crop``
     and ``random_flip`` where ``flip``), in one pass. ``index``: the batch is images[index] (read in
     place, never copied whole); None: all of ``images``. The same random numbers are drawn in the
-    same order as by the steps one at a time, and the result has the same bits."""
+    same order as by the steps one at a time, and the result has the same bits.
+
+    ``part`` (a slice of the batch's positions) returns only those images, with the random numbers
+    they get in the whole batch: a data-parallel rank's share (minicnn/distributed.py)."""
     from ..kernels.cpu.augment import augment_batch
 
     _check_batch("augment", images, size)
@@ -185,7 +188,9 @@ def augment(images, size, rng, mean, eigen=None, random_crop=True, flip=True, in
     else:
         tops, lefts = np.full(n, (h - size) // 2), np.full(n, (w - size) // 2)
         mirrored = rng.random(n) < 0.5 if flip else np.zeros(n, dtype=bool)
-    out = np.empty((n, images.shape[1], size, size), dtype=images.dtype)
+    if part is not None:
+        index, tops, lefts, mirrored, shifts = (a[part] for a in (index, tops, lefts, mirrored, shifts))
+    out = np.empty((len(index), images.shape[1], size, size), dtype=images.dtype)
     augment_batch(images, index, tops, lefts, mirrored, shifts, has_shift,
                   np.asarray(mean, dtype=images.dtype), out)
     return out

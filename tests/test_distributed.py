@@ -1,0 +1,184 @@
+"""Data parallelism over MPI (minicnn/distributed.py, ``minicnn train --parallel data``): two processes
+train as one does, and a failing, dying or disagreeing rank stops the run instead of hanging it.
+
+The multi-process tests start ``mpiexec -n 2`` (the mpich wheel's, from the ``mpi`` and ``test``
+extras) and are in the slow tier; each has a timeout, so a hang fails instead of stalling CI."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import checkpoint
+from minicnn.errors import ArgumentError
+
+ROOT = Path(__file__).resolve().parent.parent
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+TINY = ["--train-size", "128", "--val-size", "40", "--image-size", "20", "--width", "0.25", "--batch-size", "16",
+        "--epochs", "2"]
+
+
+def _has_mpi():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return MPIEXEC is not None
+
+
+needs_mpi = pytest.mark.skipif(not _has_mpi(), reason="MPI is not installed: pip install -e '.[mpi]' "
+                                                      "(mpi4py and the mpich wheel)")
+
+
+def _run(command, timeout=300, **kwargs):
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def _train(out, *extra, processes=None, timeout=300):
+    train = [sys.executable, "-m", "minicnn", "train", *TINY, "--out", str(out), *extra]
+    command = [MPIEXEC, "-n", str(processes), *train] if processes else train
+    return _run(command, timeout=timeout)
+
+
+def test_without_mpi4py_asking_for_parallel_says_what_to_install(monkeypatch):
+    from minicnn import distributed
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now fails
+    with pytest.raises(ArgumentError, match=r"--parallel needs MPI: pip install 'minicnn\[mpi\]'"):
+        distributed.world()
+
+
+def test_the_batch_must_split_evenly():
+    from minicnn.distributed import Group
+
+    group = Group.__new__(Group)  # a stand-in for rank 1 of 3, no MPI needed
+    group.rank, group.size = 1, 3
+    assert Group.share(group, 12) == (4, 4)
+    with pytest.raises(ArgumentError, match="batch size 16 must be a multiple of the number of processes"):
+        Group.share(group, 16)
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_two_processes_take_the_steps_of_one_in_float64_and_float32():
+    """alexnet_small with dropout, three SGD steps: float64 to 1e-10, float32 within 1e-5 (the bound
+    docs/scaling.md states), the ranks' weights identical to the last bit."""
+    out = _run([MPIEXEC, "-n", "2", sys.executable, "tests/distributed_script.py"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = {r["dtype"]: r for r in map(json.loads, out.stdout.strip().splitlines())}
+    assert results["float64"]["loss_error"] < 1e-10 and results["float64"]["weight_error"] < 1e-10
+    assert results["float32"]["loss_error"] < 1e-5 and results["float32"]["weight_error"] < 1e-5
+    assert all(r["identical_on_ranks"] for r in results.values())
+    assert results["float64"]["allreduce_bytes"] > 0
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_minicnn_train_on_two_processes_matches_one(tmp_path):
+    one = _train(tmp_path / "one")
+    two = _train(tmp_path / "two", "--parallel", "data", processes=2)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "data parallel over 2 processes (8 images each per batch)" in two.stderr
+    assert two.stderr.count("training alexnet_small") == 1  # rank 0 alone reports
+    rows = [[json.loads(line) for line in open(tmp_path / name / "metrics.jsonl")] for name in ("one", "two")]
+    for a, b in zip(*rows, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert abs(a[key] - b[key]) <= 1e-5 * abs(a[key])
+        assert a["train_top1_error"] == b["train_top1_error"]
+    arrays = [checkpoint.load(tmp_path / name / "last.ckpt")[0] for name in ("one", "two")]
+    for key, value in arrays[0].items():
+        if key.startswith("model:"):
+            assert np.abs(arrays[1][key] - value).max() <= 1e-5 * max(np.abs(value).max(), 1e-30), key
+    assert checkpoint.load(tmp_path / "two" / "last.ckpt")[1]["ranks"] == 2
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_ranks_started_with_other_settings_stop_with_a_clear_error(tmp_path):
+    train = [sys.executable, "-m", "minicnn", "train", *TINY, "--parallel", "data"]
+    command = [MPIEXEC, "-n", "1", *train, "--lr", "0.01", "--out", str(tmp_path / "a"), ":",
+               "-n", "1", *train, "--lr", "0.02", "--out", str(tmp_path / "a")]
+    started = time.monotonic()
+    out = _run(command, timeout=120)
+    assert out.returncode != 0
+    assert "were started with other settings than rank 0" in out.stderr
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_rank_that_dies_mid_training_stops_the_others_within_seconds(tmp_path):
+    """Rank 1 is killed (SIGKILL) a few seconds into training; rank 0, waiting in a collective
+    call, must not hang: mpiexec stops it and reports the failure."""
+    train = ["-m", "minicnn", "train", *TINY, "--epochs", "1000", "--parallel", "data", "--out", str(tmp_path / "a")]
+    dying = ["-c", "import os, signal, sys, threading; threading.Timer(4, os.kill, (os.getpid(), signal.SIGKILL)).start(); "
+                   "from minicnn.apps.cli import main; sys.exit(main(sys.argv[1:]))", *train[2:]]
+    started = time.monotonic()
+    out = _run([MPIEXEC, "-n", "1", sys.executable, *train, ":", "-n", "1", sys.executable, *dying], timeout=180)
+    elapsed = time.monotonic() - started
+    assert out.returncode != 0
+    assert "epoch 1/1000" in out.stderr  # it was training when the rank died
+    assert "BAD TERMINATION" in out.stdout and "signal 9" in out.stdout  # mpiexec's report
+    assert elapsed < 60, f"took {elapsed:.0f} s to stop"
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_a_rank_that_raises_stops_every_rank_with_its_message(tmp_path):
+    """Rank 1 cannot read its data (a folder dataset missing on that rank only): it says so and
+    stops all ranks at once (MPI_Abort) instead of leaving rank 0 waiting."""
+    train = [sys.executable, "-m", "minicnn", "train", *TINY, "--parallel", "data", "--out", str(tmp_path / "a")]
+    failing = ["-c", "import sys; from minicnn.apps import train as t; "
+                     "t.load_data = lambda config: (_ for _ in ()).throw(OSError('disk on fire')); "
+                     "from minicnn.apps.cli import main; sys.exit(main(sys.argv[1:]))", *train[3:]]
+    started = time.monotonic()
+    out = _run([MPIEXEC, "-n", "1", *train, ":", "-n", "1", sys.executable, *failing], timeout=120)
+    assert out.returncode != 0
+    assert "rank 1 of 2: disk on fire; stopping all ranks" in out.stderr
+    assert time.monotonic() - started < 60
+
+
+def _interrupt_when(command, text, out_dir):
+    """Start ``command``, send Ctrl-C (to mpiexec, which passes it on to every rank) once ``text``
+    is printed; returns (exit code, output)."""
+    import signal
+
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if text in line:
+                process.send_signal(signal.SIGINT)
+                break
+        lines.append(process.communicate(timeout=120)[0])
+    finally:
+        process.kill()
+    return process.returncode, "".join(lines)
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_ctrl_c_stops_every_rank_at_one_batch_and_resume_continues_bit_for_bit(tmp_path):
+    straight = _train(tmp_path / "straight", "--epochs", "3", "--parallel", "data", processes=2)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "minicnn", "train", *TINY, "--epochs", "3", "--parallel",
+               "data", "--out", str(tmp_path / "stopped")]
+    code, output = _interrupt_when(command, "epoch 2/3 3/8", tmp_path / "stopped")
+    assert code == 130, output[-3000:]
+    assert output.count("saved ") == 1 and "resume with: mpiexec -n 2 minicnn train --resume" in output
+    meta = checkpoint.load(tmp_path / "stopped" / "last.ckpt")[1]
+    assert meta["epoch"] == 1 and 3 <= meta["batch"] < 8  # mid-epoch, the same batch on both ranks
+    resumed = _run([MPIEXEC, "-n", "2", sys.executable, "-m", "minicnn", "train", "--resume",
+                    str(tmp_path / "stopped" / "last.ckpt")])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (checkpoint.load(tmp_path / name / "last.ckpt")[0] for name in ("straight", "stopped"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

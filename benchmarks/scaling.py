@@ -60,13 +60,39 @@ def _steps(group, batch, steps, model_name):
             "bytes_sent_per_step": (group.bytes_sent // (steps + 1)) if group is not None else 0}
 
 
+def _tower_steps(group, batch, steps, model_name):
+    """Median seconds of a training step of the two towers (each rank its own half of every layer,
+    minicnn/towers.py), and the bytes this rank sent per step, layer by layer."""
+    import minicnn as mc
+    from minicnn import functional as F
+    from minicnn import optim
+    from minicnn.towers import Towers
+
+    towers = Towers(mc.models.get(model_name, seed=0), group)
+    opt = optim.SGD(towers.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, *towers.input_size), dtype=np.float32)
+    labels = np.arange(batch) % 1000
+    step_times = []
+    for s in range(steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(towers(mc.tensor(x)), labels).backward()
+        opt.step()
+        if s:
+            step_times.append(time.perf_counter() - start)
+    per_layer = {name: (f + b) // (steps + 1) for name, (f, b) in towers.bytes.items()}
+    return {"step": statistics.median(step_times), "bytes_sent_per_step": sum(per_layer.values()),
+            "per_layer": per_layer}
+
+
 def child(mode, batch, steps, model_name):
     group = None
-    if mode == "data":
+    if mode in ("data", "towers"):
         from minicnn.distributed import world
 
         group = world()
-    result = _steps(group, batch, steps, model_name)
+    result = (_tower_steps if mode == "towers" else _steps)(group, batch, steps, model_name)
     if group is None or group.rank == 0:
         print(json.dumps(result), flush=True)
 
@@ -86,7 +112,7 @@ def run_child(mode, batch, steps, model_name, threads, processes=1):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def format_report(args, single, data):
+def format_report(args, single, data, towers=None):
     g = data["gradient_bytes"]
     sent = data["bytes_sent_per_step"]
     compute = single["step"]
@@ -100,11 +126,23 @@ def format_report(args, single, data):
         "| layout | step | of which allreduce | gradient bytes sent per step and rank |", "|---|---|---|---|",
         f"| 1 process x 2 threads | {1e3 * single['step']:.0f} ms | - | - |",
         f"| 2 processes x 1 thread, data parallel | {1e3 * data['step']:.0f} ms | {1e3 * data['allreduce']:.0f} ms "
-        f"| {sent / 1e6:.0f} MB handed to allreduce ({g / 1e6:.0f} MB of gradients) |", "",
+        f"| {sent / 1e6:.0f} MB handed to allreduce ({g / 1e6:.0f} MB of gradients) |"]
+    if towers is not None:
+        layers = ", ".join(f"{name} {b / 1e6:.1f}" for name, b in towers["per_layer"].items())
+        lines.append(f"| 2 processes x 1 thread, the paper's two towers | {1e3 * towers['step']:.0f} ms | - "
+                     f"| {towers['bytes_sent_per_step'] / 1e6:.0f} MB of activations and their gradients "
+                     f"(MB: {layers}) |")
+    lines += ["",
         f"Ring allreduce over N machines: each sends 2(N-1)/N x {g / 1e6:.0f} MB per step ({g / 1e6:.0f} MB at N = 2). "
         f"With this machine's step of {1e3 * compute:.0f} ms, data parallelism over N machines is faster than one "
         f"while the network carries more than 2 x {g / 1e6:.0f} MB / {compute:.2f} s = {break_even / 1e6:.0f} MB/s "
         f"({8 * break_even / 1e9:.1f} Gbit/s) per machine, whatever N."]
+    if towers is not None:
+        lines.append(f"The towers send {towers['bytes_sent_per_step'] / 1e6:.0f} MB per step and rank instead; two "
+                     f"machines holding a tower each beat one while the network carries more than "
+                     f"{towers['bytes_sent_per_step'] / 1e6:.0f} MB / ({compute:.2f} s / 2) = "
+                     f"{2 * towers['bytes_sent_per_step'] / compute / 1e6:.0f} MB/s, if the halves take half the time "
+                     f"(the exchanges are not overlapped with the compute).")
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +163,11 @@ def main(argv=None):
     single = run_child("single", args.batch, args.steps, args.model, threads=2)
     print("2 processes x 1 thread ...", file=sys.stderr, flush=True)
     data = run_child("data", args.batch, args.steps, args.model, threads=1, processes=2)
-    print(format_report(args, single, data))
+    towers = None
+    if args.model.startswith("alexnet2012"):
+        print("2 processes x 1 thread, towers ...", file=sys.stderr, flush=True)
+        towers = run_child("towers", args.batch, args.steps, args.model, threads=1, processes=2)
+    print(format_report(args, single, data, towers))
 
 
 if __name__ == "__main__":

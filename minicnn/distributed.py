@@ -116,6 +116,32 @@ class Group:
         self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM), what)
         return flat
 
+    def allgather(self, array, what="gathering activations"):
+        """Every rank's ``array`` (all of one shape), stacked in rank order: (size, *shape)."""
+        array = np.ascontiguousarray(array)
+        received = np.empty((self.size, *array.shape), dtype=array.dtype)
+        self._wait(self.comm.Iallgather(array, received), what)
+        self.bytes_sent += array.nbytes
+        return received
+
+    def reduce_scatter(self, parts, what="summing gradients"):
+        """``parts`` (size, *shape): rank r gets the sum over the ranks of their parts[r]."""
+        parts = np.ascontiguousarray(parts)
+        received = np.empty(parts.shape[1:], dtype=parts.dtype)
+        self._wait(self.comm.Ireduce_scatter_block(parts, received, op=self.MPI.SUM), what)
+        self.bytes_sent += parts.nbytes - received.nbytes
+        return received
+
+    def exchange(self, array, peer, what="exchanging edges"):
+        """Send ``array`` to rank ``peer`` and receive its array of the same shape."""
+        array = np.ascontiguousarray(array)
+        received = np.empty_like(array)
+        requests = [self.comm.Irecv(received, source=peer), self.comm.Isend(array, dest=peer)]
+        for request in requests:
+            self._wait(request, what)
+        self.bytes_sent += array.nbytes
+        return received
+
     def agree(self, text, what):
         """Raise on every rank unless all ranks hold the same ``text`` (a run's settings, say)."""
         request = self.comm.Iallgather(np.frombuffer(_digest(text), dtype=np.uint8).copy(),

@@ -113,6 +113,8 @@ class Towers(Module):
         object.__setattr__(self, "group", group)
         object.__setattr__(self, "net_name", getattr(net, "name", type(net).__name__))
         object.__setattr__(self, "input_size", getattr(net, "input_size", None))
+        object.__setattr__(self, "weight_decay", getattr(net, "weight_decay", 0.0))
+        object.__setattr__(self, "whole_parameters", sum(p.size for p in net.parameters()))
         object.__setattr__(self, "steps", [])  # (name, what, callable) in order
         object.__setattr__(self, "bytes", {})  # layer -> [forward bytes, backward bytes] this rank sent
         self.halves = {}  # parameter name in net -> (axis 0 slice of the full parameter)
@@ -227,21 +229,32 @@ class Towers(Module):
         """(name, what each rank does there) in order: "own", "gathered" or "edges exchanged"."""
         return [(name, what) for name, what, _ in self.steps]
 
-    def full_state(self):
-        """The whole network's parameters, this tower's halves and the other's put back together
-        (a collective call: both ranks must make it); on every rank."""
-        state = {}
-        for name, p in self.named_parameters():
-            parts = self.group.allgather(p.data, "gathering the weights")
-            state[name] = np.concatenate(list(parts), axis=0) if name in self.halves else parts[0]
-        return state
+    def whole(self, name, half):
+        """The whole network's array for parameter ``name`` (a weight, its gradient, an optimiser's
+        buffer for it) from this rank's ``half`` and the other rank's (a collective call)."""
+        parts = self.group.allgather(half, f"gathering {name}")
+        return np.concatenate(list(parts), axis=0) if name in self.halves else parts[0]
+
+    def own(self, name, whole):
+        """This rank's half of the whole network's array for parameter ``name``."""
+        return np.array(whole[self.halves[name]] if name in self.halves else whole)
+
+    def state_dict(self):
+        """The whole network's parameters (the keys and shapes of the one-process network's), this
+        tower's halves and the other's put together: a collective call, both ranks must make it."""
+        return {name: self.whole(name, p.data) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state, strict=True):
+        """Take this tower's halves of a whole network's parameters (a one-process checkpoint's)."""
+        mine = {name: self.own(name, np.asarray(value)) for name, value in state.items()}
+        return super().load_state_dict(mine, strict)
 
     def full_grads(self):
         """The whole network's parameter gradients, the halves put together (collective)."""
-        grads = {}
-        for name, p in self.named_parameters():
-            grad = p.grad if p.grad is not None else np.zeros_like(p.data)
-            parts = self.group.allgather(grad, "gathering the gradients")
-            grads[name] = np.concatenate(list(parts), axis=0) if name in self.halves else parts[0]
-        return grads
+        return {name: self.whole(name, p.grad if p.grad is not None else np.zeros_like(p.data))
+                for name, p in self.named_parameters()}
+
+    def num_parameters(self):
+        """The whole network's count (each rank holds half of it)."""
+        return self.whole_parameters
 

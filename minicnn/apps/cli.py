@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 from .. import models
-from ..errors import MiniCNNError
+from ..errors import ArgumentError, MiniCNNError
 from ..kernels.backends import HOST_BACKENDS
 
 
@@ -37,6 +37,20 @@ def _summary(args):
 
 
 def _trace(args):
+    if args.parallel == "towers":
+        from .towers_trace import run_towers_trace
+
+        unsupported = [flag for flag, given in (("--step", args.step), ("--save-maps", args.save_maps),
+                                                ("--backend reference", args.backend != "cpu"),
+                                                ("--activation", args.activation not in (None, "relu")))
+                       if given]
+        if unsupported:
+            raise ArgumentError(f"trace: --parallel towers shows the towers' layers and exchanges; it does not take "
+                                f"{', '.join(unsupported)}")
+        record = run_towers_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size,
+                                  image=args.image, num_classes=args.num_classes, training=not args.eval,
+                                  json_path=args.json)
+        return 0 if record["ok"] else 1
     from .trace import run_trace
 
     record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size,
@@ -90,11 +104,12 @@ _TRAIN_OPTIONS = [
     ("--activation", "activation", dict(choices=list(models.ACTIVATIONS),
                                         help="after every conv and fc layer: relu (the paper's, the default), tanh or "
                                              "sigmoid (the paper's comparison)")),
-    ("--parallel", "parallel", dict(choices=["none", "data"],
+    ("--parallel", "parallel", dict(choices=["none", "data", "towers"],
                                     help="data: the processes that mpiexec -n N started share each batch, every one "
-                                         "taking batch-size/N images, their gradients summed over MPI (needs pip "
-                                         "install 'minicnn[mpi]'); the same results as one process up to rounding "
-                                         "(default none)")),
+                                         "taking batch-size/N images, their gradients summed over MPI; towers: "
+                                         "alexnet2012 as the paper's two towers on mpiexec -n 2, each process half of "
+                                         "every layer (both need pip install 'minicnn[mpi]'); the same results as one "
+                                         "process up to rounding (default none)")),
     ("--backend", "backend", dict(choices=list(HOST_BACKENDS),
                                   help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
                                        "NumPy kernels of kernels/reference/, slower)")),
@@ -175,6 +190,10 @@ def build_parser():
     t.add_argument("--backend", choices=list(HOST_BACKENDS), default="cpu",
                    help="the kernels: cpu (fast, the default) or reference (the readable NumPy kernels of "
                         "kernels/reference/, slower)")
+    t.add_argument("--parallel", choices=["none", "towers"], default="none",
+                   help="towers: under mpiexec -n 2, the pass as the paper's two towers (each process half of every "
+                        "layer): which tower computed each layer, the bytes that crossed between them, and the "
+                        "result checked against one process (needs pip install 'minicnn[mpi]')")
     t.set_defaults(run=_trace)
 
     from .bench import add_arguments

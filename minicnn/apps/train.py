@@ -90,7 +90,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     backend: str = "cpu"  # the kernels on the CPU: "cpu" (fast) or "reference" (readable NumPy, slow)
-    parallel: str = "none"  # none | data: the batch shared by the processes mpiexec started (minicnn/distributed.py)
+    parallel: str = "none"  # none | data (the batch shared by the processes mpiexec started: minicnn/distributed.py)
+    # | towers (alexnet2012 as the paper's two towers on two processes: minicnn/towers.py)
 
     def __post_init__(self):
         if self.image_size is None:
@@ -136,8 +137,11 @@ class TrainConfig:
             raise ArgumentError(f"train: device must be cpu or cuda, got {self.device!r}")
         if self.backend not in ("cpu", "reference"):
             raise ArgumentError(f"train: backend must be cpu or reference, got {self.backend!r}")
-        if self.parallel not in ("none", "data"):
-            raise ArgumentError(f"train: parallel must be none or data, got {self.parallel!r}")
+        if self.parallel not in ("none", "data", "towers"):
+            raise ArgumentError(f"train: parallel must be none, data or towers, got {self.parallel!r}")
+        if self.parallel == "towers" and (not self.model.startswith("alexnet2012") or self.device != "cpu"):
+            raise ArgumentError(f"train: --parallel towers splits alexnet2012 or alexnet2012_caffe on the CPU into the "
+                                f"paper's two towers, got {self.model} on {self.device}")
         if self.backend == "reference" and self.device == "cuda":
             raise ArgumentError("train: the reference backend runs on the CPU; --device cuda runs the CUDA kernels")
         ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]
@@ -455,7 +459,9 @@ class Trainer:
         self.config, self.out_dir = config, os.fspath(out_dir)
         self.stream = stream or sys.stderr
         self.group = group
-        self.first, self.local = group.share(config.batch_size) if group is not None else (0, config.batch_size)
+        self.towers = group is not None and config.parallel == "towers"  # each rank half of every layer, whole batches
+        sharing = group is not None and not self.towers
+        self.first, self.local = group.share(config.batch_size) if sharing else (0, config.batch_size)
         if group is not None:
             group.agree(json.dumps(dataclasses.asdict(config), sort_keys=True), "settings")
         self.train_set, self.val_set = data or load_data(config)
@@ -477,9 +483,13 @@ class Trainer:
         if len(self.loader) == 0:
             raise ArgumentError(f"train: batch size {config.batch_size} is larger than the training set "
                                 f"({len(self.train_set)} images)")
-        if config.device == "cpu":  # (a GPU's memory is the CUDA driver's to refuse)
+        if config.device == "cpu":  # (a GPU's memory is the CUDA driver's to refuse; a tower needs less than this)
             check_memory("train", self.model, self.local, (3, config.input_size, config.input_size),
                          stream=self.stream)
+        if self.towers:
+            from ..towers import Towers
+
+            self.model = Towers(self.model, group)
         self.optimizer = build_optimizer(config, self.model)
         self.base_lr = self.optimizer.lr
         self.schedule = build_schedule(config, self.optimizer)
@@ -496,7 +506,7 @@ class Trainer:
         x = Tensor(np.ascontiguousarray(images)).to(self.config.device)
         logits = self.model(x)
         loss = F.cross_entropy(logits, labels)
-        group = self.group
+        group = self.group if not self.towers else None  # the towers share layers, not the batch
         if group is not None:  # this rank's part of the whole batch's mean
             loss = loss * (self.local / self.config.batch_size)
         if self.model.weight_decay and (group is None or group.rank == 0):  # the L2 term once, not once per rank
@@ -508,6 +518,8 @@ class Trainer:
             group.allreduce([p.grad for p in self.model.parameters() if p.grad is not None])
             value, correct, stops = group.sum_values([value, correct, self.stop_signal is not None])
             self.stop_agreed = stops > 0
+        elif self.towers:  # both ranks computed the same loss; only the stop votes are added
+            self.stop_agreed = self.group.sum_values([self.stop_signal is not None], "the stop vote")[0] > 0
         self.optimizer.step()
         self.steps += 1
         return float(value), int(correct)
@@ -585,7 +597,7 @@ class Trainer:
                 raise ArgumentError(f"train: the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}; "
                                     f"lower the learning rate (now {self.optimizer.lr:g})")
             self.batch += 1
-            seen = len(labels) if self.group is None else self.config.batch_size  # loss and correct are the batch's
+            seen = self.config.batch_size if self.group is not None else len(labels)  # loss, correct: the batch's
             r["loss_sum"] += loss * seen
             r["correct"] += correct
             r["seen"] += seen
@@ -602,7 +614,7 @@ class Trainer:
         r = self.running
         start = time.perf_counter()
         val = evaluate(self.model, self.pipeline, self.val_set.images, self.val_set.labels, device=self.config.device,
-                       group=self.group)
+                       group=None if self.towers else self.group)
         seconds = r["seconds"] + time.perf_counter() - start
         self.elapsed += seconds
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.lr, "train_loss": r["loss_sum"] / r["seen"],
@@ -625,10 +637,9 @@ class Trainer:
                           f"val loss {row['val_loss']:.4f}, val top-1 error {100 * row['val_top1_error']:.1f}%, "
                           f"top-5 {_percent(row['val_top5_error'])}, lr {row['lr']:.3g}, "
                           f"{row['images_per_second']:.0f} img/s, {seconds:.0f} s\n")
-        if not self.writes_files:
-            return
-        os.makedirs(self.out_dir, exist_ok=True)
-        write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
+        if self.writes_files:
+            os.makedirs(self.out_dir, exist_ok=True)
+            write_metrics(os.path.join(self.out_dir, "metrics.jsonl"), self.history)
         # best.ckpt first: a kill between the two saves then leaves last.ckpt at the previous epoch,
         # whose resume trains this epoch again and writes the same best.ckpt, bit for bit. (The
         # other order could lose this epoch's best model for good.)
@@ -643,12 +654,16 @@ class Trainer:
         return self.group is None or self.group.rank == 0
 
     def save(self, name):
-        if not self.writes_files:
-            return os.path.join(self.out_dir, name)
+        """Write a checkpoint (rank 0); the towers' halves are put together first (a collective call),
+        so that a towers run's checkpoint is a one-process alexnet2012's."""
         arrays = {f"model:{k}": v for k, v in self.model.state_dict().items()}
         opt_state = self.optimizer.state_dict()
+        names = [name for name, _ in self.model.named_parameters()]
         for i, state in enumerate(opt_state["state"]):
-            arrays.update({f"optimizer:{i}:{k}": v for k, v in state.items()})
+            arrays.update({f"optimizer:{i}:{k}": self.model.whole(names[i], v) if self.towers else v
+                           for k, v in state.items()})
+        if not self.writes_files:
+            return os.path.join(self.out_dir, name)
         arrays.update(self.pipeline.arrays())
         meta = {
             "format": "minicnn training checkpoint",
@@ -673,7 +688,12 @@ class Trainer:
                 f"{self.config.model} with {self.num_classes} classes")
         self.model.load_state_dict(model_state(arrays))
         stepped = meta["optimizer"]["stepped"]
-        state = [{name: arrays[f"optimizer:{i}:{name}"] for name in self.optimizer.state_names} if was else {}
+        names = [name for name, _ in self.model.named_parameters()]
+
+        def mine(i, array):  # a towers rank keeps its half of the whole network's buffer
+            return self.model.own(names[i], array) if self.towers else array
+
+        state = [{name: mine(i, arrays[f"optimizer:{i}:{name}"]) for name in self.optimizer.state_names} if was else {}
                  for i, was in enumerate(stepped)]
         self.optimizer.load_state_dict({"hyper": meta["optimizer"]["hyper"], "state": state})
         if self.schedule is not None:
@@ -802,7 +822,7 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
             raise ArgumentError(f"train: {out} already holds a run (last.ckpt); continue it with --resume "
                                 f"{os.path.join(out, 'last.ckpt')}, or choose another --out, or pass --overwrite")
     group = None
-    if config.parallel == "data":  # every rank has checked the same arguments above, before any collective call
+    if config.parallel != "none":  # every rank has checked the same arguments above, before any collective call
         from ..distributed import world
 
         group = world()
@@ -832,6 +852,14 @@ def _stop_all_ranks(group, exc):
     group.abort(code)
 
 
+def _layout(trainer):
+    if trainer.towers:
+        return ", as the paper's two towers on 2 processes (each half of every layer)"
+    if trainer.group is not None:
+        return f", data parallel over {trainer.group.size} processes ({trainer.local} images each per batch)"
+    return ""
+
+
 def _train_in(config, out, resumed, plot, stream, group=None):
     stream.write(f"loading {config.dataset} ...\n")
     trainer = Trainer(config, out, stream, group=group)
@@ -848,9 +876,7 @@ def _train_in(config, out, resumed, plot, stream, group=None):
     stream.write(f"training {config.model} ({n_params:,} parameters) on {config.dataset}: {len(trainer.train_set)} "
                  f"training and {len(trainer.val_set)} validation images, {config.input_size}x{config.input_size} "
                  f"crops, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, {config.epochs} epochs, "
-                 f"on {config.device}" + (f", data parallel over {group.size} processes ({trainer.local} images each "
-                                          "per batch)" if group is not None else "")
-                 + f"; checkpoints and metrics in {out}\n")
+                 f"on {config.device}{_layout(trainer)}; checkpoints and metrics in {out}\n")
     if config.backend == "reference":
         stream.write(SLOW_NOTE + "\n")
     outcome = trainer.run()

@@ -30,7 +30,9 @@ import time
 
 import numpy as np
 
+from .autograd import Function
 from .errors import ArgumentError, MiniCNNError
+from .tensor import Tensor
 
 BUCKET_BYTES = 64 << 20
 DEFAULT_TIMEOUT = 300.0  # seconds a collective call waits (the first step compiles for a minute on a slow machine)
@@ -169,3 +171,53 @@ def _digest(text):
 def world(timeout=DEFAULT_TIMEOUT):
     """The Group of all processes mpiexec started."""
     return Group(timeout=timeout)
+
+
+# ---- synchronised batch norm -------------------------------------------------------------------
+def sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, group):
+    """Training-mode batch norm over the whole global batch: each channel's mean and variance from
+    every rank's part (two sums over the ranks: the means, then the squared deviations from them),
+    and in the backward the two per-channel sums of the gradient likewise; the rest is the
+    one-process formula (kernels/reference/batchnorm.py). The parameters' gradients stay this rank's
+    sums, for the gradient allreduce to add up like every other gradient."""
+    from .kernels import backends
+
+    kernels = backends.for_device(x.device)
+    w = weight if weight is not None else Tensor(np.ones(x.shape[1], dtype=x.dtype))
+    b = bias if bias is not None else Tensor(np.zeros(x.shape[1], dtype=x.dtype))
+    return _SyncBatchNorm.apply(x, w, b, running_mean, running_var, momentum, eps, group, kernels)
+
+
+def _per_channel(a):
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+class _SyncBatchNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, group, kernels):
+        x3 = _per_channel(x)
+        count = x3.shape[0] * x3.shape[2]
+        sums = group.sum_values([count, *x3.sum(axis=(0, 2), dtype=np.float64)], "batch norm's means")
+        total, mean = sums[0], sums[1:] / sums[0]
+        deviations = ((x3 - mean[None, :, None].astype(x.dtype)) ** 2).sum(axis=(0, 2), dtype=np.float64)
+        var = group.sum_values(deviations, "batch norm's variances") / total
+        mean, var = mean.astype(x.dtype), var.astype(x.dtype)
+        y = kernels.batchnorm.batch_norm_eval_forward(x, mean, var, weight, bias, eps)
+        if running_mean is not None:
+            kernels.batchnorm.update_running_stats(running_mean, running_var, mean, var, momentum, int(total))
+        ctx.save_for_backward(x, mean, var, weight, eps, total, group, kernels)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, mean, var, weight, eps, total, group, kernels = ctx.saved
+        # the eval-mode backward: weight * invstd * grad_y, and this rank's sums of grad_y * xhat and grad_y
+        grad_x, grad_weight, grad_bias = kernels.batchnorm.batch_norm_backward(x, mean, var, weight, grad_y, eps, False)
+        channels = len(mean)
+        sums = group.sum_values([*grad_weight, *grad_bias], "batch norm's gradient sums")
+        all_weight, all_bias = sums[:channels], sums[channels:]
+        invstd = 1 / np.sqrt(var.astype(np.float64) + eps)
+        xhat = (_per_channel(x) - mean[None, :, None]) * invstd[None, :, None]
+        scale = (weight.astype(np.float64) * invstd / total)[None, :, None]
+        grad_x = _per_channel(grad_x) - scale * (all_bias[None, :, None] + xhat * all_weight[None, :, None])
+        return grad_x.reshape(x.shape).astype(x.dtype), grad_weight, grad_bias, None, None, None, None, None, None

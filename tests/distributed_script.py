@@ -15,11 +15,20 @@ from minicnn import models, optim
 from minicnn.distributed import world
 
 STEPS, BATCH = 3, 8
+# alexnet_bn is compared after one step: with batch norm over 8 random images at lr 0.05 the training
+# is chaotic, a difference of 1e-13 after the first step (the sums' order) growing 30x a step.
+BN_STEPS = 1
 
 
-def build(dtype):
-    net = models.alexnet_small(10, 32, width=0.25, seed=3).astype(dtype)
+def build(dtype, model="alexnet_small"):
+    if model == "alexnet_small":
+        net = models.alexnet_small(10, 32, width=0.25, seed=3).astype(dtype)
+    else:  # batch norm after every layer: its statistics are the whole batch's only with sync_group set
+        net = models.alexnet_bn(10, SIZES[model], seed=3).astype(dtype)
     return net, optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+
+SIZES = {"alexnet_small": 32, "alexnet_bn": 64}
 
 
 def rel(a, b):
@@ -29,16 +38,21 @@ def rel(a, b):
 def main():
     group = world(timeout=120)
     first, local = group.share(BATCH)
-    for dtype in (np.float64, np.float32):
+    cases = [(np.float64, "alexnet_small", False), (np.float32, "alexnet_small", False),
+             (np.float64, "alexnet_bn", True), (np.float64, "alexnet_bn", False)]
+    for dtype, model, sync in cases:
         rng = np.random.default_rng(0)
-        xs = rng.standard_normal((STEPS, BATCH, 3, 32, 32)).astype(dtype)
-        ys = rng.integers(0, 10, (STEPS, BATCH))
-        net, opt = build(dtype)
+        size, steps = SIZES[model], STEPS if model == "alexnet_small" else BN_STEPS
+        xs = rng.standard_normal((steps, BATCH, 3, size, size)).astype(dtype)
+        ys = rng.integers(0, 10, (steps, BATCH))
+        net, opt = build(dtype, model)
         for m in net.modules():
             if isinstance(m, mc.nn.Dropout):
                 m.batch_offset = first
+            if isinstance(m, (mc.nn.BatchNorm1d, mc.nn.BatchNorm2d)) and sync:
+                m.sync_group = group
         losses = []
-        for s in range(STEPS):
+        for s in range(steps):
             opt.zero_grad()
             part = slice(first, first + local)
             loss = F.cross_entropy(net(mc.tensor(xs[s, part])), ys[s, part]) * (local / BATCH)
@@ -47,23 +61,30 @@ def main():
             losses.append(group.sum_values([loss.item()])[0])
             opt.step()
         weights = {name: p.data.copy() for name, p in net.named_parameters()}
-        everyone = group.comm.gather(weights, root=0)
+        buffers = {name: b.data.copy() for name, b in net.named_buffers()}  # batch norm's running statistics
+        everyone = group.comm.gather((weights, buffers), root=0)
         if group.rank != 0:
             continue
-        alone, alone_opt = build(dtype)
+        alone, alone_opt = build(dtype, model)
         alone_losses = []
-        for s in range(STEPS):
+        for s in range(steps):
             alone_opt.zero_grad()
             loss = F.cross_entropy(alone(mc.tensor(xs[s])), ys[s])
             loss.backward()
             alone_losses.append(loss.item())
             alone_opt.step()
+        alone_state = {name: np.asarray(value) for name, value in alone.state_dict().items()}
+        ours = {**weights, **buffers}
         print(json.dumps({
-            "dtype": np.dtype(dtype).name,
+            "dtype": np.dtype(dtype).name, "model": model, "sync_bn": sync, "steps": steps,
             "loss_error": max(abs(a - b) / abs(b) for a, b in zip(losses, alone_losses)),
-            "weight_error": max(rel(weights[name], p.data) for name, p in alone.named_parameters()),
-            "identical_on_ranks": all(np.array_equal(other[k], weights[k]) for other in everyone for k in weights),
+            "weight_error": max(rel(weights[name], alone_state[name]) for name in weights),
+            "statistics_error": max((rel(buffers[name], alone_state[name]) for name in buffers), default=0.0),
+            "identical_on_ranks": all(np.array_equal(other[k], weights[k]) for other, _ in everyone for k in weights),
+            "statistics_identical_on_ranks": all(np.array_equal(other[k], buffers[k]) for _, other in everyone
+                                                 for k in buffers),
             "allreduce_bytes": group.bytes_sent,
+            "worst": max(ours, key=lambda name: rel(ours[name], alone_state[name])),
         }), flush=True)
 
 

@@ -67,14 +67,21 @@ def test_the_batch_must_split_evenly():
 @needs_mpi
 def test_two_processes_take_the_steps_of_one_in_float64_and_float32():
     """alexnet_small with dropout, three SGD steps: float64 to 1e-10, float32 within 1e-5 (the bound
-    docs/scaling.md states), the ranks' weights identical to the last bit."""
+    docs/scaling.md states), the ranks' weights identical to the last bit. alexnet_bn: with
+    synchronised batch norm one step equals one process's (float64, 1e-10, running statistics too);
+    with each rank's own statistics (the default) it does not, and the ranks' statistics differ."""
     out = _run([MPIEXEC, "-n", "2", sys.executable, "tests/distributed_script.py"])
     assert out.returncode == 0, out.stderr[-3000:]
-    results = {r["dtype"]: r for r in map(json.loads, out.stdout.strip().splitlines())}
-    assert results["float64"]["loss_error"] < 1e-10 and results["float64"]["weight_error"] < 1e-10
-    assert results["float32"]["loss_error"] < 1e-5 and results["float32"]["weight_error"] < 1e-5
+    results = {(r["model"], r["dtype"], r["sync_bn"]): r for r in map(json.loads, out.stdout.strip().splitlines())}
+    exact, single = results[("alexnet_small", "float64", False)], results[("alexnet_small", "float32", False)]
+    assert exact["loss_error"] < 1e-10 and exact["weight_error"] < 1e-10
+    assert single["loss_error"] < 1e-5 and single["weight_error"] < 1e-5
+    synced, own = results[("alexnet_bn", "float64", True)], results[("alexnet_bn", "float64", False)]
+    assert synced["loss_error"] < 1e-10 and synced["weight_error"] < 1e-10 and synced["statistics_error"] < 1e-10
+    assert own["loss_error"] > 1e-3 and not own["statistics_identical_on_ranks"]
     assert all(r["identical_on_ranks"] for r in results.values())
-    assert results["float64"]["allreduce_bytes"] > 0
+    assert synced["statistics_identical_on_ranks"]
+    assert exact["allreduce_bytes"] > 0
 
 
 @pytest.mark.slow
@@ -182,3 +189,25 @@ def test_ctrl_c_stops_every_rank_at_one_batch_and_resume_continues_bit_for_bit(t
     a, b = (checkpoint.load(tmp_path / name / "last.ckpt")[0] for name in ("straight", "stopped"))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_sync_bn_normalises_over_the_global_batch_and_the_default_over_each_part(tmp_path):
+    """alexnet_bn, one epoch of 4 steps: with --sync-bn the training loss is one process's (float32),
+    without it each process normalises over its 8 images and the loss differs."""
+    def train(name, *extra, processes=None):
+        command = [sys.executable, "-m", "minicnn", "train", "--model", "alexnet_bn", "--epochs", "1", "--train-size",
+                   "64", "--val-size", "32", "--batch-size", "16", "--out", str(tmp_path / name), *extra]
+        return _run([MPIEXEC, "-n", str(processes), *command] if processes else command)
+
+    runs = {"one": train("one"), "sync": train("sync", "--parallel", "data", "--sync-bn", processes=2),
+            "own": train("own", "--parallel", "data", processes=2)}
+    for name, run in runs.items():
+        assert run.returncode == 0, (name, run.stderr[-3000:])
+    loss = {name: json.loads(open(tmp_path / name / "metrics.jsonl").readline())["train_loss"] for name in runs}
+    assert abs(loss["sync"] - loss["one"]) <= 1e-5 * loss["one"]
+    assert abs(loss["own"] - loss["one"]) > 1e-3 * loss["one"]
+    refused = _run([sys.executable, "-m", "minicnn", "train", "--sync-bn", "--out", str(tmp_path / "x")])
+    assert refused.returncode == 2 and "--sync-bn synchronises batch norm across the processes of --parallel data" \
+        in refused.stderr

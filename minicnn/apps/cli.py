@@ -110,6 +110,11 @@ _TRAIN_OPTIONS = [
                                          "alexnet2012 as the paper's two towers on mpiexec -n 2, each process half of "
                                          "every layer (both need pip install 'minicnn[mpi]'); the same results as one "
                                          "process up to rounding (default none)")),
+    ("--sync-bn", "sync_bn", dict(action="store_true", default=None,
+                                  help="with --parallel data: batch norm normalises over the whole global batch "
+                                       "(its statistics summed over the processes at every layer), as one process "
+                                       "does; by default each process uses its own part's, as PyTorch's "
+                                       "DistributedDataParallel does (no extra exchange)")),
     ("--backend", "backend", dict(choices=list(HOST_BACKENDS),
                                   help="the kernels on the CPU: cpu (fast, the default) or reference (the readable "
                                        "NumPy kernels of kernels/reference/, slower)")),

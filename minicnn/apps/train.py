@@ -39,7 +39,7 @@ from ..data import CIFAR10, DataLoader, ImageFolder, ShapesDataset
 from ..data import transforms as T
 from ..errors import ArgumentError
 from ..kernels.backends import SLOW_NOTE, use_backend
-from ..nn import Dropout
+from ..nn import BatchNorm1d, BatchNorm2d, Dropout
 from ..tensor import Tensor
 
 # The paper trains on 227x227 crops of 256x256 images; smaller images are cropped in proportion.
@@ -92,6 +92,7 @@ class TrainConfig:
     backend: str = "cpu"  # the kernels on the CPU: "cpu" (fast) or "reference" (readable NumPy, slow)
     parallel: str = "none"  # none | data (the batch shared by the processes mpiexec started: minicnn/distributed.py)
     # | towers (alexnet2012 as the paper's two towers on two processes: minicnn/towers.py)
+    sync_bn: bool = False  # data parallel: batch norm over the whole global batch, not each process's part
 
     def __post_init__(self):
         if self.image_size is None:
@@ -139,6 +140,8 @@ class TrainConfig:
             raise ArgumentError(f"train: backend must be cpu or reference, got {self.backend!r}")
         if self.parallel not in ("none", "data", "towers"):
             raise ArgumentError(f"train: parallel must be none, data or towers, got {self.parallel!r}")
+        if self.sync_bn and self.parallel != "data":
+            raise ArgumentError("train: --sync-bn synchronises batch norm across the processes of --parallel data")
         if self.parallel == "towers" and (not self.model.startswith("alexnet2012") or self.device != "cpu"):
             raise ArgumentError(f"train: --parallel towers splits alexnet2012 or alexnet2012_caffe on the CPU into the "
                                 f"paper's two towers, got {self.model} on {self.device}")
@@ -477,6 +480,8 @@ class Trainer:
         for m in self.model.modules():
             if isinstance(m, Dropout):
                 m.batch_offset = self.first  # each image's mask as in one process
+            if config.sync_bn and group is not None and isinstance(m, (BatchNorm1d, BatchNorm2d)):
+                m.sync_group = group  # statistics of the whole global batch
         if config.device != "cpu":
             self.model.to(config.device)
         self.loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed, drop_last=True)

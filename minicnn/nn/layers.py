@@ -208,11 +208,19 @@ class _BatchNorm(Module):
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
         self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
         self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+        # Data parallelism with --sync-bn sets the process group: training then normalises over the
+        # whole global batch (minicnn.distributed.sync_batch_norm), not over this process's part.
+        self.sync_group = None
 
     def forward(self, x):
         if isinstance(x, Tensor) and x.ndim not in self._ranks:
             want = " or ".join(f"{r}-d" for r in self._ranks)
             raise ArgumentError(f"{type(self).__name__}: input must be {want}, got shape {x.shape}")
+        if self.training and self.sync_group is not None:
+            from ..distributed import sync_batch_norm
+
+            return sync_batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.momentum,
+                                   self.eps, self.sync_group)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
 

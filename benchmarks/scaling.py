@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 
-def _steps(group, batch, steps, model_name):
+def _steps(group, batch, steps, model_name, overlap=False):
     """Median seconds of a training step (and of its allreduce), after one warm-up step."""
     import minicnn as mc
     from minicnn import functional as F
@@ -46,10 +46,19 @@ def _steps(group, batch, steps, model_name):
         loss = F.cross_entropy(net(mc.tensor(x)), labels)
         if group is not None:
             loss = loss * (local / batch)
-        loss.backward()
-        comm = time.perf_counter()
-        if group is not None:
-            group.allreduce([p.grad for p in net.parameters()])
+        if overlap:  # the sums started as the gradients complete, during the backward
+            from minicnn import autograd
+            from minicnn.distributed import GradientReducer
+
+            reducer = GradientReducer(group, list(net.parameters()))
+            autograd.backward(loss, np.ones((), dtype=np.float32), on_leaf=reducer.add)
+            comm = time.perf_counter()
+            reducer.finish()
+        else:
+            loss.backward()
+            comm = time.perf_counter()
+            if group is not None:
+                group.allreduce([p.grad for p in net.parameters()])
         comm = time.perf_counter() - comm
         opt.step()
         if s:  # the first step is the warm-up
@@ -88,11 +97,14 @@ def _tower_steps(group, batch, steps, model_name):
 
 def child(mode, batch, steps, model_name):
     group = None
-    if mode in ("data", "towers"):
+    if mode in ("data", "data-overlap", "towers"):
         from minicnn.distributed import world
 
         group = world()
-    result = (_tower_steps if mode == "towers" else _steps)(group, batch, steps, model_name)
+    if mode == "towers":
+        result = _tower_steps(group, batch, steps, model_name)
+    else:
+        result = _steps(group, batch, steps, model_name, overlap=mode == "data-overlap")
     if group is None or group.rank == 0:
         print(json.dumps(result), flush=True)
 

@@ -136,7 +136,7 @@ def _topological_order(root):
     return order
 
 
-def backward(root, grad, retain_graph=False):
+def backward(root, grad, retain_graph=False, on_leaf=None):
     """Send ``grad`` (d loss / d root) back through the graph that made ``root``.
 
     Leaf tensors (and tensors that called ``retain_grad``) accumulate into ``.grad``.
@@ -144,7 +144,9 @@ def backward(root, grad, retain_graph=False):
     as its backward has run, so the activations of a network are freed one by one
     during the backward pass instead of all at its end (AlexNet at batch 64: the arrays
     alive at the peak went from 1011 MB to 878 MB). ``retain_graph=True`` keeps the graph
-    for another backward (gradcheck runs two on one graph).
+    for another backward (gradcheck runs two on one graph). ``on_leaf(tensor)`` is called as soon
+    as a leaf's gradient is complete (data parallelism starts summing it over the processes then,
+    while the backward goes on: minicnn.distributed.GradientReducer).
     """
     start = _vertex(root)
     order = _topological_order(start)
@@ -157,6 +159,8 @@ def backward(root, grad, retain_graph=False):
         arrays = _device.arrays_of(grads[key])
         if not isinstance(vertex, Node):  # a leaf keeps the gradient: itself where nothing else uses it
             vertex.grad = arrays.take(grads, key) if vertex.grad is None else arrays.add(vertex.grad, grads.pop(key))
+            if on_leaf is not None:
+                on_leaf(vertex)
             continue
         output = vertex.output()
         if output is not None and output.retains_grad:  # the gradient also goes on to the op's inputs

@@ -162,6 +162,48 @@ class Group:
         self.comm.Abort(code)
 
 
+class GradientReducer:
+    """Sums the gradients over the ranks while the backward runs: ``add`` is the backward's
+    ``on_leaf`` hook, called as each parameter's gradient becomes final (the last layers' first);
+    a bucket of at least BUCKET_BYTES starts its allreduce (non-blocking) at once, and every later
+    call lets the ones in flight progress; ``finish`` starts the rest, waits and copies the sums back.
+    The buckets are formed in the order the gradients complete, the same on every rank."""
+
+    def __init__(self, group, parameters):
+        self.group = group
+        self.wanted = {id(p) for p in parameters}
+        self.bucket, self.size, self.in_flight = [], 0, []
+
+    def add(self, tensor):
+        if id(tensor) not in self.wanted or tensor.grad is None:
+            return
+        self.bucket.append(tensor)
+        self.size += tensor.grad.nbytes
+        if self.size >= BUCKET_BYTES:
+            self._start()
+        for _, _, request in self.in_flight:
+            request.Test()  # MPI advances a non-blocking sum only inside its calls
+
+    def _start(self):
+        if not self.bucket:
+            return
+        flat = np.concatenate([t.grad.reshape(-1) for t in self.bucket])
+        request = self.group.comm.Iallreduce(self.group.MPI.IN_PLACE, flat, op=self.group.MPI.SUM)
+        self.group.bytes_sent += flat.nbytes
+        self.in_flight.append((self.bucket, flat, request))
+        self.bucket, self.size = [], 0
+
+    def finish(self):
+        self._start()
+        for bucket, flat, request in self.in_flight:
+            self.group._wait(request, "the gradient sum")
+            start = 0
+            for t in bucket:
+                t.grad.reshape(-1)[...] = flat[start:start + t.grad.size]
+                start += t.grad.size
+        self.in_flight = []
+
+
 def _digest(text):
     import hashlib
 

@@ -35,6 +35,26 @@ def rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
+def overlapped_steps(group, dtype, model, sync, xs, ys, first, local):
+    """The same steps with the sums started during the backward (GradientReducer): the same bits."""
+    from minicnn import autograd
+    from minicnn.distributed import GradientReducer
+
+    net, opt = build(dtype, model)
+    for m in net.modules():
+        if isinstance(m, mc.nn.Dropout):
+            m.batch_offset = first
+    for s in range(len(xs)):
+        opt.zero_grad()
+        part = slice(first, first + local)
+        loss = F.cross_entropy(net(mc.tensor(xs[s, part])), ys[s, part]) * (local / BATCH)
+        reducer = GradientReducer(group, list(net.parameters()))
+        autograd.backward(loss, np.ones((), dtype=dtype), on_leaf=reducer.add)
+        reducer.finish()
+        opt.step()
+    return {name: p.data.copy() for name, p in net.named_parameters()}
+
+
 def main():
     group = world(timeout=120)
     first, local = group.share(BATCH)
@@ -61,6 +81,7 @@ def main():
             losses.append(group.sum_values([loss.item()])[0])
             opt.step()
         weights = {name: p.data.copy() for name, p in net.named_parameters()}
+        overlapped = overlapped_steps(group, dtype, model, sync, xs, ys, first, local) if not sync else weights
         buffers = {name: b.data.copy() for name, b in net.named_buffers()}  # batch norm's running statistics
         everyone = group.comm.gather((weights, buffers), root=0)
         if group.rank != 0:
@@ -80,6 +101,7 @@ def main():
             "loss_error": max(abs(a - b) / abs(b) for a, b in zip(losses, alone_losses)),
             "weight_error": max(rel(weights[name], alone_state[name]) for name in weights),
             "statistics_error": max((rel(buffers[name], alone_state[name]) for name in buffers), default=0.0),
+            "overlap_identical": all(np.array_equal(overlapped[k], weights[k]) for k in weights),
             "identical_on_ranks": all(np.array_equal(other[k], weights[k]) for other, _ in everyone for k in weights),
             "statistics_identical_on_ranks": all(np.array_equal(other[k], buffers[k]) for _, other in everyone
                                                  for k in buffers),

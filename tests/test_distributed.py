@@ -80,6 +80,7 @@ def test_two_processes_take_the_steps_of_one_in_float64_and_float32():
     assert synced["loss_error"] < 1e-10 and synced["weight_error"] < 1e-10 and synced["statistics_error"] < 1e-10
     assert own["loss_error"] > 1e-3 and not own["statistics_identical_on_ranks"]
     assert all(r["identical_on_ranks"] for r in results.values())
+    assert all(r["overlap_identical"] for r in results.values())  # sums started during the backward: same bits
     assert synced["statistics_identical_on_ranks"]
     assert exact["allreduce_bytes"] > 0
 

@@ -27,7 +27,7 @@ setup(
     install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69", "tqdm>=4.66", "threadpoolctl>=3.1"],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6", "numba-cuda>=0.30,<0.31",
-                 "mpi4py>=4", "mpich>=4"],
+                 "mpi4py>=4", "mpich>=4", "playwright>=1.40"],
         "image": ["Pillow>=9"],
         "plot": ["matplotlib>=3.6"],
         "cuda": ["numba-cuda>=0.30,<0.31"],

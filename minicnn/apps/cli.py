@@ -40,7 +40,7 @@ def _trace(args):
     if args.parallel == "towers":
         from .towers_trace import run_towers_trace
 
-        unsupported = [flag for flag, given in (("--step", args.step), ("--save-maps", args.save_maps),
+        unsupported = [flag for flag, given in (("--step", args.step), ("--save-maps", args.save_maps), ("--html", args.html),
                                                 ("--backend reference", args.backend != "cpu"),
                                                 ("--activation", args.activation not in (None, "relu")))
                        if given]
@@ -56,7 +56,7 @@ def _trace(args):
     record = run_trace(model=args.model, batch=args.batch, seed=args.seed, input_size=args.input_size,
                        image=args.image, num_classes=args.num_classes, step=args.step, checks=args.checks,
                        json_path=args.json, save_maps=args.save_maps, training=not args.eval, backend=args.backend,
-                       activation=args.activation)
+                       activation=args.activation, html_path=args.html)
     return 1 if record["spot_check_failures"] else 0  # a verdict that can fail changes the exit code
 
 
@@ -195,6 +195,9 @@ def build_parser():
     t.add_argument("--backend", choices=list(HOST_BACKENDS), default="cpu",
                    help="the kernels: cpu (fast, the default) or reference (the readable NumPy kernels of "
                         "kernels/reference/, slower)")
+    t.add_argument("--html", metavar="PATH", help="also write the step-through as one self-contained web page (diagram, "
+                                                  "tables, feature maps, every layer's worked example, charts, spot "
+                                                  "checks; the arrow keys step through it; opens offline)")
     t.add_argument("--parallel", choices=["none", "towers"], default="none",
                    help="towers: under mpiexec -n 2, the pass as the paper's two towers (each process half of every "
                         "layer): which tower computed each layer, the bytes that crossed between them, and the "

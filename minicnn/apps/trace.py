@@ -18,6 +18,7 @@ the layer's arithmetic on the actual numbers.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import sys
@@ -386,19 +387,21 @@ def _table(rows, header):
 
 def run_trace(model="alexnet2012", batch=2, seed=0, input_size=None, image=None, num_classes=None, step=False,
               checks=3, json_path=None, save_maps=None, training=True, out=None, stdin=None,
-              backend="cpu", activation="relu"):
+              backend="cpu", activation="relu", html_path=None):
     """Run the step-through and return everything it printed as a dict (also written to ``json_path``).
-    ``backend``: the kernels, "cpu" or "reference" (kernels/backends.py)."""
+    ``backend``: the kernels, "cpu" or "reference" (kernels/backends.py). ``html_path``: also write the
+    step-through as one self-contained web page (trace_html.py), with every layer's worked example."""
     if backend not in ("cpu", "reference"):
         raise ArgumentError(f"trace: backend must be cpu or reference, got {backend!r}")
     with use_backend(backend):  # the streams looked up now, not at import: a caller may have replaced them
         return _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps,
-                          training, out or sys.stdout, stdin or sys.stdin, backend, activation)
+                          training, out or sys.stdout, stdin or sys.stdin, backend, activation, html_path)
 
 
 def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks, json_path, save_maps, training, out,
-               stdin, backend, activation):
+               stdin, backend, activation, html_path=None):
     say = _Printer(out)
+    examples = step or html_path is not None  # the web page shows every layer's worked example
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ArgumentError(f"trace: batch must be a positive integer, got {batch!r}")
     if checks < 0:
@@ -425,7 +428,7 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     labels = np.arange(batch) % classes
     plan = layer_plan(net)
     record = {"model": model, "batch": batch, "seed": seed, "input_size": size, "classes": classes,
-              "backend": backend, "source": source, "mode": "train" if training else "eval", "forward": [], "backward": []}
+              "activation": activation, "backend": backend, "source": source, "mode": "train" if training else "eval", "forward": [], "backward": []}
 
     say(f"minicnn trace: {model}, batch {batch}, input {_shape(x.shape)} from {source}, {classes} classes, "
         f"{net.num_parameters():,} parameters, {'training' if training else 'eval'} mode")
@@ -476,6 +479,8 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
             for line in example:
                 say("    " + line)
             _pause(stdin, say)
+        elif examples:
+            entry["worked_example"] = worked_example(name, layer, leaf.data, result.data, kept)
         current = result
     if not step:
         for line in _table(rows, _FORWARD_HEADER):
@@ -499,9 +504,10 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
     loss.backward()
     grad = logits.grad
     record["backward"].append({"layer": "loss", "ms": (time.perf_counter() - t0) * 1e3, "grad_out_norm": norm(grad)})
-    if step:
+    if examples:
         example = worked_loss_gradient(current.data, labels, grad)
         record["backward"][-1]["worked_example"] = example
+    if step:
         for line in example:
             say("    " + line)
         _pause(stdin, say)
@@ -537,6 +543,10 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
                 say("    " + line)
             if example:
                 _pause(stdin, say)
+        elif examples:
+            record["backward"][-1]["worked_example"] = worked_backward(
+                name, layer, inputs[idx].data, grad, grad_in if idx > 0 else None,
+                {pname: p.grad for pname, p in layer.named_parameters()})
         grad = grad_in
     if not step:
         for line in _table(back_rows, _BACKWARD_HEADER):
@@ -564,6 +574,19 @@ def _run_trace(model, batch, seed, input_size, image, num_classes, step, checks,
         written = save_feature_maps(save_maps, net, inputs, outputs)
         record["maps"] = written
         say(f"Feature maps written: {', '.join(written)}")
+    if html_path is not None:
+        from .trace_html import write_page
+
+        page_start = time.perf_counter()
+        compare = None
+        if model in models.MODELS and activation in models.ACTIVATIONS:  # the same pass with tanh (or relu)
+            other = "tanh" if activation != "tanh" else "relu"
+            compare = run_trace(model, batch, seed, input_size, image, num_classes, checks=0, training=training,
+                                out=io.StringIO(), backend=backend, activation=other)
+        size = write_page(html_path, record, net, plan, [o.data for o in outputs], pixels, compare)
+        record["html"] = {"path": html_path, "bytes": size, "seconds": time.perf_counter() - page_start}
+        say(f"Web page: {html_path} ({size / 1e6:.1f} MB, made in {record['html']['seconds']:.1f} s); open it in a "
+            "browser: the arrow keys step through the layers")
     if json_path is not None:
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1, default=float)

@@ -104,14 +104,14 @@ class _EdgeLRN(Function):
 class Towers(Module):
     """``net`` (alexnet2012 or alexnet2012_caffe, or any Sequential of the same kinds of layers)
     split into two towers over ``group`` (two ranks); this rank holds tower ``group.rank``. The
-    weights are copied from ``net``'s halves; ``full_state`` puts the halves back together."""
+    weights are copied from ``net``'s halves; ``state_dict`` puts the halves back together (a
+    one-process network's keys and shapes), ``load_state_dict`` takes them from a whole network's."""
 
     def __init__(self, net, group):
         super().__init__()
         if group.size != 2:
             raise ArgumentError(f"Towers: the paper's network has two towers; run it on 2 processes, got {group.size}")
         object.__setattr__(self, "group", group)
-        object.__setattr__(self, "net_name", getattr(net, "name", type(net).__name__))
         object.__setattr__(self, "input_size", getattr(net, "input_size", None))
         object.__setattr__(self, "weight_decay", getattr(net, "weight_decay", 0.0))
         object.__setattr__(self, "whole_parameters", sum(p.size for p in net.parameters()))

@@ -23,6 +23,11 @@ the bound docs/scaling.md states (tests/test_distributed.py checks both).
 Every collective call waits with a deadline (``timeout``): a rank that stops answering makes the
 others raise ``DistributedError`` instead of hanging. A rank that raises calls ``abort``, which
 stops all of them at once (MPI_Abort); mpiexec stops the others when one dies.
+
+Also here: ``sync_batch_norm`` (batch norm over the whole global batch: ``--sync-bn``),
+``GradientReducer`` (the sums started during the backward; the same bits, measured not to pay on
+one 2-core machine), and the point-to-point and gather calls the paper's two towers use
+(minicnn/towers.py). docs/scaling.md has the design and the measurements.
 """
 from __future__ import annotations
 

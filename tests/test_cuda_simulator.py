@@ -43,3 +43,23 @@ def test_bench_runs_the_cpu_columns_and_says_why_gpu_ones_are_missing(tmp_path):
     if not mc.cuda.is_available():
         assert "GPU columns missing:" in out.stdout
     assert (tmp_path / "b.json").stat().st_size > 100 and (tmp_path / "b.png").stat().st_size > 1000
+
+
+def test_bench_layer_names_are_checked_and_bn_is_found():
+    from minicnn.apps.bench import layer_cases, select_layers
+
+    cases = layer_cases(2)
+    assert [c[0] for c in select_layers(cases, ["bn", "conv1"])] == ["conv1", "bn (variant)"]
+    assert select_layers(cases, None) == cases
+    with pytest.raises(mc.ArgumentError, match="bench: no layer named 'bogus'; the layers are conv1, relu1"):
+        select_layers(cases, ["bogus"])
+
+
+@pytest.mark.skipif(mc.cuda.is_available(), reason="this machine has a usable CUDA device")
+def test_bench_on_cuda_alone_without_a_gpu_is_an_error(capsys):
+    from minicnn.apps.cli import main
+
+    assert main(["bench", "--device", "cuda", "--layers", "relu1", "--no-step"]) == 2
+    assert "bench: --device cuda needs a usable GPU" in capsys.readouterr().err
+    assert main(["bench", "--layers", "bogus"]) == 2
+    assert "no layer named 'bogus'" in capsys.readouterr().err

@@ -27,6 +27,7 @@ import numpy as np
 from .. import device as _device
 from .. import functional as F
 from .. import models, optim
+from ..errors import ArgumentError
 from ..kernels.backends import use_backend
 from ..kernels.cpu import conv as cpu_conv
 from ..tensor import Tensor
@@ -132,6 +133,19 @@ def layer_cases(n):
     ]
 
 
+def select_layers(cases, names):
+    """The cases named in ``names`` (all for None or empty), in the table's order; a case matches its
+    name or the name's first word ("bn" is "bn (variant)"). A name that matches none is an error."""
+    if not names:
+        return cases
+    known = {case[0]: case[0].split()[0] for case in cases}
+    unknown = [n for n in names if n not in known and n not in known.values()]
+    if unknown:
+        raise ArgumentError(f"bench: no layer named {', '.join(map(repr, unknown))}; the layers are "
+                            f"{', '.join(v for v in known.values())}")
+    return [case for case in cases if case[0] in names or known[case[0]] in names]
+
+
 class _Timer:
     """Times a function on one device: CUDA events on the GPU, wall clock on the CPU."""
 
@@ -146,14 +160,19 @@ class _Timer:
         first = time.perf_counter() - start
         times = []
         for _ in range(self.repeats):
-            if self.device == "cuda":
-                cuda = _cuda()
+            cuda = _cuda() if self.device == "cuda" else None
+            if cuda is not None and hasattr(cuda, "event_elapsed_time"):
                 begin, end = cuda.event(), cuda.event()
                 begin.record()
                 fn()
                 end.record()
                 end.synchronize()
                 times.append(cuda.event_elapsed_time(begin, end) / 1e3)
+            elif cuda is not None:  # the CUDA simulator has no events' times: the wall clock, synchronised
+                t0 = time.perf_counter()
+                fn()
+                cuda.synchronize()
+                times.append(time.perf_counter() - t0)
             else:
                 t0 = time.perf_counter()
                 fn()
@@ -287,9 +306,12 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
         reference=True, out=sys.stdout):
     say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
     devices = list(devices)
+    cases = select_layers(layer_cases(batch), layers)  # a name that matches no layer is an error, before any work
     gpu_missing = ""
     if "cuda" in devices and not _device.cuda_available():
         gpu_missing = _device.why_no_cuda()
+        if devices == ["cuda"]:
+            raise ArgumentError(f"bench: --device cuda needs a usable GPU: {gpu_missing}")
         devices.remove("cuda")
     gpu = gpu_name() if "cuda" in devices else None
     say(f"minicnn bench: batch {batch}, median of {repeats}; {describe_machine()}")
@@ -303,9 +325,6 @@ def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, js
          if gpu_peak else ""))
     rng = np.random.default_rng(0)
     rows = []
-    cases = layer_cases(batch)
-    if layers:
-        cases = [c for c in cases if c[0] in layers]
     for i, (name, kind, work, build) in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {name}", file=sys.stderr, flush=True)
         row = {"layer": name, "kind": kind, "work": {"forward": work[0], "backward": work[1]},
@@ -407,7 +426,8 @@ def write_chart(result, devices, path):
 def add_arguments(parser):
     parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement, median reported (default 5)")
-    parser.add_argument("--layers", nargs="*", help="only these layers (conv1 ... fc8, relu1, lrn1, pool1, dropout6, bn)")
+    parser.add_argument("--layers", nargs="*", help="only these layers (conv1 ... fc8, relu1, lrn1, pool1, dropout6, "
+                                                    "cross_entropy, bn); a name that matches none is an error")
     parser.add_argument("--device", choices=["cpu", "cuda", "both"], default="both", help="which columns (default both)")
     parser.add_argument("--no-step", action="store_true", help="skip the whole alexnet2012 training step")
     parser.add_argument("--no-reference", action="store_true",

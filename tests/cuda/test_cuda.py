@@ -315,3 +315,13 @@ def test_training_on_the_gpu_follows_the_cpu(tmp_path):
     on_cpu = Trainer(dataclasses.replace(config, device="cpu", epochs=2), tmp_path / "resumed", io.StringIO(), data)
     on_cpu.restore(arrays, meta)
     assert on_cpu.run() == "done" and len(on_cpu.history) == 2
+
+
+def test_bench_times_a_gpu_op_here_too():
+    """minicnn bench's timer on "cuda": CUDA events on a GPU, the wall clock under the simulator
+    (which has no event times)."""
+    from minicnn.apps.bench import _Timer
+
+    x = up(normal(0, (2, 3, 4, 4), np.float32))
+    seconds, first = _Timer("cuda", 2)(lambda: GPU.activation.relu_forward(x))
+    assert seconds > 0 and first > 0

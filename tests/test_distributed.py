@@ -122,8 +122,8 @@ def test_ranks_started_with_other_settings_stop_with_a_clear_error(tmp_path):
 @pytest.mark.slow
 @needs_mpi
 def test_a_rank_that_dies_mid_training_stops_the_others_within_seconds(tmp_path):
-    """Rank 1 is killed (SIGKILL) as it begins its fourth step; rank 0, waiting in the gradient sum,
-    must not hang: mpiexec stops it within seconds and reports the failure."""
+    """Rank 1 is killed (SIGKILL) as it begins its fourth step; rank 0, waiting in the gradient sum of
+    that step, must not hang: mpiexec stops it within seconds and reports the failure."""
     train = ["-m", "minicnn", "train", *TINY, "--epochs", "1000", "--parallel", "data", "--out", str(tmp_path / "a")]
     dying = ["-c", "import os, signal, sys\n"
                    "from minicnn.apps import train as t\n"
@@ -144,9 +144,10 @@ def test_a_rank_that_dies_mid_training_stops_the_others_within_seconds(tmp_path)
         process.kill()
     assert process.returncode != 0
     assert time.monotonic() - started < 120  # not the collectives' 300 s deadline: mpiexec stopped rank 0
-    assert "epoch 1/1000 3/8" in stderr  # rank 0 had taken three steps when rank 1 died
+    # Rank 0 had taken its steps with rank 1 (its last progress line may be lost with it when
+    # mpiexec stops it, so only the second is required) and could take no fourth without it.
+    assert "epoch 1/1000 2/8" in stderr and "epoch 1/1000 4/8" not in stderr
     assert "BAD TERMINATION" in stdout and "signal 9" in stdout  # mpiexec's report
-    assert "epoch 1/1000 5/8" not in stderr  # and it stopped there, not later
 
 
 @pytest.mark.slow

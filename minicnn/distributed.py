@@ -109,11 +109,21 @@ class Group:
         return arrays
 
     def _sum_bucket(self, bucket, what):
-        flat = np.concatenate([a.reshape(-1) for a in bucket]) if len(bucket) > 1 else bucket[0].reshape(-1).copy()
-        self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM), what)
+        flat, request = self.start_sum(bucket)
+        self._wait(request, what)
+        self.unpack(bucket, flat)
+
+    def start_sum(self, arrays):
+        """Copy ``arrays`` into one flat buffer and start its allreduce: (buffer, request)."""
+        flat = np.concatenate([a.reshape(-1) for a in arrays]) if len(arrays) > 1 else arrays[0].reshape(-1).copy()
         self.bytes_sent += flat.nbytes
+        return flat, self.comm.Iallreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
+
+    @staticmethod
+    def unpack(arrays, flat):
+        """Copy the summed buffer back into ``arrays``, in order."""
         start = 0
-        for a in bucket:
+        for a in arrays:
             a.reshape(-1)[...] = flat[start:start + a.size]
             start += a.size
 
@@ -159,9 +169,6 @@ class Group:
             raise DistributedError(f"ranks {differing} were started with other {what} than rank 0; every rank must "
                                    "run the same command")
 
-    def barrier(self, what="a barrier"):
-        self._wait(self.comm.Ibarrier(), what)
-
     def abort(self, code=1):
         """Stop every rank now (after a rank's error has been printed)."""
         self.comm.Abort(code)
@@ -192,20 +199,16 @@ class GradientReducer:
     def _start(self):
         if not self.bucket:
             return
-        flat = np.concatenate([t.grad.reshape(-1) for t in self.bucket])
-        request = self.group.comm.Iallreduce(self.group.MPI.IN_PLACE, flat, op=self.group.MPI.SUM)
-        self.group.bytes_sent += flat.nbytes
-        self.in_flight.append((self.bucket, flat, request))
+        grads = [t.grad for t in self.bucket]
+        flat, request = self.group.start_sum(grads)
+        self.in_flight.append((grads, flat, request))
         self.bucket, self.size = [], 0
 
     def finish(self):
         self._start()
-        for bucket, flat, request in self.in_flight:
+        for grads, flat, request in self.in_flight:
             self.group._wait(request, "the gradient sum")
-            start = 0
-            for t in bucket:
-                t.grad.reshape(-1)[...] = flat[start:start + t.grad.size]
-                start += t.grad.size
+            self.group.unpack(grads, flat)
         self.in_flight = []
 
 

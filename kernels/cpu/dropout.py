@@ -1,6 +1,6 @@
 """Inverted dropout on the CPU (Numba) with a counter-based mask.
 
-    keep[i] = hash24(key, i) >= threshold,     y[i] = x[i] * keep[i] / (1 - p)
+    keep[i] = hash24(key, offset + i) >= threshold,     y[i] = x[i] * keep[i] / (1 - p)
     dL/dx[i] = grad_y[i] * keep[i] / (1 - p)
 
 ``kernels/reference/dropout.py`` defines the hash (lowbias32 applied to the seed

@@ -1,6 +1,6 @@
 """Inverted dropout on the GPU with the counter-based mask of ``kernels/cpu/dropout.py``.
 
-    keep[i] = hash24(key, i) >= threshold,   y[i] = x[i] * keep[i] / (1 - p)
+    keep[i] = hash24(key, offset + i) >= threshold,   y[i] = x[i] * keep[i] / (1 - p)
 
 The hash is the very Python code of the CPU kernel's ``_mix32`` and ``_hash24``,
 compiled a second time as CUDA device functions (``_hash24``'s code gets the

@@ -75,7 +75,7 @@ def norm(array):
 
 
 def _g(v):
-    return f"{v:.4g}"
+    return "-" if v is None else f"{v:.4g}"
 
 
 def _shape(s):

@@ -26,6 +26,8 @@ import zlib
 
 import numpy as np
 
+from .trace import _g, _shape
+
 MAX_MAPS = 64  # feature maps shown per layer (the first ones)
 MIN_TILE = 40  # small maps are enlarged to at least this many pixels a side
 
@@ -111,14 +113,6 @@ def augmented_views(image, count=6, seed=0):
 # ---- the page ------------------------------------------------------------------------------------
 def _e(text):
     return html.escape(str(text), quote=True)
-
-
-def _g(v):
-    return "-" if v is None else f"{v:.4g}"
-
-
-def _shape(s):
-    return "x".join(str(d) for d in s)
 
 
 def _chart(title, labels, series, log=True):

@@ -142,9 +142,12 @@ class TrainConfig:
             raise ArgumentError(f"train: parallel must be none, data or towers, got {self.parallel!r}")
         if self.sync_bn and self.parallel != "data":
             raise ArgumentError("train: --sync-bn synchronises batch norm across the processes of --parallel data")
-        if self.parallel == "towers" and (not self.model.startswith("alexnet2012") or self.device != "cpu"):
-            raise ArgumentError(f"train: --parallel towers splits alexnet2012 or alexnet2012_caffe on the CPU into the "
-                                f"paper's two towers, got {self.model} on {self.device}")
+        if self.parallel != "none" and self.device != "cpu":
+            raise ArgumentError(f"train: --parallel {self.parallel} runs on the CPU (its sums over MPI are of host "
+                                "arrays); --device cuda trains on one GPU")
+        if self.parallel == "towers" and not self.model.startswith("alexnet2012"):
+            raise ArgumentError(f"train: --parallel towers splits alexnet2012 or alexnet2012_caffe into the paper's two "
+                                f"towers, got {self.model}")
         if self.backend == "reference" and self.device == "cuda":
             raise ArgumentError("train: the reference backend runs on the CPU; --device cuda runs the CUDA kernels")
         ablated = [name for name in ("dropout", "lrn", "overlap") if not getattr(self, name)]

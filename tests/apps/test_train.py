@@ -360,8 +360,15 @@ def test_a_second_process_into_a_running_folder_is_refused(tmp_path):
     runs (it used to succeed, and the two mixed last.ckpt and best.ckpt), and the first finishes."""
     first = _train_process(["--out", str(tmp_path)])
     _wait_for(first, "epoch 1/3 ")  # training: the folder is held
-    second = subprocess.run([sys.executable, "-m", "minicnn", "train", *TINY_ARGS, "--out", str(tmp_path),
-                             "--overwrite"], capture_output=True, text=True, timeout=120)
+    # The first run is paused (SIGSTOP) while the second starts: a stopped process still holds its
+    # lock, and the tiny run cannot finish in the seconds the second takes to import (on a slow
+    # machine it did, and the second then rightly took the free folder).
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run([sys.executable, "-m", "minicnn", "train", *TINY_ARGS, "--out", str(tmp_path),
+                                 "--overwrite"], capture_output=True, text=True, timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.returncode == 2
     assert f"is in use by another minicnn train (PID {first.pid})" in second.stderr
     output = first.communicate(timeout=300)[0]

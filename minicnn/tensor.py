@@ -4,7 +4,9 @@ Besides the neural-network ops of ``minicnn.functional``, a tensor supports the
 element-wise and reduction arithmetic a loss needs (``+ - * / -x x**c``, ``sum``,
 ``mean``, ``reshape``, ``@``) with NumPy broadcasting. The backward of a
 broadcast op sums the gradient over the broadcast axes (``_unbroadcast``), so
-every input receives a gradient of its own shape.
+every input receives a gradient of its own shape. On "cuda" the same arithmetic (not ``@``)
+runs the element-wise kernels of ``kernels/cuda/elementwise.py``: ``_math`` picks NumPy's
+operators or those kernels by where the arrays live, so each op's code is written once.
 
 And what a PyTorch user reaches for (docs/pytorch.md): indexing with a gradient
 (``Index``: the gradient is scattered back with ``np.add.at``, so an element read
@@ -18,6 +20,8 @@ gradient is split back into the parts).
 from __future__ import annotations
 
 import numbers
+import operator
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -186,24 +190,23 @@ class Tensor:
         return Div.apply(_operand(other, self, "div"), self)
 
     def __neg__(self):
-        _host_only("neg", self)
         return Neg.apply(self)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, numbers.Real):
             raise DTypeError(f"pow: exponent must be a constant number, got {type(exponent).__name__}")
-        _host_only("pow", self)
         return Pow.apply(self, float(exponent))
 
     def __matmul__(self, other):
+        _host_only("matmul", self, other)
         return MatMul.apply(self, _operand(other, self, "matmul"))
 
     def __rmatmul__(self, other):
+        _host_only("matmul", self, other)
         return MatMul.apply(_operand(other, self, "matmul"), self)
 
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Sum over ``axis`` (NumPy's name) or ``dim`` (PyTorch's), all axes by default."""
-        _host_only("sum", self)
         axis, keepdims = _reduction_args("sum", axis, keepdims, dim, keepdim)
         return Sum.apply(self, _normalise_axis(axis, self.ndim, "sum"), keepdims)
 
@@ -510,23 +513,50 @@ def _numeric_array(data):
 def _host_only(op, *tensors):
     for t in tensors:
         if isinstance(t, Tensor) and t.device != "cpu":
-            raise ArgumentError(f"{op}: element-wise tensor arithmetic runs on the CPU only; this tensor is on "
-                                f"{t.device} (the network ops and the loss run on the GPU)")
+            raise ArgumentError(f"{op}: runs on the CPU only; this tensor is on {t.device} (the network ops, "
+                                "the loss and + - * / ** sum mean run on the GPU; .cpu() brings a tensor back)")
 
 
 def _operand(value, like: Tensor, op: str) -> Tensor:
-    """Turn the other operand of a binary op into a Tensor with the same float dtype."""
-    _host_only(op, like, value)
+    """Turn the other operand of a binary op into a Tensor with the same float dtype. With a tensor
+    on "cuda", the other may be on "cuda" too, or a number or one-element array (as PyTorch allows
+    a 0-d CPU tensor there): those stay on the host and reach the kernel as a value."""
     if isinstance(value, Tensor):
         if value.dtype != like.dtype:
             raise DTypeError(f"{op}: dtypes differ, {like.dtype} and {value.dtype}; convert one explicitly")
+        if value.device != like.device and value.data.size != 1:
+            raise ArgumentError(f"{op}: the tensors are on different devices, {like.device} {like.shape} and "
+                                f"{value.device} {value.shape}; move one with .to()")
         return value
     if isinstance(value, numbers.Real):
         return Tensor(np.asarray(value, dtype=like.dtype))
     array = np.asarray(value)
     if array.dtype != like.dtype:
         raise DTypeError(f"{op}: dtypes differ, {like.dtype} and {array.dtype}; convert one explicitly")
+    if like.device != "cpu" and array.size != 1:
+        raise ArgumentError(f"{op}: a tensor on {like.device} with a host array of shape {array.shape}; make it a "
+                            f"tensor and move it with .to({like.device!r})")
     return Tensor(array)
+
+
+# The arithmetic of the ops below, on the host: NumPy's operators (the results NumPy gives, 0-d
+# arrays included); ``_math`` swaps in the CUDA kernels (kernels/cuda/arrays.py, same names) when
+# an operand lives on the GPU.
+_HOST_MATH = SimpleNamespace(
+    binary=lambda op, a, b: _HOST_OPS[op](a, b),
+    negative=operator.neg,
+    power=lambda a, exponent: a ** a.dtype.type(exponent),
+    sum=lambda a, axes, keepdims: np.asarray(a.sum(axis=axes, keepdims=keepdims), dtype=a.dtype),
+    broadcast_to=lambda a, shape: np.broadcast_to(a, shape).copy(),
+)
+_HOST_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+
+
+def _math(*arrays):
+    """NumPy's arithmetic for host arrays; the CUDA kernels' when any operand is a device array."""
+    if any(_device.is_device_array(a) for a in arrays):
+        return _device.arrays_of(next(a for a in arrays if _device.is_device_array(a)))
+    return _HOST_MATH
 
 
 def _normalise_axis(axis, ndim, op):
@@ -557,7 +587,11 @@ def _unbroadcast(grad, shape):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1
     )
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+    return _math(grad).sum(grad, axes, True).reshape(shape)
+
+
+def _binary(op, a, b):
+    return _math(a, b).binary(op, a, b)
 
 
 class Add(Function):
@@ -565,7 +599,7 @@ class Add(Function):
     def forward(ctx, a, b):
         _broadcast_shape(a, b, "add")
         ctx.save_for_backward(a.shape, b.shape)
-        return a + b
+        return _binary("add", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -578,12 +612,12 @@ class Sub(Function):
     def forward(ctx, a, b):
         _broadcast_shape(a, b, "sub")
         ctx.save_for_backward(a.shape, b.shape)
-        return a - b
+        return _binary("sub", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a_shape, b_shape = ctx.saved
-        return _unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)
+        return _unbroadcast(g, a_shape), _unbroadcast(_math(g).negative(g), b_shape)
 
 
 class Mul(Function):
@@ -591,13 +625,13 @@ class Mul(Function):
     def forward(ctx, a, b):
         _broadcast_shape(a, b, "mul")
         ctx.save_for_backward(a, b)
-        return a * b
+        return _binary("mul", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        ga = _unbroadcast(g * b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = _unbroadcast(g * a, b.shape) if ctx.needs_input_grad[1] else None
+        ga = _unbroadcast(_binary("mul", g, b), a.shape) if ctx.needs_input_grad[0] else None
+        gb = _unbroadcast(_binary("mul", g, a), b.shape) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -606,24 +640,26 @@ class Div(Function):
     def forward(ctx, a, b):
         _broadcast_shape(a, b, "div")
         ctx.save_for_backward(a, b)
-        return a / b
+        return _binary("div", a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
-        ga = _unbroadcast(g / b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = _unbroadcast(-g * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        ga = _unbroadcast(_binary("div", g, b), a.shape) if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:  # -g * a / (b * b)
+            gb = _unbroadcast(_binary("div", _binary("mul", _math(g).negative(g), a), _binary("mul", b, b)), b.shape)
         return ga, gb
 
 
 class Neg(Function):
     @staticmethod
     def forward(ctx, a):
-        return -a
+        return _math(a).negative(a)
 
     @staticmethod
     def backward(ctx, g):
-        return (-g,)
+        return (_math(g).negative(g),)
 
 
 class Pow(Function):
@@ -632,13 +668,13 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, exponent):
         ctx.save_for_backward(a, exponent)
-        return a ** a.dtype.type(exponent)
+        return _math(a).power(a, exponent)
 
     @staticmethod
     def backward(ctx, g):
         a, exponent = ctx.saved
         c = a.dtype.type(exponent)
-        return g * c * a ** (c - 1), None
+        return _binary("mul", _binary("mul", g, c), _math(a).power(a, c - 1)), None
 
 
 class MatMul(Function):
@@ -680,14 +716,14 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, axes, keepdims):
         ctx.save_for_backward(a.shape, axes, keepdims)
-        return np.asarray(a.sum(axis=axes, keepdims=keepdims), dtype=a.dtype)
+        return _math(a).sum(a, axes, keepdims)
 
     @staticmethod
     def backward(ctx, g):
         shape, axes, keepdims = ctx.saved
-        if not keepdims:
-            g = np.expand_dims(g, axes)
-        return np.broadcast_to(g, shape).copy(), None, None
+        if not keepdims:  # the summed axes back, as size 1
+            g = g.reshape(tuple(1 if d in axes else size for d, size in enumerate(shape)))
+        return _math(g).broadcast_to(g, shape), None, None
 
 
 class Reshape(Function):

@@ -1,14 +1,18 @@
-"""The array operations the autograd engine and the optimisers need on device arrays:
+"""The array operations the autograd engine, the optimisers and tensor arithmetic need on device
+arrays:
 
     full(shape, value, dtype)   a new device array filled with ``value``
     add(a, b)                   a + b, a new device array (gradient accumulation)
     copy(a)                     a new device array equal to ``a``
     take(store, key)            store.pop(key), as a new device array (nothing here tracks who
                                 else uses device memory, so a leaf's gradient is always a copy)
+    binary, negative, power, sum, broadcast_to
+                                tensor arithmetic with NumPy's broadcasting (``elementwise.py``)
 """
 from numba import cuda
 
-from .launch import add, full  # noqa: F401  (the element-wise kernels live with the launch helpers)
+from .elementwise import add, binary, broadcast_to, negative, power, sum  # noqa: F401,A004
+from .launch import full  # noqa: F401
 
 
 def copy(a):

@@ -34,24 +34,9 @@ def _fill(a, value):
         a[i] = value
 
 
-@cuda.jit
-def _add(a, b, out):
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for i in range(start, out.size, stride):
-        out[i] = a[i] + b[i]
-
-
 def full(shape, value, dtype):
     a = cuda.device_array(shape, dtype=dtype)
     if a.size:
         blocks, threads = grid_1d(a.size)
         _fill[blocks, threads](a.reshape(a.size), np.dtype(dtype).type(value))
     return a
-
-
-def add(a, b):
-    """a + b for two device arrays of one shape (gradient accumulation)."""
-    out = empty_like(a)
-    blocks, threads = grid_1d(out.size)
-    _add[blocks, threads](a.reshape(a.size), b.reshape(b.size), out.reshape(out.size))
-    return out

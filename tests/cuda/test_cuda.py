@@ -238,7 +238,11 @@ def test_device_moves_and_errors():
     with pytest.raises(mc.ArgumentError, match="different devices"):
         F.linear(g, mc.tensor(np.ones((4, 3), np.float32)))
     with pytest.raises(mc.ArgumentError, match="runs on the CPU only"):
-        g + g
+        g @ g.T
+    with pytest.raises(mc.ArgumentError, match="different devices"):
+        g + mc.tensor(np.ones((2, 3), np.float32))
+    with pytest.raises(mc.ArgumentError, match="a host array of shape"):
+        g * np.ones(3, np.float32)
     with pytest.raises(mc.ArgumentError, match="device must be 'cpu' or 'cuda'"):
         t.to("tpu")
     net = nn.Linear(3, 2).to("cuda")
@@ -247,6 +251,79 @@ def test_device_moves_and_errors():
     assert isinstance(state["weight"], np.ndarray)
     net.load_state_dict(state)
     assert net.weight.device == "cuda"
+
+
+ARITHMETIC = {
+    "add, broadcast": (lambda a, b: a + b, [(2, 3), (3,)]),
+    "sub, both broadcast": (lambda a, b: a - b, [(2, 1, 3), (4, 1)]),
+    "mul": (lambda a, b: a * b, [(2, 3), (2, 3)]),
+    "div": (lambda a, b: a / b, [(3, 2), (1, 2)]),
+    "neg and host numbers": (lambda a: 1 - (-a * 2 + 1) / 4, [(2, 3)]),
+    "square": (lambda a: a ** 2, [(5,)]),
+    "cube": (lambda a: a ** 3, [(2, 2)]),
+    "sum of squares": (lambda a: (a * a).sum(), [(3, 4)]),
+    "sum over dim": (lambda a: a.sum(dim=1), [(2, 3, 2)]),
+    "mean, keepdim": (lambda a: a.mean(dim=(0, 2), keepdim=True), [(2, 3, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", ARITHMETIC)
+def test_tensor_arithmetic_on_the_gpu_matches_the_cpu(name):
+    """+ - * / ** sum mean of tensors on "cuda" (kernels/cuda/elementwise.py): values and gradients
+    as on the CPU, and a Python number in the expression is never copied to the device."""
+    f, shapes = ARITHMETIC[name]
+    values = [normal(i, s, np.float32) + 2 * i for i, s in enumerate(shapes)]  # divisors away from 0
+    on_cpu = [mc.tensor(v, requires_grad=True) for v in values]
+    on_gpu = [mc.tensor(v, requires_grad=True).to("cuda") for v in values]
+    before = dict(device.transfers)
+    out_gpu = f(*on_gpu)
+    out_gpu.sum().backward()
+    assert device.transfers == before and out_gpu.device == "cuda"
+    out_cpu = f(*on_cpu)
+    out_cpu.sum().backward()
+    assert out_gpu.shape == out_cpu.shape
+    np.testing.assert_allclose(out_gpu.numpy(), out_cpu.numpy(), rtol=1e-5, atol=1e-6)
+    for t_cpu, t_gpu in zip(on_cpu, on_gpu):
+        np.testing.assert_allclose(down(t_gpu.grad), t_cpu.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_the_square_is_exact_and_sums_are_the_same_every_run():
+    x = normal(0, (3, 50), np.float32)
+    gx = up(x)
+    np.testing.assert_array_equal(down(GPU.arrays.power(gx, 2)), x * x)
+    sums = [down(GPU.arrays.sum(gx, (1,), False)) for _ in range(2)]
+    np.testing.assert_array_equal(sums[0], sums[1])
+    assert rel_error(sums[0], x.astype(np.float64).sum(axis=1)) < 1e-6
+
+
+def test_a_model_with_its_own_weight_penalty_trains_on_the_gpu(tmp_path, monkeypatch):
+    """alexnet_bn's training path on "cuda": batch norm, and the L2 term (its ``regularization_loss``,
+    ``(p * p).sum()`` per weight) added to the loss, give the CPU's losses. The network is alexnet_bn's
+    kind of layers at a size the simulator runs (a ``Network`` with weight_decay, as alexnet_bn is; the
+    optimiser's own weight decay off, as alexnet_bn has it)."""
+    import io
+
+    from minicnn.apps import train
+    from minicnn.data import ShapesDataset
+    from minicnn.models.alexnet import Network
+
+    def tiny_bn(config, num_classes):
+        mc.manual_seed(config.seed)
+        layers = [("conv1", nn.Conv2d(3, 2, 3, stride=2)), ("relu1", nn.ReLU()), ("bn1", nn.BatchNorm2d(2)),
+                  ("pool1", nn.MaxPool2d(3, 2)), ("flatten", nn.Flatten()), ("fc", nn.Linear(2 * 3 * 3, num_classes))]
+        return Network("alexnet_bn", layers, (3, 15, 15), weight_decay=0.01)
+
+    monkeypatch.setattr(train, "build_model", tiny_bn)
+    data = (ShapesDataset(2, 17, seed=0, num_classes=2), ShapesDataset(2, 17, seed=1, num_classes=2))
+    losses = {}
+    for dev in ("cpu", "cuda"):
+        config = train.TrainConfig(train_size=2, val_size=2, image_size=17, batch_size=2, epochs=2, weight_decay=0.0,
+                                   device=dev)
+        trainer = train.Trainer(config, tmp_path / dev, io.StringIO(), data)
+        assert trainer.run() == "done"
+        losses[dev] = [h["train_loss"] for h in trainer.history]
+    assert losses["cpu"][1] != losses["cpu"][0]  # it learned something: the second epoch is another loss
+    np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=1e-4)
 
 
 def test_sgd_kernel_matches_cpu():

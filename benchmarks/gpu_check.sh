@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU and numba-cuda, run the CUDA tests on the real
-# GPU and the CPU-vs-GPU benchmark, and put every result in one folder (default: gpu_check/).
+# GPU, the GEMM ladder, every layer at batch 128 and the training step beside PyTorch, and put every
+# result in one folder (default: gpu_check/). docs/gpu.md says where each number goes.
 #
 #   benchmarks/gpu_check.sh [OUTDIR]
 #
 # Needs numpy, numba, numba-cuda, pytest and hypothesis; installs minicnn from this checkout
-# without touching the network. Aims to finish in under five minutes.
+# without touching the network. Aims to finish in under nine minutes (each part has its own limit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-gpu_check}"
@@ -22,13 +23,23 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . > "$out/install.lo
 cat "$out/machine.txt"
 
 echo "== CUDA tests on the real GPU"
-timeout 200 python3 -m pytest tests/cuda -q -x -p no:cacheprovider --durations=5 2>&1 | tee "$out/tests.txt"
+timeout 150 python3 -m pytest tests/cuda -q -x -p no:cacheprovider --durations=5 2>&1 | tee "$out/tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
-echo "== CPU vs GPU benchmark"
-timeout 280 python3 -m minicnn bench --batch 16 --repeats 3 --no-reference --json "$out/bench.json" --png "$out/bench.png" 2>&1 \
-  | tee "$out/bench.txt"
+echo "== the GEMM ladder, 4096^3, beside cuBLAS"
+timeout 100 python3 benchmarks/gemm_ladder.py --size 4096 --repeats 5 --out-md "$out/gemm_ladder.md" \
+  --out-json "$out/gemm_ladder.json" 2>&1 | tee "$out/gemm_ladder.txt"
+ladder_rc=${PIPESTATUS[0]}
+
+echo "== every layer on the GPU at batch 128, beside PyTorch (cuDNN, TF32 off); the step's launches"
+timeout 150 python3 -m minicnn bench --device cuda --batch 128 --repeats 3 --no-reference --json "$out/bench.json" \
+  2>&1 | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
 
-echo "tests exit $tests_rc, bench exit $bench_rc" | tee "$out/status.txt"
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+echo "== the alexnet2012 training step, batches 16 and 128, beside PyTorch; memory"
+timeout 120 python3 benchmarks/gpu_step.py --batches 16 128 --repeats 5 --out-md "$out/gpu_step.md" \
+  --out-json "$out/gpu_step.json" 2>&1 | tee "$out/gpu_step.txt"
+step_rc=${PIPESTATUS[0]}
+
+echo "tests exit $tests_rc, ladder exit $ladder_rc, bench exit $bench_rc, step exit $step_rc" | tee "$out/status.txt"
+[ "$tests_rc" -eq 0 ] && [ "$ladder_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$step_rc" -eq 0 ]

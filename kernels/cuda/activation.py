@@ -10,22 +10,22 @@ import math
 
 from numba import cuda
 
-from .launch import empty_like, grid_1d
+from .launch import empty_like, grid_1d, jit
 
 
-@cuda.jit
+@jit
 def _relu_forward(x, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = 0 if x[i] <= 0 else x[i]  # NaN stays NaN (see kernels/reference/activation.py)
 
 
-@cuda.jit
+@jit
 def _relu_backward(y, grad_y, grad_x):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         grad_x[i] = grad_y[i] if y[i] > 0 else 0
 
 
-@cuda.jit
+@jit
 def _sigmoid_forward(x, one, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
@@ -36,19 +36,19 @@ def _sigmoid_forward(x, one, y):
             y[i] = e / (one + e)
 
 
-@cuda.jit
+@jit
 def _sigmoid_backward(y, grad_y, one, grad_x):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         grad_x[i] = grad_y[i] * y[i] * (one - y[i])
 
 
-@cuda.jit
+@jit
 def _tanh_forward(x, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = math.tanh(x[i])
 
 
-@cuda.jit
+@jit
 def _tanh_backward(y, grad_y, one, grad_x):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
         grad_x[i] = grad_y[i] * (one - y[i] * y[i])

@@ -3,10 +3,10 @@ import math
 
 from numba import cuda
 
-from .launch import grid_1d
+from .launch import grid_1d, jit
 
 
-@cuda.jit
+@jit
 def _adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, c1, c2, one):
     for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         d = grad[i] + weight_decay * param[i]

@@ -16,11 +16,11 @@ import math
 
 from numba import cuda, float64
 
-from .launch import empty, empty_like, grid_1d
+from .launch import empty, empty_like, grid_1d, jit
 from .reduce import REDUCE_THREADS, block_sum
 
 
-@cuda.jit
+@jit
 def _stats(x, mean, var):
     c = cuda.blockIdx.x
     n_batch, length = x.shape[0], x.shape[2]
@@ -40,7 +40,7 @@ def _stats(x, mean, var):
         var[c] = v
 
 
-@cuda.jit
+@jit
 def _grad_sums(x, mean, invstd, grad_y, grad_weight, grad_bias):
     c = cuda.blockIdx.x
     n_batch, length = x.shape[0], x.shape[2]
@@ -58,13 +58,13 @@ def _grad_sums(x, mean, invstd, grad_y, grad_weight, grad_bias):
         grad_weight[c] = total_g_xhat
 
 
-@cuda.jit
+@jit
 def _invstd(var, eps, out):
     for c in range(cuda.grid(1), var.size, cuda.gridsize(1)):
         out[c] = 1 / math.sqrt(var[c] + eps)
 
 
-@cuda.jit
+@jit
 def _normalise(x, mean, invstd, weight, bias, y):
     channels, length = x.shape[1], x.shape[2]
     for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
@@ -73,7 +73,7 @@ def _normalise(x, mean, invstd, weight, bias, y):
         y[n, c, i] = (x[n, c, i] - mean[c]) * (weight[c] * invstd[c]) + bias[c]
 
 
-@cuda.jit
+@jit
 def _train_grad_x(x, mean, invstd, weight, grad_y, grad_weight, grad_bias, grad_x):
     n_batch, channels, length = x.shape
     count = n_batch * length
@@ -84,7 +84,7 @@ def _train_grad_x(x, mean, invstd, weight, grad_y, grad_weight, grad_bias, grad_
         grad_x[n, c, i] = weight[c] * invstd[c] / count * (count * grad_y[n, c, i] - grad_bias[c] - xhat * grad_weight[c])
 
 
-@cuda.jit
+@jit
 def _eval_grad_x(grad_y, invstd, weight, grad_x):
     channels, length = grad_y.shape[1], grad_y.shape[2]
     for e in range(cuda.grid(1), grad_y.size, cuda.gridsize(1)):
@@ -93,7 +93,7 @@ def _eval_grad_x(grad_y, invstd, weight, grad_x):
         grad_x[n, c, i] = grad_y[n, c, i] * weight[c] * invstd[c]
 
 
-@cuda.jit
+@jit
 def _update_running(running_mean, running_var, mean, var, momentum, unbias):
     for c in range(cuda.grid(1), mean.size, cuda.gridsize(1)):
         running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean[c]

@@ -15,7 +15,7 @@ from numba import cuda
 
 from ..cpu import dropout as _cpu
 from ..reference.dropout import keep_threshold, seed_key
-from .launch import empty_like, grid_1d
+from .launch import empty_like, grid_1d, jit
 
 _mix32 = cuda.jit(device=True, inline=True)(_cpu._mix32.py_func)
 _hash24 = cuda.jit(device=True, inline=True)(
@@ -23,7 +23,7 @@ _hash24 = cuda.jit(device=True, inline=True)(
 )
 
 
-@cuda.jit
+@jit
 def _dropout_apply(x, key, threshold, scale, offset, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         y[i] = x[i] * scale if _hash24(key, offset + np.uint64(i)) >= threshold else 0

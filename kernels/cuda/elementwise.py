@@ -29,7 +29,7 @@ import numpy as np
 from numba import cuda, float64
 
 from ...errors import ArgumentError, ShapeError
-from .launch import MAX_BLOCKS, empty, full, grid_1d
+from .launch import MAX_BLOCKS, empty, full, grid_1d, jit
 from .reduce import REDUCE_THREADS, block_sum
 
 ADD, SUB, MUL, DIV = 0, 1, 2, 3
@@ -58,43 +58,43 @@ def _offset(index, shape, strides):
     return offset
 
 
-@cuda.jit
+@jit
 def _binary(op, a, b, out, shape, a_strides, b_strides):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = _apply(op, a[_offset(i, shape, a_strides)], b[_offset(i, shape, b_strides)])
 
 
-@cuda.jit
+@jit
 def _binary_same_shape(op, a, b, out):  # the common case (a gradient accumulated), without the index arithmetic
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = _apply(op, a[i], b[i])
 
 
-@cuda.jit
+@jit
 def _binary_scalar(op, a, value, out, scalar_first):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = _apply(op, value, a[i]) if scalar_first else _apply(op, a[i], value)
 
 
-@cuda.jit
+@jit
 def _power(a, exponent, out):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = a[i] ** exponent
 
 
-@cuda.jit
+@jit
 def _square(a, out):  # x ** 2 as x * x: exact, as NumPy's square is (a general pow may round)
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = a[i] * a[i]
 
 
-@cuda.jit
+@jit
 def _gather(a, out, shape, a_strides):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = a[_offset(i, shape, a_strides)]
 
 
-@cuda.jit
+@jit
 def _sum(a, out, kept_shape, kept_strides, summed_shape, summed_strides, count):
     partial = cuda.shared.array(REDUCE_THREADS, float64)
     for o in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):

@@ -20,21 +20,48 @@ exactly one owner, so no atomics: results are the same run to run.
 
 On a GPU TPB = 16, REG = 4 (64x64 tiles, 256 threads), TK = 16: 2 x 16 x 64
 floats = 8 KB of shared memory. Under the simulator TPB = 4, REG = 2, TK = 4.
-Kernels are built per dtype (float32, and float64 for gradient checks), since a
-shared array's dtype must be known when the kernel compiles.
+``make_gemm(..., tiles=(tpb, reg, tk))`` builds the same kernel with other tiles (the GEMM
+ladder, ``gemm_ladder.py``, measures them). Kernels are built per dtype (float32, and float64
+for gradient checks), since a shared array's dtype must be known when the kernel compiles.
+
+``load_rows``, ``load_cols`` and ``store_plain`` are the loaders of plain row-major matrices
+(A[m, k] = a[m, k], B[k, n] = b[k, n], C[m, n] = value): the linear layer's and the ladder's.
 """
 import math
 
 import numpy as np
 from numba import cuda, from_dtype
 
-from .launch import SIMULATED
+from .launch import SIMULATED, jit
 
 GEMM_M, GEMM_N, GEMM_K = 0, 1, 2  # geom's first three entries: the product's M, N and K
 TPB = 4 if SIMULATED else 16
 REG = 2 if SIMULATED else 4
 TILE = TPB * REG
 TK = 4 if SIMULATED else 16
+
+
+@cuda.jit(device=True, inline=True)
+def load_rows(geom, a, g, r, k, tile, s, t):
+    """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
+    if r < geom[GEMM_M] and k < geom[GEMM_K]:
+        tile[s, t] = a[r, k]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def load_cols(geom, b, g, k, c, tile, s, t):
+    """B[k, c] = b[k, c] (b of shape (K, N))."""
+    if k < geom[GEMM_K] and c < geom[GEMM_N]:
+        tile[s, t] = b[k, c]
+    else:
+        tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def store_plain(geom, out, bias, g, r, c, value):
+    out[r, c] = value
 
 
 def _target_blocks():
@@ -44,8 +71,9 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store):
-    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product.
+def make_gemm(load_a, load_b, store, tiles=(TPB, REG, TK)):
+    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles`` =
+    (threads per block side, outputs per thread side, reduction step).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -54,11 +82,13 @@ def make_gemm(load_a, load_b, store):
     stores. No atomics, so the result is the same on every run.
     """
     kernels = {}
+    TPB, REG, TK = tiles  # noqa: N806  (constants of the kernels below, as the module's defaults are)
+    TILE = TPB * REG  # noqa: N806
 
     def build(dtype):
         nbtype = from_dtype(np.dtype(dtype))
 
-        @cuda.jit
+        @jit
         def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
             m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
             z = cuda.blockIdx.z
@@ -98,7 +128,7 @@ def make_gemm(load_a, load_b, store):
                         else:
                             partial[z, r, c] = acc[i, j]
 
-        @cuda.jit
+        @jit
         def add_slices(geom, partial, splits, groups, out, bias):
             m_size, n_size = geom[GEMM_M], geom[GEMM_N]
             for e in range(cuda.grid(1), groups * m_size * n_size, cuda.gridsize(1)):
@@ -118,11 +148,11 @@ def make_gemm(load_a, load_b, store):
             kernels[key] = build(key)
         gemm, add_slices = kernels[key]
         m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
-        tiles = math.ceil(n_size / TILE) * math.ceil(m_size / TILE) * groups
+        tile_count = math.ceil(n_size / TILE) * math.ceil(m_size / TILE) * groups
         splits = 1
-        if tiles < _target_blocks():
+        if tile_count < _target_blocks():
             # at least 8 steps of TK per slice, so each block still has real work
-            splits = max(1, min(math.ceil(_target_blocks() / tiles), k_size // (8 * TK)))
+            splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * TK)))
         k_chunk = math.ceil(math.ceil(k_size / splits) / TK) * TK
         splits = math.ceil(k_size / k_chunk) if k_size else 1
         partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=key)

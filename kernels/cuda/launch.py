@@ -1,4 +1,5 @@
-"""Launch configuration shared by the CUDA kernels, and small array helpers.
+"""Launch configuration shared by the CUDA kernels, the counted ``jit`` every kernel is compiled
+with, and small array helpers.
 
 ``SIMULATED`` is true under Numba's CUDA simulator, where every GPU thread is a
 Python thread: there the GEMM tiles shrink from 64x64 to 8x8 so tests on small
@@ -10,6 +11,29 @@ import numpy as np
 from numba import config, cuda
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
+
+# Kernel launches since the process started, counted by ``jit`` (``minicnn bench`` reports the
+# launches of a training step: each costs the host tens of microseconds, whatever the kernel does).
+launches = 0
+
+
+class jit:  # noqa: N801  (used as a decorator, in cuda.jit's place)
+    """``cuda.jit`` for a kernel (not a device function), with each launch counted in ``launches``."""
+
+    def __init__(self, function):
+        self.dispatcher = cuda.jit(function)
+        self.__doc__ = function.__doc__
+
+    def __getitem__(self, launch_config):
+        configured = self.dispatcher[launch_config]
+
+        def launch(*args):
+            global launches
+            launches += 1
+            configured(*args)
+
+        return launch
+
 THREADS = 8 if SIMULATED else 256  # threads per block of the 1-D element-wise kernels
 MAX_BLOCKS = 4 if SIMULATED else 65535  # the simulator runs each thread as a Python thread
 
@@ -27,7 +51,7 @@ def empty_like(a):
     return cuda.device_array(a.shape, dtype=a.dtype)
 
 
-@cuda.jit
+@jit
 def _fill(a, value):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, a.size, stride):

@@ -10,18 +10,9 @@ loaders; nothing is copied. geom = (M, N, K).
 """
 from numba import cuda
 
-from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
+from .gemm import GEMM_K, GEMM_M, GEMM_N, load_cols, load_rows, make_gemm, store_plain
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
-
-
-@cuda.jit(device=True, inline=True)
-def _rows(geom, a, g, r, k, tile, s, t):
-    """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
-    if r < geom[GEMM_M] and k < geom[GEMM_K]:
-        tile[s, t] = a[r, k]
-    else:
-        tile[s, t] = 0
 
 
 @cuda.jit(device=True, inline=True)
@@ -29,15 +20,6 @@ def _rows_transposed(geom, a, g, r, k, tile, s, t):
     """A[r, k] = a[k, r] (a of shape (K, M))."""
     if r < geom[GEMM_M] and k < geom[GEMM_K]:
         tile[s, t] = a[k, r]
-    else:
-        tile[s, t] = 0
-
-
-@cuda.jit(device=True, inline=True)
-def _cols(geom, b, g, k, c, tile, s, t):
-    """B[k, c] = b[k, c] (b of shape (K, N))."""
-    if k < geom[GEMM_K] and c < geom[GEMM_N]:
-        tile[s, t] = b[k, c]
     else:
         tile[s, t] = 0
 
@@ -56,14 +38,9 @@ def _store_bias(geom, out, bias, g, r, c, value):
     out[r, c] = value + bias[c]
 
 
-@cuda.jit(device=True, inline=True)
-def _store(geom, out, bias, g, r, c, value):
-    out[r, c] = value
-
-
-_forward = make_gemm(_rows, _cols_transposed, _store_bias)
-_input_grad = make_gemm(_rows, _cols, _store)
-_weight_grad = make_gemm(_rows_transposed, _cols, _store)
+_forward = make_gemm(load_rows, _cols_transposed, _store_bias)
+_input_grad = make_gemm(load_rows, load_cols, store_plain)
+_weight_grad = make_gemm(_rows_transposed, load_cols, store_plain)
 
 
 def linear_forward(x, w, b):

@@ -14,7 +14,7 @@ import math
 
 from numba import cuda
 
-from .launch import empty_like, grid_1d
+from .launch import empty_like, grid_1d, jit
 
 
 @cuda.jit(device=True, inline=True)
@@ -25,7 +25,7 @@ def _times_power(v, s, beta, three_quarters):
     return v * s ** -beta
 
 
-@cuda.jit
+@jit
 def _forward(x, half, alpha, beta, k, three_quarters, y, scale):
     channels, plane = x.shape[1], x.shape[2]
     for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
@@ -42,13 +42,13 @@ def _forward(x, half, alpha, beta, k, three_quarters, y, scale):
         y[n, c, p] = _times_power(x[n, c, p], s, beta, three_quarters)
 
 
-@cuda.jit
+@jit
 def _ratio(grad_y, y, scale, ratio):
     for i in range(cuda.grid(1), ratio.size, cuda.gridsize(1)):
         ratio[i] = grad_y[i] * y[i] / scale[i]
 
 
-@cuda.jit
+@jit
 def _backward(x, scale, grad_y, ratio, half, two_alpha_beta, beta, three_quarters, grad_x):
     channels, plane = x.shape[1], x.shape[2]
     for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):

@@ -13,10 +13,10 @@ the same (i, j) order as the CPU kernel: no atomics, and the same sums.
 import numpy as np
 from numba import cuda
 
-from .launch import empty, grid_1d
+from .launch import empty, grid_1d, jit
 
 
-@cuda.jit
+@jit
 def _forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     n_batch, channels, height, width = x.shape
     h_out, w_out = y.shape[2], y.shape[3]
@@ -41,7 +41,7 @@ def _forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
         argmax[n, c, i, j] = best_index
 
 
-@cuda.jit
+@jit
 def _backward(grad_y, argmax, kh, kw, sh, sw, ph, pw, zero, grad_x):
     n_batch, channels, height, width = grad_x.shape
     h_out, w_out = grad_y.shape[2], grad_y.shape[3]
@@ -92,7 +92,7 @@ def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
 # the rows covering input row h are one run, i in [row_first[h], row_end[h]): the first window
 # that stops after h up to the first that starts after it (found on the host, once per call).
 
-@cuda.jit
+@jit
 def _avg_forward(x, row_start, row_stop, row_count, col_start, col_stop, col_count, zero, y):
     channels, h_out, w_out = y.shape[1], y.shape[2], y.shape[3]
     for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
@@ -107,7 +107,7 @@ def _avg_forward(x, row_start, row_stop, row_count, col_start, col_stop, col_cou
         y[n, c, i, j] = total / (row_count[i] * col_count[j])
 
 
-@cuda.jit
+@jit
 def _avg_backward(grad_y, row_first, row_end, row_count, col_first, col_end, col_count, zero, grad_x):
     channels, height, width = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
     for e in range(cuda.grid(1), grad_x.size, cuda.gridsize(1)):

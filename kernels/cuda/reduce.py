@@ -7,7 +7,7 @@ for bias gradients and batch norm's statistics.
 """
 from numba import cuda, float64
 
-from .launch import SIMULATED, empty
+from .launch import SIMULATED, empty, jit
 
 REDUCE_THREADS = 16 if SIMULATED else 256
 
@@ -29,7 +29,7 @@ def block_sum(partial, value):
     return total
 
 
-@cuda.jit
+@jit
 def _channel_sums(a, out):
     c = cuda.blockIdx.x
     n_batch, length = a.shape[0], a.shape[2]

@@ -7,10 +7,10 @@ parameters never leave the GPU.
 """
 from numba import cuda
 
-from .launch import grid_1d
+from .launch import grid_1d, jit
 
 
-@cuda.jit
+@jit
 def _sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
         v = momentum * velocity[i] + (grad[i] + weight_decay * param[i])

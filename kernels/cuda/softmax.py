@@ -9,10 +9,10 @@ import math
 
 from numba import cuda
 
-from .launch import empty, empty_like, grid_1d
+from .launch import empty, empty_like, grid_1d, jit
 
 
-@cuda.jit
+@jit
 def _log_softmax_rows(x, log_y):
     for n in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         m = x[n, 0]
@@ -26,13 +26,13 @@ def _log_softmax_rows(x, log_y):
             log_y[n, j] = x[n, j] - log_total
 
 
-@cuda.jit
+@jit
 def _exp(a, out):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         out[i] = math.exp(a[i])
 
 
-@cuda.jit
+@jit
 def _log_softmax_backward_rows(log_y, grad_y, grad_x):
     for n in range(cuda.grid(1), log_y.shape[0], cuda.gridsize(1)):
         total = grad_y[n, 0]
@@ -42,7 +42,7 @@ def _log_softmax_backward_rows(log_y, grad_y, grad_x):
             grad_x[n, j] = grad_y[n, j] - math.exp(log_y[n, j]) * total
 
 
-@cuda.jit
+@jit
 def _softmax_backward_rows(y, grad_y, grad_x):
     for n in range(cuda.grid(1), y.shape[0], cuda.gridsize(1)):
         total = grad_y[n, 0] * y[n, 0]
@@ -52,7 +52,7 @@ def _softmax_backward_rows(y, grad_y, grad_x):
             grad_x[n, j] = y[n, j] * (grad_y[n, j] - total)
 
 
-@cuda.jit
+@jit
 def _mean_negative_picked(log_y, labels, loss):
     if cuda.grid(1) == 0:
         total = log_y[0, labels[0]]
@@ -61,7 +61,7 @@ def _mean_negative_picked(log_y, labels, loss):
         loss[0] = -total / log_y.shape[0]
 
 
-@cuda.jit
+@jit
 def _cross_entropy_backward_rows(log_y, labels, grad_loss, grad_x):
     for n in range(cuda.grid(1), log_y.shape[0], cuda.gridsize(1)):
         scale = grad_loss[0] / log_y.shape[0]

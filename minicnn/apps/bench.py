@@ -10,7 +10,12 @@ from its cache). CPU times are medians of ``repeats`` wall-clock runs.
 Convolutions and linear layers give GFLOP/s and the fraction of the device's
 peak: the CPU's measured SGEMM speed, or the GPU's FP32 (non-tensor-core)
 peak from its datasheet. Results are printed as a table and can be written as
-JSON and as a PNG bar chart.
+JSON and as a PNG bar chart. On the GPU, the training step's kernel launches are counted.
+
+``--ladder [SIZE]`` runs the GEMM ladder instead (``kernels/cuda/gemm_ladder.py``): each rung on
+one SIZE^3 float32 product (default 4096), its GFLOP/s and share of the FP32 peak, cuBLAS through
+PyTorch (TF32 off) beside it, and each rung's result checked against a reference product (relative
+error at most ``LADDER_TOLERANCE``; a rung over it makes the exit code 1).
 """
 from __future__ import annotations
 
@@ -237,6 +242,13 @@ def measure_layer(build, device, repeats, rng):
     return {"forward": forward, "backward": backward, "first_call": first_forward + first_backward}
 
 
+def launches_so_far():
+    """Kernel launches so far in this process (``kernels/cuda/launch.py`` counts them)."""
+    from ..kernels.cuda import launch
+
+    return launch.launches
+
+
 def measure_training_step(batch, device, repeats):
     net = models.alexnet2012(seed=0).train()
     if device == "cuda":
@@ -251,7 +263,12 @@ def measure_training_step(batch, device, repeats):
         opt.step()
 
     seconds, first = _Timer(device, repeats)(step)
-    return {"seconds": seconds, "first_call": first, "images_per_second": batch / seconds}
+    result = {"seconds": seconds, "first_call": first, "images_per_second": batch / seconds}
+    if device == "cuda":
+        before = launches_so_far()
+        step()
+        result["launches"] = launches_so_far() - before
+    return result
 
 
 def sgemm_gflops(repeats=3):
@@ -288,6 +305,29 @@ def describe_machine():
     text = f"CPU {cpu_name()} ({os.cpu_count()} cores, numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads)"
     gpu = gpu_name()
     return text + (f"; GPU {gpu}" if gpu else "")
+
+
+def gpu_software():
+    """The GPU, its driver and the software versions, in one line (for reports)."""
+    import numba
+
+    parts = [f"GPU {gpu_name()}"]
+    try:
+        from numba import cuda
+
+        if not getattr(cuda, "simulator", None) and hasattr(cuda, "cudadrv"):
+            parts.append(f"driver CUDA {'.'.join(map(str, cuda.cudadrv.driver.driver.get_version()))}")
+    except Exception:  # a version that cannot be read is left out, not an error
+        pass
+    try:
+        from importlib.metadata import version
+
+        parts.append(f"numba-cuda {version('numba-cuda')}")
+    except Exception:
+        pass
+    torch = _torch()
+    parts += [f"numba {numba.__version__}", f"numpy {np.__version__}"] + ([f"torch {torch.__version__}"] if torch else [])
+    return ", ".join(parts)
 
 
 def gpu_name():
@@ -393,8 +433,87 @@ def format_table(result, devices):
     lines.append(f"first calls over 0.5 s (Numba compiling or loading kernels): {first or 'none'}")
     for dev, s in result.get("training_step", {}).items():
         lines.append(f"alexnet2012 training step (forward + loss + backward + SGD update), batch {result['batch']}, {dev}: "
-                     f"{s['seconds'] * 1e3:.0f} ms, {s['images_per_second']:.1f} images/s (first step {s['first_call']:.1f} s)")
+                     f"{s['seconds'] * 1e3:.0f} ms, {s['images_per_second']:.1f} images/s (first step {s['first_call']:.1f} s)"
+                     + (f", {s['launches']} kernel launches" if "launches" in s else ""))
     return lines
+
+
+# ---- the GEMM ladder ------------------------------------------------------------------------------
+LADDER_TOLERANCE = 1e-4  # relative to the largest |C|: float32 sums of 4096 products err by ~1e-6
+
+
+def run_ladder(size=4096, repeats=5, json_path=None, out=sys.stdout):
+    """Each rung of the GEMM ladder on one size^3 SGEMM, beside cuBLAS (PyTorch, TF32 off). Returns the
+    result; ``result["failed"]`` lists the rungs whose product was wrong."""
+    say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
+    if not _device.cuda_available():
+        raise ArgumentError(f"bench: --ladder needs a usable GPU or the simulator: {_device.why_no_cuda()}")
+    if size < 1:
+        raise ArgumentError(f"bench: --ladder SIZE must be at least 1, got {size}")
+    from ..kernels.cuda import gemm_ladder
+
+    gpu = gpu_name()
+    peak = _gpu_peak(gpu)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    say(f"minicnn bench --ladder: C = A @ B, {size}^3 float32, median of {repeats}; GPU {gpu}" +
+        (f", FP32 peak {peak / 1e3:.0f} TFLOP/s (datasheet)" if peak else ""))
+    torch = _torch()
+    cublas = None
+    if torch is not None and torch.cuda.is_available():
+        ta, tb = torch.tensor(a, device="cuda"), torch.tensor(b, device="cuda")
+        cublas = measure_torch_call(torch, lambda: torch.matmul(ta, tb), repeats)
+        reference = torch.matmul(ta, tb).cpu().numpy()
+    else:
+        reference = (a.astype(np.float64) @ b).astype(np.float32)  # (a float64 product: minutes at 4096 on few cores)
+    da, db = _device.to_device(a), _device.to_device(b)
+    flops = 2 * size ** 3
+    rows, failed = [], []
+    for i, (name, (summary, build)) in enumerate(gemm_ladder.RUNGS.items(), 1):
+        print(f"[{i}/{len(gemm_ladder.RUNGS)}] {name}", file=sys.stderr, flush=True)
+        run, c = build(), _device.to_device(np.zeros((size, size), np.float32))
+        seconds, first = _Timer("cuda", repeats)(lambda: run(da, db, c))
+        error = float(np.abs(_device.to_host(c) - reference).max() / max(np.abs(reference).max(), 1e-30))
+        if not error <= LADDER_TOLERANCE:
+            failed.append(name)
+        rows.append({"rung": name, "summary": summary, "seconds": seconds, "gflops": flops / seconds / 1e9,
+                     "first_call": first, "relative_error": error})
+    say()
+    say("| rung | what it changes | ms | GFLOP/s | % of FP32 peak | of cuBLAS's speed | max error / max abs |")
+    say("|---|---|---|---|---|---|---|")
+    for r in rows + ([{"rung": "cuBLAS (PyTorch, TF32 off)", "summary": "", "seconds": cublas,
+                       "gflops": flops / cublas / 1e9, "relative_error": None}] if cublas else []):
+        say(f"| {r['rung']} | {r['summary']} | {r['seconds'] * 1e3:.2f} | {r['gflops']:.4g} | "
+            + (f"{100 * r['gflops'] * 1e9 / (peak * 1e9):.1f}%" if peak else "-") + " | "
+            + (f"{cublas / r['seconds']:.2f}" if cublas else "-") + " | "
+            + ("-" if r["relative_error"] is None else f"{r['relative_error']:.1e}") + " |")
+    say()
+    if gpu == "CUDA simulator":
+        say("under the simulator every rung runs at small tiles, thread by thread in Python: a check, not a timing")
+    say(f"each rung's product checked against {'cuBLAS' if cublas else 'NumPy'}: "
+        + (f"FAILED (error over {LADDER_TOLERANCE:g}): {', '.join(failed)}" if failed else
+           f"all within {LADDER_TOLERANCE:g} of the largest |C|"))
+    result = {"gpu": gpu, "size": size, "repeats": repeats, "fp32_peak_gflops": peak, "rungs": rows,
+              "cublas_seconds": cublas, "failed": failed, "tolerance": LADDER_TOLERANCE}
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+        say(f"JSON: {json_path}")
+    return result
+
+
+def measure_torch_call(torch, fn, repeats):
+    """Median seconds of ``fn`` on PyTorch's GPU (CUDA events), after a warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(begin.elapsed_time(end) / 1e3)
+    return statistics.median(times)
 
 
 def write_chart(result, devices, path):
@@ -434,11 +553,19 @@ def add_arguments(parser):
                         help="skip the NumPy reference column (the slowest part: its convolutions take seconds)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--png", metavar="PATH", help="write a bar chart (needs matplotlib)")
+    parser.add_argument("--ladder", nargs="?", type=int, const=4096, metavar="SIZE",
+                        help="instead: the GEMM ladder (kernels/cuda/gemm_ladder.py), every rung on one SIZE^3 float32 "
+                             "product beside cuBLAS (default SIZE 4096); needs a GPU or the simulator (a small SIZE)")
 
 
 def run_from_args(args):
     if args.batch < 1 or args.repeats < 1:
         raise SystemExit("minicnn bench: --batch and --repeats must be at least 1")
+    if args.ladder is not None:
+        result = run_ladder(args.ladder, args.repeats, args.json)
+        if result["failed"]:
+            raise SystemExit(1)
+        return result
     devices = ("cpu", "cuda") if args.device == "both" else (args.device,)
     return run(args.batch, args.repeats, args.layers, devices, not args.no_step, args.json, args.png,
                reference=not args.no_reference)

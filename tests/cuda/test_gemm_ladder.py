@@ -1,0 +1,97 @@
+"""Every rung of the GEMM ladder (kernels/cuda/gemm_ladder.py) computes NumPy's product, on shapes
+that fill no tile exactly (the edges are where tiled kernels go wrong)."""
+import numpy as np
+import pytest
+
+from minicnn import device
+from minicnn.kernels.cuda import gemm_ladder
+from minicnn.kernels.cuda.launch import SIMULATED
+from tests.helpers import rel_error
+from tests.strategies import normal
+
+pytestmark = pytest.mark.filterwarnings("error:Host array used in CUDA kernel")
+SHAPES = [(9, 11, 7), (1, 5, 13)] if SIMULATED else [(131, 257, 67), (1, 129, 1000), (300, 3, 9)]  # M, N, K
+
+
+@pytest.mark.parametrize("rung", gemm_ladder.RUNGS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_rung_computes_the_product(rung, shape):
+    m, n, k = shape
+    a, b = normal(1, (m, k), np.float32), normal(2, (k, n), np.float32)
+    c = device.to_device(np.full((m, n), np.nan, np.float32))  # every output must be written
+    gemm_ladder.RUNGS[rung][1]()(device.to_device(a), device.to_device(b), c)
+    assert rel_error(device.to_host(c), a.astype(np.float64) @ b) < 1e-5
+
+
+def test_the_top_rung_is_the_engines_kernel():
+    """The ladder ends at the product the layers run (gemm.make_gemm), not at a kernel of its own: its
+    result is the linear layer's input gradient (grad_y @ w), bit for bit."""
+    from minicnn.kernels.cuda import linear
+
+    grad_y, w = normal(3, (5, 9), np.float32), normal(4, (9, 6), np.float32)
+    c = device.to_device(np.zeros((5, 6), np.float32))
+    gemm_ladder.RUNGS["engine"][1]()(device.to_device(grad_y), device.to_device(w), c)
+    grad_x, _, _ = linear.linear_backward(device.to_device(np.zeros((5, 6), np.float32)), device.to_device(w),
+                                          device.to_device(grad_y), (True, False, False))
+    np.testing.assert_array_equal(device.to_host(c), device.to_host(grad_x))
+
+
+def test_bench_ladder_reports_every_rung_and_fails_on_a_wrong_product(monkeypatch, capsys):
+    import io
+
+    from minicnn.apps import bench
+    from minicnn.apps.cli import main
+
+    out = io.StringIO()
+    result = bench.run_ladder(size=9, repeats=1, out=out)
+    table = out.getvalue()
+    assert result["failed"] == [] and "all within 0.0001" in table
+    assert all(f"| {rung} |" in table for rung in gemm_ladder.RUNGS)
+    assert all(r["gflops"] > 0 and r["relative_error"] < 1e-5 for r in result["rungs"])
+
+    def off_by_one(a, b, c):  # a rung that forgets the last column
+        gemm_ladder.RUNGS["naive"][1]()(a, b, c)
+        c[:, -1] = 0
+
+    monkeypatch.setitem(gemm_ladder.RUNGS, "broken", ("a wrong product", lambda: off_by_one))
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "--ladder", "9", "--repeats", "1"])
+    assert stop.value.code == 1
+    assert "FAILED (error over 0.0001): broken" in capsys.readouterr().out
+
+
+def test_kernel_launches_are_counted():
+    """Every kernel goes through launch.jit, which counts its launches (minicnn bench reports a
+    training step's): a step of a small network launches the same number each time, but for the
+    first, which also fills the 4 momentum buffers with zeros."""
+    import minicnn as mc
+    from minicnn import nn
+    from minicnn.kernels.cuda import launch
+
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).to("cuda")
+    opt = mc.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    x = mc.tensor(normal(0, (2, 4), np.float32)).to("cuda")
+    counts = []
+    for _ in range(3):
+        before = launch.launches
+        opt.zero_grad()
+        mc.functional.cross_entropy(net(x), np.array([0, 1])).backward()
+        opt.step()
+        counts.append(launch.launches - before)
+    assert counts[1] == counts[2] == counts[0] - 4
+    assert counts[1] >= 2 + 1 + 1 + 4  # at least: the forward products, ReLU, the loss, SGD on 4 tensors
+
+
+def test_the_gpu_step_benchmark_times_counts_and_measures_a_step():
+    """benchmarks/gpu_step.py's minicnn side on a network the simulator runs (the script itself asks
+    for a real GPU and alexnet2012)."""
+    from benchmarks.gpu_step import minicnn_step
+    from minicnn import nn
+
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    figures = minicnn_step(net, normal(0, (2, 4), np.float32), np.array([0, 1]), repeats=1)
+    assert figures["seconds"] > 0 and figures["launches"] >= 2 + 1 + 1 + 4
+    if SIMULATED:  # the simulator has no free-memory count (NaN)
+        assert np.isnan(figures["peak_memory_bytes"])
+    else:
+        assert figures["peak_memory_bytes"] > 0

@@ -18,11 +18,23 @@ contributed to) instead of scattering col2im with atomics: each output has one
 owner, and results are the same on every run. The groups are the grid's z axis.
 geom = (M, N, Kred, batch, C, H, W, K, kh, kw, sh, sw, pad_top, pad_left, H_out, W_out, C/G, K/G),
 read through the named indices below (GEMM_M ... K_PER_GROUP).
+
+Index tables instead of divisions: an implicit-GEMM loader must turn a matrix index into tensor
+coordinates, (c', p, q) from a reduction index and (n, i, j) from a column, which is five integer
+divisions per element loaded, each tens of instructions on a GPU. Those coordinates depend on the
+index alone, so they are computed once per shape, by a kernel, into small int64 tables kept on the
+device (``_tables``): a loader then reads, for column m and reduction index kk,
+
+    x_pad[...] = x[column_base[m] + reduction_offset[kk]]   if 0 <= h0[m] + p[kk] < H and 0 <= w0[m] + q[kk] < W
+
+(``column_base`` = n*C*H*W + h0*W + w0 with h0 = i*sh - pad_top, w0 = j*sw - pad_left;
+``reduction_offset`` = c'*H*W + p*W + q), and likewise for the gathered input gradient. The tables
+travel with the tensor as one kernel argument, a tuple (tensor, column table, reduction table).
 """
 from numba import cuda
 
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
-from .launch import empty, full
+from .launch import empty, full, grid_1d, jit
 from .reduce import sum_over_batch_and_space
 
 
@@ -42,32 +54,26 @@ def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
 
 
 @cuda.jit(device=True, inline=True)
-def _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn):
+def _x_pad_into(geom, x_tables, g, kk, m, tile, slot_k, slot_mn):
     """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for im2col row kk = (c', p, q) and
-    column m = (n, i, j): 0 in the padding."""
-    kh, kw = geom[KH], geom[KW]
-    c = kk // (kh * kw)
-    p = (kk // kw) % kh
-    q = kk % kw
-    plane = geom[H_OUT] * geom[W_OUT]
-    n = m // plane
-    i = (m % plane) // geom[W_OUT]
-    j = m % geom[W_OUT]
-    h = i * geom[STRIDE_H] + p - geom[PAD_TOP]
-    w = j * geom[STRIDE_W] + q - geom[PAD_LEFT]
+    column m = (n, i, j), read through the index tables: 0 in the padding."""
+    x, columns, rows = x_tables
+    h = columns[COL_H0, m] + rows[ROW_P, kk]
+    w = columns[COL_W0, m] + rows[ROW_Q, kk]
     if h < 0 or h >= geom[HEIGHT] or w < 0 or w >= geom[WIDTH]:
         tile[slot_k, slot_mn] = 0
     else:
-        tile[slot_k, slot_mn] = x[n, g * geom[C_PER_GROUP] + c, h, w]
+        group_base = g * geom[C_PER_GROUP] * geom[HEIGHT] * geom[WIDTH]
+        tile[slot_k, slot_mn] = x[group_base + columns[COL_BASE, m] + rows[ROW_OFFSET, kk]]
 
 
 @cuda.jit(device=True, inline=True)
-def _im2col(geom, x, g, kk, col, tile, slot_k, slot_mn):
+def _im2col(geom, x_tables, g, kk, col, tile, slot_k, slot_mn):
     """B[(c', p, q), (n, i, j)] of the forward: the im2col matrix."""
     if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
     else:
-        _x_pad_into(geom, x, g, kk, col, tile, slot_k, slot_mn)
+        _x_pad_into(geom, x_tables, g, kk, col, tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)
@@ -78,22 +84,24 @@ def _store_output(geom, y, bias, g, r, col, value):
 
 
 @cuda.jit(device=True, inline=True)
-def _grad_y_rows(geom, grad_y, g, r, m, tile, slot_k, slot_mn):
-    """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j]."""
+def _grad_y_rows(geom, grad_y_tables, g, r, m, tile, slot_k, slot_mn):
+    """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j] (the column table's COL_GRAD_Y entry is
+    n*K*H_out*W_out + i*W_out + j)."""
     if r >= geom[GEMM_M] or m >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    plane = geom[H_OUT] * geom[W_OUT]
-    tile[slot_k, slot_mn] = grad_y[m // plane, g * geom[K_PER_GROUP] + r, (m % plane) // geom[W_OUT], m % geom[W_OUT]]
+    grad_y, columns = grad_y_tables
+    channel = g * geom[K_PER_GROUP] + r
+    tile[slot_k, slot_mn] = grad_y[columns[COL_GRAD_Y, m] + channel * geom[H_OUT] * geom[W_OUT]]
 
 
 @cuda.jit(device=True, inline=True)
-def _im2col_transposed(geom, x, g, m, kk, tile, slot_k, slot_mn):
+def _im2col_transposed(geom, x_tables, g, m, kk, tile, slot_k, slot_mn):
     """B[(n, i, j), (c', p, q)] of the weight gradient: the im2col matrix read the other way round."""
     if m >= geom[GEMM_K] or kk >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
     else:
-        _x_pad_into(geom, x, g, kk, m, tile, slot_k, slot_mn)
+        _x_pad_into(geom, x_tables, g, kk, m, tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)
@@ -114,37 +122,109 @@ def _weight_transposed(geom, w, g, c, kk, tile, slot_k, slot_mn):
 
 
 @cuda.jit(device=True, inline=True)
-def _grad_y_gathered(geom, grad_y, g, kk, col, tile, slot_k, slot_mn):
+def _grad_y_gathered(geom, grad_y_tables, g, kk, col, tile, slot_k, slot_mn):
     """B[(k', p, q), (n, h, w)] = grad_y[n, g*K/G + k', i, j] for the (i, j) whose window put
-    x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 if there is none."""
+    x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 if there is none. The tables give
+    (h + pad_top, w + pad_left, n*K*H_out*W_out) per column and (p, q, k'*H_out*W_out) per kk."""
     if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
         tile[slot_k, slot_mn] = 0
         return
-    kh, kw = geom[KH], geom[KW]
-    r = kk // (kh * kw)
-    p = (kk // kw) % kh
-    q = kk % kw
-    plane = geom[HEIGHT] * geom[WIDTH]
-    n = col // plane
-    h = (col % plane) // geom[WIDTH]
-    w = col % geom[WIDTH]
-    hi = h + geom[PAD_TOP] - p
-    wi = w + geom[PAD_LEFT] - q
-    if hi < 0 or wi < 0 or hi % geom[STRIDE_H] != 0 or wi % geom[STRIDE_W] != 0:
+    grad_y, columns, rows = grad_y_tables
+    hi = columns[GATHER_H, col] - rows[ROW_P, kk]
+    wi = columns[GATHER_W, col] - rows[ROW_Q, kk]
+    sh, sw = geom[STRIDE_H], geom[STRIDE_W]
+    if hi < 0 or wi < 0 or (sh != 1 and hi % sh != 0) or (sw != 1 and wi % sw != 0):
         tile[slot_k, slot_mn] = 0
         return
-    i = hi // geom[STRIDE_H]
-    j = wi // geom[STRIDE_W]
+    i = hi if sh == 1 else hi // sh
+    j = wi if sw == 1 else wi // sw
     if i >= geom[H_OUT] or j >= geom[W_OUT]:
         tile[slot_k, slot_mn] = 0
         return
-    tile[slot_k, slot_mn] = grad_y[n, g * geom[K_PER_GROUP] + r, i, j]
+    group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
+    tile[slot_k, slot_mn] = grad_y[group_base + columns[GATHER_BASE, col] + rows[ROW_OFFSET, kk] + i * geom[W_OUT] + j]
 
 
 @cuda.jit(device=True, inline=True)
 def _store_input_grad(geom, grad_x, unused, g, c, col, value):
     plane = geom[HEIGHT] * geom[WIDTH]
     grad_x[col // plane, g * geom[C_PER_GROUP] + c, (col % plane) // geom[WIDTH], col % geom[WIDTH]] = value
+
+
+# ---- the index tables -------------------------------------------------------------------------
+# Rows of the column table over (n, i, j) and of the reduction table over (c', p, q) for the x_pad
+# reads; of the column table over (n, h, w) and the reduction table over (k', p, q) for the gather.
+COL_BASE, COL_H0, COL_W0, COL_GRAD_Y = range(4)
+ROW_OFFSET, ROW_P, ROW_Q = range(3)
+GATHER_BASE, GATHER_H, GATHER_W = range(3)
+
+
+@jit
+def _output_columns(geom, table):
+    """Per column m = (n, i, j) of the forward and weight-gradient products."""
+    plane = geom[H_OUT] * geom[W_OUT]
+    for m in range(cuda.grid(1), table.shape[1], cuda.gridsize(1)):
+        n, ij = m // plane, m % plane
+        h0 = (ij // geom[W_OUT]) * geom[STRIDE_H] - geom[PAD_TOP]
+        w0 = (ij % geom[W_OUT]) * geom[STRIDE_W] - geom[PAD_LEFT]
+        table[COL_BASE, m] = n * geom[CHANNELS] * geom[HEIGHT] * geom[WIDTH] + h0 * geom[WIDTH] + w0
+        table[COL_H0, m] = h0
+        table[COL_W0, m] = w0
+        table[COL_GRAD_Y, m] = n * geom[KERNELS] * plane + ij
+
+
+@jit
+def _window_offsets(geom, plane_size, row_length, column_step, table):
+    """Per reduction index kk = (channel, p, q): channel*plane_size + p*row_length + q*column_step,
+    p and q (the x_pad reads: planes of H*W, rows of W, steps of 1; the gather: planes of
+    H_out*W_out, and p, q only in their own rows)."""
+    kh, kw = geom[KH], geom[KW]
+    for kk in range(cuda.grid(1), table.shape[1], cuda.gridsize(1)):
+        p, q = (kk // kw) % kh, kk % kw
+        table[ROW_OFFSET, kk] = (kk // (kh * kw)) * plane_size + p * row_length + q * column_step
+        table[ROW_P, kk] = p
+        table[ROW_Q, kk] = q
+
+
+@jit
+def _input_columns(geom, table):
+    """Per column (n, h, w) of the input-gradient product."""
+    plane = geom[HEIGHT] * geom[WIDTH]
+    for m in range(cuda.grid(1), table.shape[1], cuda.gridsize(1)):
+        n, hw = m // plane, m % plane
+        table[GATHER_BASE, m] = n * geom[KERNELS] * geom[H_OUT] * geom[W_OUT]
+        table[GATHER_H, m] = hw // geom[WIDTH] + geom[PAD_TOP]
+        table[GATHER_W, m] = hw % geom[WIDTH] + geom[PAD_LEFT]
+
+
+_TABLES = {}  # (which, shape) -> device table; a network has a handful of shapes
+_MAX_TABLES = 64
+
+
+def _tables(which, shape):
+    """The index table ``which`` for a convolution of ``shape`` (``_geometry``'s), built on the device
+    at its first use and kept."""
+    key = (which, shape)
+    if key not in _TABLES:
+        n, c, h, w, k, kh, kw = shape[:7]
+        h_out, w_out, c_per_group, k_per_group = shape[11:15]
+        geom = (0, 0, 0) + shape
+        if which == "output columns":
+            table = empty((4, n * h_out * w_out), "int64")
+            _output_columns[grid_1d(table.shape[1])](geom, table)
+        elif which == "x windows":
+            table = empty((3, c_per_group * kh * kw), "int64")
+            _window_offsets[grid_1d(table.shape[1])](geom, h * w, w, 1, table)
+        elif which == "input columns":
+            table = empty((3, n * h * w), "int64")
+            _input_columns[grid_1d(table.shape[1])](geom, table)
+        else:  # "grad_y windows": planes of H_out*W_out; the gather adds i*W_out + j itself
+            table = empty((3, k_per_group * kh * kw), "int64")
+            _window_offsets[grid_1d(table.shape[1])](geom, h_out * w_out, 0, 0, table)
+        if len(_TABLES) >= _MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = table
+    return _TABLES[key]
 
 
 _forward = make_gemm(_weight_row_major, _im2col, _store_output)
@@ -168,7 +248,8 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     y = empty((n, k, h_out, w_out), x.dtype)
     bias = b if b is not None else full(k, 0, x.dtype)
     geom = (k // groups, n * h_out * w_out, c_per_group * kh * kw) + shape
-    _forward(geom, groups, w.reshape(w.size), x, y, bias)
+    x_tables = (x.reshape(x.size), _tables("output columns", shape), _tables("x windows", shape))
+    _forward(geom, groups, w.reshape(w.size), x_tables, y, bias)
     return y
 
 
@@ -180,11 +261,14 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     if needs_input_grad[0]:
         grad_x = empty(x.shape, x.dtype)
         geom = (c_per_group, n * h * wd, (k // groups) * kh * kw) + shape
-        _input_grad(geom, groups, w.reshape(w.size), grad_y, grad_x, grad_x)
+        grad_y_tables = (grad_y.reshape(grad_y.size), _tables("input columns", shape), _tables("grad_y windows", shape))
+        _input_grad(geom, groups, w.reshape(w.size), grad_y_tables, grad_x, grad_x)
     if needs_input_grad[1]:
         grad_w = empty(w.shape, w.dtype)
         geom = (k // groups, c_per_group * kh * kw, n * h_out * w_out) + shape
-        _weight_grad(geom, groups, grad_y, x, grad_w.reshape(grad_w.size), grad_w)
+        columns = _tables("output columns", shape)
+        x_tables = (x.reshape(x.size), columns, _tables("x windows", shape))
+        _weight_grad(geom, groups, (grad_y.reshape(grad_y.size), columns), x_tables, grad_w.reshape(grad_w.size), grad_w)
     if needs_input_grad[2]:
         grad_b = sum_over_batch_and_space(grad_y.reshape(n, k, h_out * w_out))
     return grad_x, grad_w, grad_b

@@ -67,6 +67,25 @@ def test_conv_matches_cpu(case, seed):
         close(got, want)
 
 
+@pytest.mark.parametrize("x_shape, k, stride, padding, groups", [
+    ((1, 2, 9, 10), 3, (3, 2), ((1, 0), (0, 2)), 2),  # conv1's kind: stride > 1, padding only on some sides
+    ((2, 3, 5, 4), 2, (1, 1), ((1, 1), (1, 0)), 1),
+])
+def test_conv_with_uneven_strides_and_padding_matches_cpu(x_shape, k, stride, padding, groups):
+    """The index tables of the implicit GEMM's loaders (one per shape, kept) against the CPU, on the
+    cases a square symmetric draw misses; run twice, the second from the kept tables."""
+    x = normal(0, x_shape, np.float32)
+    w = normal(1, (2 * groups, x_shape[1] // groups, k, k), np.float32)
+    b = normal(2, (2 * groups,), np.float32)
+    y = conv.conv2d_forward(x, w, b, stride, padding, groups)
+    grad_y = normal(3, y.shape, np.float32)
+    want = conv.conv2d_backward(x, w, grad_y, stride, padding, groups)
+    for _ in range(2):
+        close(GPU.conv.conv2d_forward(up(x), up(w), up(b), stride, padding, groups), y)
+        for got, expected in zip(GPU.conv.conv2d_backward(up(x), up(w), up(grad_y), stride, padding, groups), want):
+            close(got, expected)
+
+
 @few
 @given(seed=seeds, shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(3, 7), st.integers(3, 7)),
        kernel=st.sampled_from([((3, 3), (2, 2), (0, 0)), ((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 1), (1, 1))]))

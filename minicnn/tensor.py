@@ -524,7 +524,8 @@ def _operand(value, like: Tensor, op: str) -> Tensor:
     if isinstance(value, Tensor):
         if value.dtype != like.dtype:
             raise DTypeError(f"{op}: dtypes differ, {like.dtype} and {value.dtype}; convert one explicitly")
-        if value.device != like.device and value.data.size != 1:
+        host_scalar = any(t.device == "cpu" and t.data.size == 1 for t in (value, like))
+        if value.device != like.device and not host_scalar:
             raise ArgumentError(f"{op}: the tensors are on different devices, {like.device} {like.shape} and "
                                 f"{value.device} {value.shape}; move one with .to()")
         return value

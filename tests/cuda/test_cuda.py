@@ -70,10 +70,12 @@ def test_conv_matches_cpu(case, seed):
 @pytest.mark.parametrize("x_shape, k, stride, padding, groups", [
     ((1, 2, 9, 10), 3, (3, 2), ((1, 0), (0, 2)), 2),  # conv1's kind: stride > 1, padding only on some sides
     ((2, 3, 5, 4), 2, (1, 1), ((1, 1), (1, 0)), 1),
+    ((1, 1, 2, 4), 1, (3, 2), ((0, 0), (0, 0)), 1),  # phases with no window entry (their dx is 0) and no input
 ])
 def test_conv_with_uneven_strides_and_padding_matches_cpu(x_shape, k, stride, padding, groups):
-    """The index tables of the implicit GEMM's loaders (one per shape, kept) against the CPU, on the
-    cases a square symmetric draw misses; run twice, the second from the kept tables."""
+    """The index tables of the implicit GEMM's loaders (one per shape, kept) and the input gradient's
+    stride phases against the CPU, on the cases a square symmetric draw misses; run twice, the
+    second from the kept tables."""
     x = normal(0, x_shape, np.float32)
     w = normal(1, (2 * groups, x_shape[1] // groups, k, k), np.float32)
     b = normal(2, (2 * groups,), np.float32)
@@ -262,6 +264,9 @@ def test_device_moves_and_errors():
         g + mc.tensor(np.ones((2, 3), np.float32))
     with pytest.raises(mc.ArgumentError, match="a host array of shape"):
         g * np.ones(3, np.float32)
+    one = mc.tensor(np.float32(2.0))  # a one-element CPU tensor goes with either side, as in PyTorch
+    np.testing.assert_array_equal((one * g).numpy(), (g * one).numpy())
+    assert (one * g).device == "cuda"
     with pytest.raises(mc.ArgumentError, match="device must be 'cpu' or 'cuda'"):
         t.to("tpu")
     net = nn.Linear(3, 2).to("cuda")

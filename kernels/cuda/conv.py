@@ -28,7 +28,7 @@ Index tables instead of divisions: an implicit-GEMM loader must turn a matrix in
 coordinates, (c', p, q) from a reduction index and (n, i, j) from a column, which is five integer
 divisions per element loaded, each tens of instructions on a GPU. Those coordinates depend on the
 index alone, so they are computed once per shape, by a kernel, into small int64 tables kept on the
-device (``_tables``, ``_phase_tables``): a loader then reads, for column m and reduction index kk,
+device (``_output_tables``, ``_phase_tables``): a loader then reads, for column m and reduction index kk,
 
     x_pad[...] = x[column_base[m] + reduction_offset[kk]]   if 0 <= h0[m] + p[kk] < H and 0 <= w0[m] + q[kk] < W
 
@@ -153,8 +153,8 @@ def _store_input_grad(geom, grad_x, columns, g, c, col, value):
 
 
 # ---- the index tables -------------------------------------------------------------------------
-# Rows of the column table over (n, i, j) and of the reduction table over (c', p, q) for the x_pad
-# reads; of the column table over (n, h, w) and the reduction table over (k', p, q) for the gather.
+# Rows of the column table over (n, i, j) and of the window table over (c', p, q), for the x_pad
+# reads of the forward and the weight gradient.
 COL_BASE, COL_H0, COL_W0, COL_GRAD_Y = range(4)
 ROW_OFFSET, ROW_P, ROW_Q = range(3)
 # One stride phase of the input gradient: per column (n, h, w), the grad_y offset of image n, u and
@@ -221,30 +221,32 @@ def _phase_windows(geom, a_count, b_count, ph, pw, table):
         table[PHASE_W, kk] = (k * geom[C_PER_GROUP] * geom[KH] + p) * geom[KW] + q
 
 
-_TABLES = {}  # (which, shape) -> device table; a network has a handful of shapes
+_TABLES = {}  # (kind, shape) -> tables on the device; a network has a handful of shapes
 _MAX_TABLES = 64
 
 
-def _tables(which, shape):
-    """The index table ``which`` for a convolution of ``shape`` (``_geometry``'s), built on the device
-    at its first use and kept."""
-    key = (which, shape)
+def _kept(key, build):
+    """The tables under ``key``, built (by ``build()``) at the first use and kept."""
     if key not in _TABLES:
-        n, c, h, w, k, kh, kw = shape[:7]
-        h_out, w_out, c_per_group, k_per_group = shape[11:15]
-        geom = (0, 0, 0) + shape
-        if which == "output columns":
-            table = empty((4, n * h_out * w_out), "int64")
-            _output_columns[grid_1d(table.shape[1])](geom, table)
-        elif which == "x windows":
-            table = empty((3, c_per_group * kh * kw), "int64")
-            _window_offsets[grid_1d(table.shape[1])](geom, h * w, w, 1, table)
-        else:
-            raise ValueError(which)
         if len(_TABLES) >= _MAX_TABLES:
             _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key] = table
+        _TABLES[key] = build()
     return _TABLES[key]
+
+
+def _output_tables(shape):
+    """(column table, window table) of the x_pad reads for a convolution of ``shape`` (``_geometry``'s)."""
+    def build():
+        n, c, h, w, k, kh, kw = shape[:7]
+        h_out, w_out, c_per_group = shape[11:14]
+        geom = (0, 0, 0) + shape
+        columns = empty((4, n * h_out * w_out), "int64")
+        _output_columns[grid_1d(columns.shape[1])](geom, columns)
+        windows = empty((3, c_per_group * kh * kw), "int64")
+        _window_offsets[grid_1d(windows.shape[1])](geom, h * w, w, 1, windows)
+        return columns, windows
+
+    return _kept(("output", shape), build)
 
 
 def _phase_range(stride, phase, pad, size):
@@ -255,10 +257,9 @@ def _phase_range(stride, phase, pad, size):
 
 
 def _phase_tables(shape):
-    """For each stride phase (ph, pw) of the input gradient with columns: (columns, windows, their
-    counts), built on the device at the first use of this shape and kept."""
-    key = ("phases", shape)
-    if key not in _TABLES:
+    """For each stride phase (ph, pw) of the input gradient that has columns: (columns, windows,
+    their counts)."""
+    def build():
         n, c, h, w, k, kh, kw, sh, sw, top, left = shape[:11]
         k_per_group = shape[14]
         geom = (0, 0, 0) + shape
@@ -276,10 +277,9 @@ def _phase_tables(shape):
                 if a_count * b_count:
                     _phase_windows[grid_1d(windows.shape[1])](geom, a_count, b_count, ph, pw, windows)
                 phases.append((columns, windows, columns.shape[1], k_per_group * a_count * b_count))
-        if len(_TABLES) >= _MAX_TABLES:
-            _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key] = phases
-    return _TABLES[key]
+        return phases
+
+    return _kept(("phases", shape), build)
 
 
 _forward = make_gemm(_weight_row_major, _im2col, _store_output)
@@ -303,7 +303,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     y = empty((n, k, h_out, w_out), x.dtype)
     bias = b if b is not None else full(k, 0, x.dtype)
     geom = (k // groups, n * h_out * w_out, c_per_group * kh * kw) + shape
-    x_tables = (x.reshape(x.size), _tables("output columns", shape), _tables("x windows", shape))
+    x_tables = (x.reshape(x.size), *_output_tables(shape))
     _forward(geom, groups, w.reshape(w.size), x_tables, y, bias)
     return y
 
@@ -322,8 +322,8 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     if needs_input_grad[1]:
         grad_w = empty(w.shape, w.dtype)
         geom = (k // groups, c_per_group * kh * kw, n * h_out * w_out) + shape
-        columns = _tables("output columns", shape)
-        x_tables = (x.reshape(x.size), columns, _tables("x windows", shape))
+        columns, windows = _output_tables(shape)
+        x_tables = (x.reshape(x.size), columns, windows)
         _weight_grad(geom, groups, (grad_y.reshape(grad_y.size), columns), x_tables, grad_w.reshape(grad_w.size), grad_w)
     if needs_input_grad[2]:
         grad_b = sum_over_batch_and_space(grad_y.reshape(n, k, h_out * w_out))

@@ -133,7 +133,8 @@ def binary(op, a, b):
         if out.size:
             _binary_scalar[grid_1d(out.size)](code, _flat(array), array.dtype.type(np.asarray(value).item()),
                                               _flat(out), _is_host_scalar(a))
-        return out
+        shape = np.broadcast_shapes(array.shape, np.shape(value))  # a (1, 1) scalar adds axes, as in NumPy
+        return out if shape == array.shape else out.reshape(shape)
     if a.dtype != b.dtype:
         raise ArgumentError(f"cuda {op}: dtypes differ, {a.dtype} and {b.dtype}")
     try:

@@ -283,6 +283,7 @@ ARITHMETIC = {
     "mul": (lambda a, b: a * b, [(2, 3), (2, 3)]),
     "div": (lambda a, b: a / b, [(3, 2), (1, 2)]),
     "neg and host numbers": (lambda a: 1 - (-a * 2 + 1) / 4, [(2, 3)]),
+    "a one-element host array adds axes": (lambda a: a * np.ones((1, 1, 1), np.float32), [(3,)]),
     "square": (lambda a: a ** 2, [(5,)]),
     "cube": (lambda a: a ** 3, [(2, 2)]),
     "sum of squares": (lambda a: (a * a).sum(), [(3, 4)]),

@@ -9,20 +9,23 @@ writes C[m, n]: device functions that read and write the real tensors (a convolu
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
 tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
 
-Threads to work: a block of TPB x TPB threads computes a TILE x TILE tile of C
-(TILE = TPB * REG): each thread accumulates REG x REG outputs in registers,
-at rows ty + i*TPB and columns tx + j*TPB, so that neighbouring threads read
+Threads to work: a block of TPB_M x TPB_N threads computes a TILE_M x TILE_N tile of C
+(TILE_M = TPB_M * REG_M, TILE_N = TPB_N * REG_N): each thread accumulates REG_M x REG_N outputs
+in registers, at rows ty + i*TPB_M and columns tx + j*TPB_N, so that neighbouring threads read
 neighbouring shared-memory words. The reduction runs in steps of TK: the block
-stages a TK x TILE slab of A and of B in shared memory (every thread loads a few
-elements), synchronises, and multiplies out of shared memory: each value loaded from global
-memory is used TILE times (by the TPB threads of a row or column, REG times each). Each output has
-exactly one owner, so no atomics: results are the same run to run.
+stages a TK x TILE_M slab of A and a TK x TILE_N slab of B in shared memory (every thread loads
+a few elements), synchronises, and multiplies out of shared memory: each value of B loaded from
+global memory is used TILE_M times, each of A TILE_N times. Each output has exactly one owner, so
+no atomics: results are the same run to run.
 
-On a GPU TPB = 16, REG = 4 (64x64 tiles, 256 threads), TK = 16: 2 x 16 x 64
-floats = 8 KB of shared memory. Under the simulator TPB = 4, REG = 2, TK = 4.
-``make_gemm(..., tiles=(tpb, reg, tk))`` builds the same kernel with other tiles (the GEMM
-ladder, ``gemm_ladder.py``, measures them). Kernels are built per dtype (float32, and float64
-for gradient checks), since a shared array's dtype must be known when the kernel compiles.
+``tiles`` = (TPB_M, TPB_N, REG_M, REG_N, TK). On a GPU the square SQUARE = (16, 16, 4, 4, 16):
+64x64 tiles, 256 threads, 2 x 16 x 64 floats = 8 KB of shared memory; under the simulator
+(4, 4, 2, 2, 4). Tiles are chosen by shape: a product of at most THIN's TILE_M rows (conv1's
+input gradient has 3, one per colour) takes THIN = (4, 64, 1, 4, 16), tiles of 4 x 256, where
+64-row tiles would spend 61 of every 64 rows' work on nothing. ``make_gemm(..., tiles=...)``
+builds the kernel with one tile shape only (the GEMM ladder, ``gemm_ladder.py``, measures
+them). Kernels are built per dtype (float32, and float64 for gradient checks), since a shared
+array's dtype must be known when the kernel compiles.
 
 ``load_rows``, ``load_cols`` and ``store_plain`` are the loaders of plain row-major matrices
 (A[m, k] = a[m, k], B[k, n] = b[k, n], C[m, n] = value): the linear layer's and the ladder's.
@@ -35,10 +38,9 @@ from numba import cuda, from_dtype
 from .launch import SIMULATED, jit
 
 GEMM_M, GEMM_N, GEMM_K = 0, 1, 2  # geom's first three entries: the product's M, N and K
-TPB = 4 if SIMULATED else 16
-REG = 2 if SIMULATED else 4
-TILE = TPB * REG
-TK = 4 if SIMULATED else 16
+# (TPB_M, TPB_N, REG_M, REG_N, TK)
+SQUARE = (4, 4, 2, 2, 4) if SIMULATED else (16, 16, 4, 4, 16)
+THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 
 
 @cuda.jit(device=True, inline=True)
@@ -71,9 +73,9 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store, tiles=(TPB, REG, TK)):
-    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles`` =
-    (threads per block side, outputs per thread side, reduction step).
+def make_gemm(load_a, load_b, store, tiles=None):
+    """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles``
+    (TPB_M, TPB_N, REG_M, REG_N, TK), or None: SQUARE, or THIN for a product of few rows.
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -82,11 +84,11 @@ def make_gemm(load_a, load_b, store, tiles=(TPB, REG, TK)):
     stores. No atomics, so the result is the same on every run.
     """
     kernels = {}
-    TPB, REG, TK = tiles  # noqa: N806  (constants of the kernels below, as the module's defaults are)
-    TILE = TPB * REG  # noqa: N806
 
-    def build(dtype):
+    def build(dtype, tiles):
         nbtype = from_dtype(np.dtype(dtype))
+        TPB_M, TPB_N, REG_M, REG_N, TK = tiles  # noqa: N806  (the kernels' compile-time constants)
+        TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
 
         @jit
         def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
@@ -96,32 +98,35 @@ def make_gemm(load_a, load_b, store, tiles=(TPB, REG, TK)):
             k_begin = (z % splits) * k_chunk
             k_end = min(k_size, k_begin + k_chunk)
             tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-            tid = ty * TPB + tx
-            row0 = cuda.blockIdx.y * TILE
-            col0 = cuda.blockIdx.x * TILE
-            a_tile = cuda.shared.array((TK, TILE), nbtype)
-            b_tile = cuda.shared.array((TK, TILE), nbtype)
-            acc = cuda.local.array((REG, REG), nbtype)
-            for i in range(REG):
-                for j in range(REG):
+            tid = ty * TPB_N + tx
+            row0 = cuda.blockIdx.y * TILE_M
+            col0 = cuda.blockIdx.x * TILE_N
+            a_tile = cuda.shared.array((TK, TILE_M), nbtype)
+            b_tile = cuda.shared.array((TK, TILE_N), nbtype)
+            acc = cuda.local.array((REG_M, REG_N), nbtype)
+            for i in range(REG_M):
+                for j in range(REG_N):
                     acc[i, j] = 0
             for k0 in range(k_begin, k_end, TK):  # k_chunk is a multiple of TK: slices never overlap
-                for e in range(tid, TK * TILE, TPB * TPB):
-                    kk = e // TILE
-                    r = e % TILE
+                for e in range(tid, TK * TILE_M, THREADS):
+                    kk = e // TILE_M
+                    r = e % TILE_M
                     load_a(geom, a, g, row0 + r, k0 + kk, a_tile, kk, r)
+                for e in range(tid, TK * TILE_N, THREADS):
+                    kk = e // TILE_N
+                    r = e % TILE_N
                     load_b(geom, b, g, k0 + kk, col0 + r, b_tile, kk, r)
                 cuda.syncthreads()
                 for kk in range(TK):
-                    for i in range(REG):
-                        av = a_tile[kk, ty + i * TPB]
-                        for j in range(REG):
-                            acc[i, j] += av * b_tile[kk, tx + j * TPB]
+                    for i in range(REG_M):
+                        av = a_tile[kk, ty + i * TPB_M]
+                        for j in range(REG_N):
+                            acc[i, j] += av * b_tile[kk, tx + j * TPB_N]
                 cuda.syncthreads()
-            for i in range(REG):
-                r = row0 + ty + i * TPB
-                for j in range(REG):
-                    c = col0 + tx + j * TPB
+            for i in range(REG_M):
+                r = row0 + ty + i * TPB_M
+                for j in range(REG_N):
+                    c = col0 + tx + j * TPB_N
                     if r < m_size and c < n_size:
                         if splits == 1:
                             store(geom, out, bias, g, r, c, acc[i, j])
@@ -143,21 +148,24 @@ def make_gemm(load_a, load_b, store, tiles=(TPB, REG, TK)):
         return gemm, add_slices
 
     def run(geom, groups, a, b, out, bias):
-        key = np.dtype(out.dtype)
-        if key not in kernels:
-            kernels[key] = build(key)
-        gemm, add_slices = kernels[key]
         m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
-        tile_count = math.ceil(n_size / TILE) * math.ceil(m_size / TILE) * groups
+        chosen = tiles or (THIN if m_size <= THIN[0] * THIN[2] else SQUARE)
+        tpb_m, tpb_n, reg_m, reg_n, TK = chosen  # noqa: N806
+        tile_m, tile_n = tpb_m * reg_m, tpb_n * reg_n
+        dtype = np.dtype(out.dtype)
+        if (dtype, chosen) not in kernels:
+            kernels[dtype, chosen] = build(dtype, chosen)
+        gemm, add_slices = kernels[dtype, chosen]
+        tile_count = math.ceil(n_size / tile_n) * math.ceil(m_size / tile_m) * groups
         splits = 1
         if tile_count < _target_blocks():
             # at least 8 steps of TK per slice, so each block still has real work
             splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * TK)))
         k_chunk = math.ceil(math.ceil(k_size / splits) / TK) * TK
         splits = math.ceil(k_size / k_chunk) if k_size else 1
-        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=key)
-        grid = (math.ceil(n_size / TILE), math.ceil(m_size / TILE), groups * splits)
-        gemm[grid, (TPB, TPB)](geom, a, b, out, bias, partial, splits, k_chunk)
+        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=dtype)
+        grid = (math.ceil(n_size / tile_n), math.ceil(m_size / tile_m), groups * splits)
+        gemm[grid, (tpb_n, tpb_m)](geom, a, b, out, bias, partial, splits, k_chunk)
         if splits > 1:
             total = groups * m_size * n_size
             threads = 8 if SIMULATED else 256

@@ -40,14 +40,14 @@ import math
 
 from numba import cuda, float32
 
-from .gemm import REG, TK, TPB, load_cols, load_rows, make_gemm, store_plain
+from .gemm import SQUARE, load_cols, load_rows, make_gemm, store_plain
 from .launch import SIMULATED, jit
 
 # Tile sizes, real GPU / simulator.
 WARP_SIDE = 4 if SIMULATED else 32  # rungs 1-3: blocks of WARP_SIDE x WARP_SIDE threads
 ONE_D = (8, 8, 4, 2) if SIMULATED else (64, 64, 8, 8)  # BM, BN, BK, TM
 TWO_D = (8, 8, 4, 2, 2) if SIMULATED else (128, 128, 8, 8, 8)  # BM, BN, BK, TM, TN
-ENGINE_128 = (2, 4, 4) if SIMULATED else (16, 8, 8)  # TPB, REG, TK
+ENGINE_128 = (2, 2, 4, 4, 4) if SIMULATED else (16, 16, 8, 8, 8)  # TPB_M, TPB_N, REG_M, REG_N, TK
 
 
 def _one_thread_per_output(coalesced):
@@ -204,7 +204,7 @@ def blocked_2d():
     return run
 
 
-def engine(tiles=(TPB, REG, TK)):
+def engine(tiles=SQUARE):
     product = make_gemm(load_rows, load_cols, store_plain, tiles)
 
     def run(a, b, c):

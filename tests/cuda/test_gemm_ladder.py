@@ -23,6 +23,18 @@ def test_each_rung_computes_the_product(rung, shape):
     assert rel_error(device.to_host(c), a.astype(np.float64) @ b) < 1e-5
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_engines_thin_tiles_compute_the_product(shape):
+    """gemm.THIN, the tiles a product of few rows gets (conv1's input gradient), on any shape."""
+    from minicnn.kernels.cuda import gemm
+
+    m, n, k = shape
+    a, b = normal(5, (m, k), np.float32), normal(6, (k, n), np.float32)
+    c = device.to_device(np.full((m, n), np.nan, np.float32))
+    gemm_ladder.engine(gemm.THIN)(device.to_device(a), device.to_device(b), c)
+    assert rel_error(device.to_host(c), a.astype(np.float64) @ b) < 1e-5
+
+
 def test_the_top_rung_is_the_engines_kernel():
     """The ladder ends at the product the layers run (gemm.make_gemm), not at a kernel of its own: its
     result is the linear layer's input gradient (grad_y @ w), bit for bit."""

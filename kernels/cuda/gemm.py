@@ -73,9 +73,12 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store, tiles=None):
+def make_gemm(load_a, load_b, store, tiles=None, staged=False):
     """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles``
     (TPB_M, TPB_N, REG_M, REG_N, TK), or None: SQUARE, or THIN for a product of few rows.
+    ``staged``: two shared slabs, the next slab's loads into registers issued before this slab is
+    multiplied, one barrier per step instead of two (the ladder's ``engine_staged``; not the
+    default until a GPU measures it).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -89,49 +92,110 @@ def make_gemm(load_a, load_b, store, tiles=None):
         nbtype = from_dtype(np.dtype(dtype))
         TPB_M, TPB_N, REG_M, REG_N, TK = tiles  # noqa: N806  (the kernels' compile-time constants)
         TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
+        A_SHARE, B_SHARE = -(-TK * TILE_M // THREADS), -(-TK * TILE_N // THREADS)  # noqa: N806  (a slab per thread)
 
-        @jit
-        def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
-            m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
+        @cuda.jit(device=True, inline=True)
+        def place(geom, splits, k_chunk):
+            """This block's group g and reduction slice [k_begin, k_end) (blockIdx.z = g*splits +
+            slice), this thread's indices, and the tile's first row and column."""
             z = cuda.blockIdx.z
-            g = z // splits
-            k_begin = (z % splits) * k_chunk
-            k_end = min(k_size, k_begin + k_chunk)
+            g, k_begin = z // splits, (z % splits) * k_chunk
+            k_end = min(geom[GEMM_K], k_begin + k_chunk)
             tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-            tid = ty * TPB_N + tx
-            row0 = cuda.blockIdx.y * TILE_M
-            col0 = cuda.blockIdx.x * TILE_N
-            a_tile = cuda.shared.array((TK, TILE_M), nbtype)
-            b_tile = cuda.shared.array((TK, TILE_N), nbtype)
-            acc = cuda.local.array((REG_M, REG_N), nbtype)
+            return z, g, k_begin, k_end, tx, ty, ty * TPB_N + tx, cuda.blockIdx.y * TILE_M, cuda.blockIdx.x * TILE_N
+
+        @cuda.jit(device=True, inline=True)
+        def zero(acc):
             for i in range(REG_M):
                 for j in range(REG_N):
                     acc[i, j] = 0
-            for k0 in range(k_begin, k_end, TK):  # k_chunk is a multiple of TK: slices never overlap
-                for e in range(tid, TK * TILE_M, THREADS):
-                    kk = e // TILE_M
-                    r = e % TILE_M
-                    load_a(geom, a, g, row0 + r, k0 + kk, a_tile, kk, r)
-                for e in range(tid, TK * TILE_N, THREADS):
-                    kk = e // TILE_N
-                    r = e % TILE_N
-                    load_b(geom, b, g, k0 + kk, col0 + r, b_tile, kk, r)
-                cuda.syncthreads()
-                for kk in range(TK):
-                    for i in range(REG_M):
-                        av = a_tile[kk, ty + i * TPB_M]
-                        for j in range(REG_N):
-                            acc[i, j] += av * b_tile[kk, tx + j * TPB_N]
-                cuda.syncthreads()
+
+        @cuda.jit(device=True, inline=True)
+        def fetch(geom, a, b, g, k0, row0, col0, tid, a_share, b_share):
+            """This thread's share of the slab at reduction step k0, into registers: the elements
+            tid, tid + THREADS, ... of A's TK x TILE_M slab and of B's TK x TILE_N slab."""
+            for s in range(A_SHARE):
+                e = tid + s * THREADS
+                if e < TK * TILE_M:
+                    load_a(geom, a, g, row0 + e % TILE_M, k0 + e // TILE_M, a_share, 0, s)
+            for s in range(B_SHARE):
+                e = tid + s * THREADS
+                if e < TK * TILE_N:
+                    load_b(geom, b, g, k0 + e // TILE_N, col0 + e % TILE_N, b_share, 0, s)
+
+        @cuda.jit(device=True, inline=True)
+        def put(tid, a_share, b_share, a_slab, b_slab):
+            """The registers ``fetch`` filled, into the shared slabs."""
+            for s in range(A_SHARE):
+                e = tid + s * THREADS
+                if e < TK * TILE_M:
+                    a_slab[e // TILE_M, e % TILE_M] = a_share[0, s]
+            for s in range(B_SHARE):
+                e = tid + s * THREADS
+                if e < TK * TILE_N:
+                    b_slab[e // TILE_N, e % TILE_N] = b_share[0, s]
+
+        @cuda.jit(device=True, inline=True)
+        def multiply(a_slab, b_slab, acc, ty, tx):
+            for kk in range(TK):
+                for i in range(REG_M):
+                    av = a_slab[kk, ty + i * TPB_M]
+                    for j in range(REG_N):
+                        acc[i, j] += av * b_slab[kk, tx + j * TPB_N]
+
+        @cuda.jit(device=True, inline=True)
+        def write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx):
             for i in range(REG_M):
                 r = row0 + ty + i * TPB_M
                 for j in range(REG_N):
                     c = col0 + tx + j * TPB_N
-                    if r < m_size and c < n_size:
+                    if r < geom[GEMM_M] and c < geom[GEMM_N]:
                         if splits == 1:
                             store(geom, out, bias, g, r, c, acc[i, j])
                         else:
                             partial[z, r, c] = acc[i, j]
+
+        if not staged:
+            @jit
+            def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
+                z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
+                a_slab = cuda.shared.array((TK, TILE_M), nbtype)
+                b_slab = cuda.shared.array((TK, TILE_N), nbtype)
+                a_share = cuda.local.array((1, A_SHARE), nbtype)
+                b_share = cuda.local.array((1, B_SHARE), nbtype)
+                acc = cuda.local.array((REG_M, REG_N), nbtype)
+                zero(acc)
+                for k0 in range(k_begin, k_end, TK):  # k_chunk is a multiple of TK: slices never overlap
+                    fetch(geom, a, b, g, k0, row0, col0, tid, a_share, b_share)
+                    put(tid, a_share, b_share, a_slab, b_slab)
+                    cuda.syncthreads()
+                    multiply(a_slab, b_slab, acc, ty, tx)
+                    cuda.syncthreads()
+                write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx)
+        else:
+            @jit
+            def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
+                z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
+                a_slabs = cuda.shared.array((2, TK, TILE_M), nbtype)  # two of each: multiply one, fill the other
+                b_slabs = cuda.shared.array((2, TK, TILE_N), nbtype)
+                a_share = cuda.local.array((1, A_SHARE), nbtype)
+                b_share = cuda.local.array((1, B_SHARE), nbtype)
+                acc = cuda.local.array((REG_M, REG_N), nbtype)
+                zero(acc)
+                steps = (k_end - k_begin + TK - 1) // TK
+                if steps > 0:
+                    fetch(geom, a, b, g, k_begin, row0, col0, tid, a_share, b_share)
+                    put(tid, a_share, b_share, a_slabs[0], b_slabs[0])
+                cuda.syncthreads()
+                for step in range(steps):
+                    this = step % 2
+                    if step + 1 < steps:  # the next slab's global loads are in flight during the multiply
+                        fetch(geom, a, b, g, k_begin + (step + 1) * TK, row0, col0, tid, a_share, b_share)
+                    multiply(a_slabs[this], b_slabs[this], acc, ty, tx)
+                    if step + 1 < steps:  # the other slab: every thread finished with it at the last barrier
+                        put(tid, a_share, b_share, a_slabs[1 - this], b_slabs[1 - this])
+                    cuda.syncthreads()
+                write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx)
 
         @jit
         def add_slices(geom, partial, splits, groups, out, bias):

@@ -29,9 +29,12 @@ second is about reusing each loaded value more times.
    conflicts) and write neighbouring outputs; the A slab is stored k-major as B's is; split-K fills
    the GPU when the output has few tiles. Built at its default tiles (64 x 64, 4 x 4 per thread) and,
    as ``engine_128``, at 128 x 128 with 8 x 8 per thread: the measurement picks the engine's default.
+7. ``engine_staged`` (and ``engine_128_staged``): two shared slabs; each thread issues the global
+   loads of slab k+1 into registers before multiplying slab k, and stores them into the other slab
+   after, so the loads' latency hides behind the arithmetic and each step needs one barrier, not two.
 
-Beyond (to be measured before it is built): double buffering of the shared slabs (load slab k+1
-while computing on slab k), 128-bit loads, warp tiling, tiles chosen per shape. docs/gpu.md gives
+Beyond (to be measured before it is built): 128-bit loads, warp tiling, tiles chosen per shape by
+measurement. docs/gpu.md gives
 each rung's measured GFLOP/s and share of peak beside cuBLAS.
 
 Under the simulator (every GPU thread a Python thread) each rung runs at small tiles, the same code.
@@ -204,8 +207,8 @@ def blocked_2d():
     return run
 
 
-def engine(tiles=SQUARE):
-    product = make_gemm(load_rows, load_cols, store_plain, tiles)
+def engine(tiles=SQUARE, staged=False):
+    product = make_gemm(load_rows, load_cols, store_plain, tiles, staged)
 
     def run(a, b, c):
         product((a.shape[0], b.shape[1], a.shape[1]), 1, a, b, c, c)
@@ -224,6 +227,9 @@ RUNGS = {
                engine),
     "engine_128": ("gemm.py at 128 x 128 tiles, 8 x 8 outputs per thread, 8-deep slabs",
                    lambda: engine(ENGINE_128)),
+    "engine_staged": ("gemm.py, 64 x 64, two shared slabs: the next slab's loads in flight while this one is "
+                      "multiplied, one barrier per step", lambda: engine(staged=True)),
+    "engine_128_staged": ("the same at 128 x 128 tiles", lambda: engine(ENGINE_128, staged=True)),
 }
 
 

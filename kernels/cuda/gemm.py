@@ -4,7 +4,7 @@
 
 A, B and C are never stored as matrices: ``load_a(geom, a, g, m, k, tile, s, t)``
 and ``load_b(geom, b, g, k, n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
-the matrix) into ``tile[s, t]``, and ``store(geom, out, bias, g, m, n, value)``
+the matrix) into ``tile[s, t]`` (the kernel passes the registers that stage a slab), and ``store(geom, out, bias, g, m, n, value)``
 writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
 tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
@@ -14,7 +14,9 @@ Threads to work: a block of TPB_M x TPB_N threads computes a TILE_M x TILE_N til
 in registers, at rows ty + i*TPB_M and columns tx + j*TPB_N, so that neighbouring threads read
 neighbouring shared-memory words. The reduction runs in steps of TK: the block
 stages a TK x TILE_M slab of A and a TK x TILE_N slab of B in shared memory (every thread loads
-a few elements), synchronises, and multiplies out of shared memory: each value of B loaded from
+its share into registers, ``fetch``, and stores them, ``put``), synchronises, and multiplies out
+of shared memory (``multiply``); the staged form (``staged=True``) keeps two slabs and fetches
+the next while multiplying this one: each value of B loaded from
 global memory is used TILE_M times, each of A TILE_N times. Each output has exactly one owner, so
 no atomics: results are the same run to run.
 

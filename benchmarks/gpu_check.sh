@@ -27,12 +27,12 @@ timeout 150 python3 -m pytest tests/cuda -q -x -p no:cacheprovider --durations=5
 tests_rc=${PIPESTATUS[0]}
 
 echo "== the GEMM ladder, 4096^3, beside cuBLAS"
-timeout 100 python3 benchmarks/gemm_ladder.py --size 4096 --repeats 5 --out-md "$out/gemm_ladder.md" \
+timeout 150 python3 benchmarks/gemm_ladder.py --size 4096 --repeats 5 --out-md "$out/gemm_ladder.md" \
   --out-json "$out/gemm_ladder.json" 2>&1 | tee "$out/gemm_ladder.txt"
 ladder_rc=${PIPESTATUS[0]}
 
 echo "== every layer on the GPU at batch 128, beside PyTorch (cuDNN, TF32 off); the step's launches"
-timeout 150 python3 -m minicnn bench --device cuda --batch 128 --repeats 3 --no-reference --json "$out/bench.json" \
+timeout 140 python3 -m minicnn bench --device cuda --batch 128 --repeats 3 --no-reference --json "$out/bench.json" \
   2>&1 | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
 

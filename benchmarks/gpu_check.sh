@@ -6,7 +6,7 @@
 #   benchmarks/gpu_check.sh [OUTDIR]
 #
 # Needs numpy, numba, numba-cuda, pytest and hypothesis; installs minicnn from this checkout
-# without touching the network. Aims to finish in under nine minutes (each part has its own limit).
+# without touching the network. Aims to finish in under ten minutes, one device call (each part has its own limit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-gpu_check}"

@@ -311,19 +311,21 @@ def gpu_software():
     """The GPU, its driver and the software versions, in one line (for reports)."""
     import numba
 
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ..kernels.cuda.launch import SIMULATED
+
     parts = [f"GPU {gpu_name()}"]
-    try:
-        from numba import cuda
+    if not SIMULATED:
+        try:
+            from numba.cuda.cudadrv.driver import driver
 
-        if not getattr(cuda, "simulator", None) and hasattr(cuda, "cudadrv"):
-            parts.append(f"driver CUDA {'.'.join(map(str, cuda.cudadrv.driver.driver.get_version()))}")
-    except Exception:  # a version that cannot be read is left out, not an error
-        pass
+            parts.append(f"driver's CUDA {'.'.join(map(str, driver.get_version()))}")
+        except Exception:  # (a version that cannot be read is left out of a report, not an error)
+            pass
     try:
-        from importlib.metadata import version
-
         parts.append(f"numba-cuda {version('numba-cuda')}")
-    except Exception:
+    except PackageNotFoundError:
         pass
     torch = _torch()
     parts += [f"numba {numba.__version__}", f"numpy {np.__version__}"] + ([f"torch {torch.__version__}"] if torch else [])
@@ -465,7 +467,7 @@ def run_ladder(size=4096, repeats=5, json_path=None, out=sys.stdout):
         cublas = measure_torch_call(torch, lambda: torch.matmul(ta, tb), repeats)
         reference = torch.matmul(ta, tb).cpu().numpy()
     else:
-        reference = (a.astype(np.float64) @ b).astype(np.float32)  # (a float64 product: minutes at 4096 on few cores)
+        reference = (a.astype(np.float64) @ b).astype(np.float32)  # (no PyTorch: NumPy on the CPU, in float64)
     da, db = _device.to_device(a), _device.to_device(b)
     flops = 2 * size ** 3
     rows, failed = [], []

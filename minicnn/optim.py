@@ -7,8 +7,8 @@
             opt.zero_grad(); loss.backward(); opt.step()
         schedule.step(validation_error)
 
-Each update is one fused kernel per parameter (``kernels/*/sgd.py``, ``kernels/*/adam.py``)
-on the parameter's own device: parameters on the GPU are updated there.
+Each update is one fused pass per parameter (``kernels/*/sgd.py``, ``kernels/*/adam.py``) on the
+parameter's own device: parameters on the GPU are updated there (SGD's in one launch per group).
 """
 from __future__ import annotations
 
@@ -157,12 +157,16 @@ class SGD(Optimizer):
                                   "weight_decay": checks.number("SGD", "weight_decay", weight_decay, 0.0)})
 
     def step(self):
-        """One update of every parameter that has a gradient."""
+        """One update of every parameter that has a gradient: one kernel call per parameter group and
+        device (``sgd_group_step``: on the GPU, one launch for the group's parameters)."""
+        batches = {}
         for i, p in self._with_gradients():
-            h = self._hyper_of(i)
-            velocity = self._arrays(i, p)["velocity"]
-            self._kernels(p).sgd.sgd_step(p.data, p.grad, velocity, h["lr"], h["momentum"],
-                                                       h["weight_decay"])
+            batches.setdefault((self._group_of[i], p.device), []).append((i, p))
+        for members in batches.values():
+            h = self._hyper_of(members[0][0])
+            self._kernels(members[0][1]).sgd.sgd_group_step(
+                [p.data for _, p in members], [p.grad for _, p in members],
+                [self._arrays(i, p)["velocity"] for i, p in members], h["lr"], h["momentum"], h["weight_decay"])
 
 
 class Adam(Optimizer):

@@ -1,4 +1,6 @@
 """SGD with momentum and weight decay on the CPU: one fused pass over each parameter.
+(``sgd_group_step`` updates a group's parameters one after the other: each pass already uses
+every thread.)
 
     d = g + wd * p,   v = mu * v + d,   p = p - lr * v
 
@@ -21,3 +23,9 @@ def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     """Update ``param`` and ``velocity`` in place."""
     t = param.dtype.type
     _sgd_step(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), t(lr), t(momentum), t(weight_decay))
+
+
+def sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
+    """``sgd_step`` for each parameter of one group (the lists in one order)."""
+    for param, grad, velocity in zip(params, grads, velocities):
+        sgd_step(param, grad, velocity, lr, momentum, weight_decay)

@@ -1,13 +1,21 @@
-"""SGD with momentum and weight decay on the GPU: one grid-stride pass per parameter.
+"""SGD with momentum and weight decay on the GPU, in place: the parameters never leave the GPU.
 
     d = g + wd * p,   v = mu * v + d,   p = p - lr * v
 
-The same arithmetic as ``kernels/cpu/sgd.py``, on device arrays, in place: the
-parameters never leave the GPU.
+The same arithmetic as ``kernels/cpu/sgd.py``, on device arrays. ``sgd_step`` updates one
+parameter (a grid-stride pass); ``sgd_group_step`` updates every parameter of a group in one
+launch: the arrays go to the kernel as tuples, row y of the grid takes tensor y, and its blocks
+stride over that tensor (blocks past a small tensor's end have nothing to do). A launch costs the
+host tens of microseconds whatever it does, and AlexNet has 16 parameters. At most
+``TENSORS_PER_LAUNCH`` tensors go in one launch: each array is several words of the kernel's
+parameters, whose space is bounded.
 """
+import numpy as np
 from numba import cuda
 
 from .launch import grid_1d, jit
+
+TENSORS_PER_LAUNCH = 16
 
 
 @jit
@@ -24,3 +32,28 @@ def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     blocks, threads = grid_1d(param.size)
     _sgd_step[blocks, threads](param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size),
                                t(lr), t(momentum), t(weight_decay))
+
+
+@jit
+def _sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
+    param, grad, velocity = params[cuda.blockIdx.y], grads[cuda.blockIdx.y], velocities[cuda.blockIdx.y]
+    stride = cuda.gridDim.x * cuda.blockDim.x
+    for i in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, param.size, stride):
+        v = momentum * velocity[i] + (grad[i] + weight_decay * param[i])
+        velocity[i] = v
+        param[i] -= lr * v
+
+
+def sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
+    """``sgd_step`` for each parameter of one group (the lists in one order), in one launch per
+    ``TENSORS_PER_LAUNCH`` parameters of one dtype."""
+    by_dtype = {}
+    for members in zip(params, grads, velocities):
+        by_dtype.setdefault(np.dtype(members[0].dtype), []).append(members)
+    for dtype, members in by_dtype.items():
+        t = dtype.type
+        for first in range(0, len(members), TENSORS_PER_LAUNCH):
+            chunk = members[first:first + TENSORS_PER_LAUNCH]
+            flat = [tuple(a.reshape(a.size) for a in arrays) for arrays in zip(*chunk)]  # params, grads, velocities
+            blocks, threads = grid_1d(max(p.size for p, _, _ in chunk))
+            _sgd_group_step[(blocks, len(chunk)), threads](*flat, t(lr), t(momentum), t(weight_decay))

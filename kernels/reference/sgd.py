@@ -18,3 +18,9 @@ def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     velocity *= momentum
     velocity += d
     param -= lr * velocity
+
+
+def sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
+    """``sgd_step`` for each parameter of one group (the lists in one order)."""
+    for param, grad, velocity in zip(params, grads, velocities):
+        sgd_step(param, grad, velocity, lr, momentum, weight_decay)

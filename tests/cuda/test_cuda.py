@@ -362,6 +362,24 @@ def test_sgd_kernel_matches_cpu():
     close(gv, v, 1e-6)
 
 
+def test_sgd_group_step_is_each_parameters_step_bit_for_bit():
+    """The one-launch update of a group (kernels/cuda/sgd.py: tensors of several sizes and two dtypes,
+    more than one launch's worth) gives what one launch per parameter gives."""
+    shapes = [(3,), (2, 5), (7,), (1,)] * 5  # 20 tensors: two launches of float32
+    one_by_one, grouped = [], []
+    for i, shape in enumerate(shapes + [(4, 3)]):
+        dtype = np.float64 if i == len(shapes) else np.float32
+        p, g, v = (normal(10 * i + j, shape, dtype) for j in range(3))
+        one_by_one.append([up(p), up(g), up(v)])
+        grouped.append([up(p), up(g), up(v)])
+    for p, g, v in one_by_one:
+        GPU.sgd.sgd_step(p, g, v, 0.01, 0.9, 5e-4)
+    GPU.sgd.sgd_group_step(*[[t[k] for t in grouped] for k in range(3)], 0.01, 0.9, 5e-4)
+    for (p1, _, v1), (p2, _, v2) in zip(one_by_one, grouped):
+        np.testing.assert_array_equal(down(p1), down(p2))
+        np.testing.assert_array_equal(down(v1), down(v2))
+
+
 def test_optimiser_updates_parameters_on_the_device():
     x, labels = normal(0, (4, 20), np.float32), np.array([1, 0, 2, 1])
     results = []

@@ -23,7 +23,6 @@ A full sum of a large array runs in one block, one SM: correct, and the place to
 over blocks first if a profile ever shows it.
 """
 import math
-import operator
 
 import numpy as np
 from numba import cuda, float64
@@ -34,7 +33,6 @@ from .reduce import REDUCE_THREADS, block_sum
 
 ADD, SUB, MUL, DIV = 0, 1, 2, 3
 OPS = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV}
-HOST_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
 @cuda.jit(device=True, inline=True)

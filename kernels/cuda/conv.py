@@ -180,14 +180,12 @@ def _output_columns(geom, table):
 
 
 @jit
-def _window_offsets(geom, plane_size, row_length, column_step, table):
-    """Per reduction index kk = (channel, p, q): channel*plane_size + p*row_length + q*column_step,
-    p and q (the x_pad reads: planes of H*W, rows of W, steps of 1; the gather: planes of
-    H_out*W_out, and p, q only in their own rows)."""
+def _x_windows(geom, table):
+    """Per reduction index kk = (c', p, q) of the x_pad reads: c'*H*W + p*W + q, p and q."""
     kh, kw = geom[KH], geom[KW]
     for kk in range(cuda.grid(1), table.shape[1], cuda.gridsize(1)):
         p, q = (kk // kw) % kh, kk % kw
-        table[ROW_OFFSET, kk] = (kk // (kh * kw)) * plane_size + p * row_length + q * column_step
+        table[ROW_OFFSET, kk] = ((kk // (kh * kw)) * geom[HEIGHT] + p) * geom[WIDTH] + q
         table[ROW_P, kk] = p
         table[ROW_Q, kk] = q
 
@@ -237,13 +235,13 @@ def _kept(key, build):
 def _output_tables(shape):
     """(column table, window table) of the x_pad reads for a convolution of ``shape`` (``_geometry``'s)."""
     def build():
-        n, c, h, w, k, kh, kw = shape[:7]
+        n, kh, kw = shape[0], shape[5], shape[6]
         h_out, w_out, c_per_group = shape[11:14]
-        geom = (0, 0, 0) + shape
+        geom = (0, 0, 0) + shape  # (the tables' kernels read geom's shape entries only)
         columns = empty((4, n * h_out * w_out), "int64")
         _output_columns[grid_1d(columns.shape[1])](geom, columns)
         windows = empty((3, c_per_group * kh * kw), "int64")
-        _window_offsets[grid_1d(windows.shape[1])](geom, h * w, w, 1, windows)
+        _x_windows[grid_1d(windows.shape[1])](geom, windows)
         return columns, windows
 
     return _kept(("output", shape), build)
@@ -260,7 +258,7 @@ def _phase_tables(shape):
     """For each stride phase (ph, pw) of the input gradient that has columns: (columns, windows,
     their counts)."""
     def build():
-        n, c, h, w, k, kh, kw, sh, sw, top, left = shape[:11]
+        n, _, h, w, _, kh, kw, sh, sw, top, left = shape[:11]
         k_per_group = shape[14]
         geom = (0, 0, 0) + shape
         phases = []

@@ -51,7 +51,7 @@ MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736",
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling modules below
 
 from numpy_textbook import TextbookNet  # noqa: E402
-from torch_twin import torch_alexnet  # noqa: E402
+from torch_twin import torch_twin  # noqa: E402
 
 
 def _torch():
@@ -76,14 +76,6 @@ def build(model_name, batch, seed=0):
     x = rng.standard_normal((batch, *net.input_size), dtype=np.float32)
     labels = np.arange(batch) % net.fc8.out_features
     return net, x, labels
-
-
-def torch_twin(torch, net):
-    twin = torch_alexnet(torch, net)
-    for i, layer in enumerate(net.children()):  # the twin drops dropout for parity; here it does the same work
-        if isinstance(layer, nn.Dropout):
-            twin[i] = torch.nn.Dropout(layer.p)
-    return twin
 
 
 # ---- whole steps ------------------------------------------------------------------------------

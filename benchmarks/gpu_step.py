@@ -60,12 +60,9 @@ def minicnn_step(net, x_host, labels, repeats):
 
 
 def pytorch_step(torch, net, x_host, labels, repeats):
-    from torch_twin import torch_alexnet
+    from torch_twin import torch_twin
 
-    twin = torch_alexnet(torch, net.to("cpu")).to("cuda")
-    for i, layer in enumerate(net.children()):  # the twin drops dropout for parity; here it does the same work
-        if isinstance(layer, mc.nn.Dropout):
-            twin[i] = torch.nn.Dropout(layer.p)
+    twin = torch_twin(torch, net.to("cpu")).to("cuda")
     x, y = torch.tensor(x_host, device="cuda"), torch.tensor(labels, device="cuda")
     opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 

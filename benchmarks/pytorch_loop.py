@@ -9,8 +9,9 @@ nn.CrossEntropyLoss, SGD with momentum, a StepLR, a change to ``param_groups[0][
 with ``import minicnn as torch`` and with PyTorch. ``tests/test_pytorch_script.py`` checks that the
 two give the same losses, accuracy and weights (float64, 1e-10) on a small run; this script times a
 larger one: a small CNN on digit-sized images (1x8x8, 3 classes; scikit-learn's digits are 8x8),
-batches of 32, each library alternating in one process, both on the same number of threads (2 by
-default), median of ``--repeats`` whole runs after a warm-up run, and the ratio of the times.
+batches of 32, each library alternating in one process on its own default number of threads (or
+``--threads`` for both), median of ``--repeats`` whole runs after a warm-up run, and the ratio of
+the times.
 """
 from __future__ import annotations
 
@@ -67,16 +68,21 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default float32)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for both libraries (default 2)")
+    parser.add_argument("--threads", type=int, help="threads for both libraries (default: each library's own "
+                                                     "default, as its users run it)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each, median reported (default 5)")
     args = parser.parse_args(argv)
     try:
         import torch
     except ImportError:
         parser.error("needs PyTorch (pip install torch==2.13.0), the other side of the comparison")
+    import numba
+
     import minicnn
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
     settings = {"images": args.images, "epochs": args.epochs, "dtype": args.dtype, "batch_size": args.batch_size}
     times = {"minicnn": [], "PyTorch": []}
     with tempfile.TemporaryDirectory() as folder:
@@ -90,8 +96,9 @@ def main(argv=None):
     ours, theirs = (statistics.median(times[k]) for k in ("minicnn", "PyTorch"))
     steps = args.epochs * -(-args.images // args.batch_size)
     print(f"`python benchmarks/pytorch_loop.py --images {args.images} --epochs {args.epochs} --batch-size "
-          f"{args.batch_size} --dtype {args.dtype} --threads {args.threads} --repeats {args.repeats}`: "
-          f"{steps} steps, minicnn {minicnn.__version__}, PyTorch {torch.__version__}")
+          f"{args.batch_size} --dtype {args.dtype}" + (f" --threads {args.threads}" if args.threads else "")
+          + f" --repeats {args.repeats}`: {steps} steps; minicnn {minicnn.__version__} on {numba.get_num_threads()} "
+          f"threads, PyTorch {torch.__version__} on {torch.get_num_threads()}")
     print(f"minicnn {ours:.2f} s, PyTorch {theirs:.2f} s: minicnn / PyTorch time {ours / theirs:.2f} "
           f"(runs: minicnn {', '.join(f'{t:.2f}' for t in times['minicnn'])}; "
           f"PyTorch {', '.join(f'{t:.2f}' for t in times['PyTorch'])})")

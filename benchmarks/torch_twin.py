@@ -3,7 +3,8 @@
 Used as the outside oracle by the tests (tests/test_models.py, tests/apps/test_train.py) and as the
 baseline by benchmarks/alexnet_cpu.py. PyTorch's LRN divides alpha by the window size n, so the
 twin passes alpha * n; TensorFlow-style "same" padding becomes an explicit ZeroPad2d; dropout
-becomes the identity (comparisons run without it).
+becomes the identity (comparisons run without it), except in ``torch_twin``, the twin the speed
+benchmarks time, which keeps it so that both do the same work.
 """
 import numpy as np
 
@@ -40,6 +41,15 @@ def torch_alexnet(torch, ours):
             getattr(t, pname).data = torch.tensor(p.data)
         layers.append(t)
     return tnn.Sequential(*layers)
+
+
+def torch_twin(torch, ours):
+    """``torch_alexnet`` with its dropout layers kept (the speed benchmarks: the same work as ours)."""
+    twin = torch_alexnet(torch, ours)
+    for i, layer in enumerate(ours.children()):
+        if isinstance(layer, nn.Dropout):
+            twin[i] = torch.nn.Dropout(layer.p)
+    return twin
 
 
 def _input_hw(model, layer_name):

@@ -4,8 +4,8 @@
 
 A, B and C are never stored as matrices: ``load_a(geom, a, g, m, k, tile, s, t)``
 and ``load_b(geom, b, g, k, n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
-the matrix) into ``tile[s, t]`` (the kernel passes the registers that stage a slab), and ``store(geom, out, bias, g, m, n, value)``
-writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
+the matrix) into ``tile[s, t]`` (the registers that stage a slab), and
+``store(geom, out, bias, g, m, n, value)`` writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
 tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
 
@@ -15,10 +15,10 @@ in registers, at rows ty + i*TPB_M and columns tx + j*TPB_N, so that neighbourin
 neighbouring shared-memory words. The reduction runs in steps of TK: the block
 stages a TK x TILE_M slab of A and a TK x TILE_N slab of B in shared memory (every thread loads
 its share into registers, ``fetch``, and stores them, ``put``), synchronises, and multiplies out
-of shared memory (``multiply``); the staged form (``staged=True``) keeps two slabs and fetches
-the next while multiplying this one: each value of B loaded from
-global memory is used TILE_M times, each of A TILE_N times. Each output has exactly one owner, so
-no atomics: results are the same run to run.
+of shared memory (``multiply``): each value of B loaded from global memory is used TILE_M times,
+each of A TILE_N times. The staged form (``staged=True``) keeps two slabs and fetches the next
+while multiplying this one. Each output has exactly one owner, so no atomics: results are the
+same run to run.
 
 ``tiles`` = (TPB_M, TPB_N, REG_M, REG_N, TK). On a GPU the square SQUARE = (16, 16, 4, 4, 16):
 64x64 tiles, 256 threads, 2 x 16 x 64 floats = 8 KB of shared memory; under the simulator
@@ -216,7 +216,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
     def run(geom, groups, a, b, out, bias):
         m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
         chosen = tiles or (THIN if m_size <= THIN[0] * THIN[2] else SQUARE)
-        tpb_m, tpb_n, reg_m, reg_n, TK = chosen  # noqa: N806
+        tpb_m, tpb_n, reg_m, reg_n, tk = chosen
         tile_m, tile_n = tpb_m * reg_m, tpb_n * reg_n
         dtype = np.dtype(out.dtype)
         if (dtype, chosen) not in kernels:
@@ -226,8 +226,8 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
         splits = 1
         if tile_count < _target_blocks():
             # at least 8 steps of TK per slice, so each block still has real work
-            splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * TK)))
-        k_chunk = math.ceil(math.ceil(k_size / splits) / TK) * TK
+            splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * tk)))
+        k_chunk = math.ceil(math.ceil(k_size / splits) / tk) * tk
         splits = math.ceil(k_size / k_chunk) if k_size else 1
         partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=dtype)
         grid = (math.ceil(n_size / tile_n), math.ceil(m_size / tile_m), groups * splits)

@@ -231,8 +231,3 @@ RUNGS = {
                       "multiplied, one barrier per step", lambda: engine(staged=True)),
     "engine_128_staged": ("the same at 128 x 128 tiles", lambda: engine(ENGINE_128, staged=True)),
 }
-
-
-def launchers():
-    """{name: run(a, b, c)} for every rung, in order (kernels compile at their first launch)."""
-    return {name: build() for name, (_, build) in RUNGS.items()}

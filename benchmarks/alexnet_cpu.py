@@ -36,10 +36,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np  # first, as users' scripts do: minicnn's speed does not depend on the order (both are timed)
 
+import numba
 import minicnn as mc
 from minicnn import functional as F
 from minicnn import nn, optim
@@ -164,45 +166,54 @@ def layer_work(net, x_shape):
 
 
 class MatmulClock:
-    """While active, times every ``blas.matmul`` call and counts its FLOPs (2*K per output element,
-    4 times that for complex numbers).
+    """While active, times every ``blas.matmul`` and ``blas.product`` call and counts its FLOPs (2*K
+    per output element, 4 times that for complex numbers).
 
     minicnn's CPU kernels hand all their matrix products to ``kernels/cpu/blas.py`` (im2col convolutions,
     Winograd's per-entry products, the Fourier path's transforms and products, the fc layers),
-    so this separates a layer's time in BLAS
-    from the time in its own kernels. The wrapper adds about a microsecond per call."""
+    so this separates a layer's time in BLAS from the time in its own kernels. ``blas.product``
+    calls run side by side on minicnn's threads (im2col's images: one thread multiplies while
+    another copies), so their seconds are summed over the threads and divided by the thread
+    count: the wall time they take if the threads share the products evenly. The wrapper adds
+    about a microsecond per call."""
 
     def __init__(self):
         self.seconds, self.flops = 0.0, 0
+        self._lock = threading.Lock()
 
     def reading(self):
         return self.seconds, self.flops
 
-    def __enter__(self):
-        self._matmul = blas.matmul
-
-        def timed_matmul(a, b, out):
+    def _timed(self, call, share):
+        def timed(a, b, out):
             start = time.perf_counter()
-            self._matmul(a, b, out)
-            self.seconds += time.perf_counter() - start
+            call(a, b, out)
+            elapsed = time.perf_counter() - start
             real_ops = 4 if np.iscomplexobj(out) else 1  # a complex multiply-add is 4 real ones
-            self.flops += 2 * real_ops * np.shape(a)[-1] * np.size(out)
+            with self._lock:
+                self.seconds += elapsed * share()
+                self.flops += 2 * real_ops * np.shape(a)[-1] * np.size(out)
             return out
 
-        blas.matmul = timed_matmul
+        return timed
+
+    def __enter__(self):
+        self._calls = blas.matmul, blas.product
+        blas.matmul = self._timed(blas.matmul, lambda: 1.0)
+        blas.product = self._timed(blas.product, lambda: 1.0 / numba.get_num_threads())
         return self
 
     def __exit__(self, *exc):
-        blas.matmul = self._matmul
+        blas.matmul, blas.product = self._calls
 
     @contextlib.contextmanager
     def paused(self):
         """The products untimed for a while (the SGEMM samples between rounds are not a layer's)."""
-        timed_matmul, blas.matmul = blas.matmul, self._matmul
+        timed, (blas.matmul, blas.product) = (blas.matmul, blas.product), self._calls
         try:
             yield
         finally:
-            blas.matmul = timed_matmul
+            blas.matmul, blas.product = timed
 
 
 def layer_by_layer(layers, first_input, leaf, logits_grad, zero_grads, clock=None):
@@ -546,7 +557,7 @@ def format_report(r):
 def format_products(layers, sgemm_gflops):
     """The table of the matrix products inside minicnn's conv and fc layers (``matrix_products``)."""
     out = ["The matrix products inside minicnn's layers (the layers run again, one at a time, with every "
-           "`blas.matmul` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
+           "`blas.matmul` and `blas.product` timed by `MatmulClock`). The products' own rate is their FLOPs over their time; their "
            "FLOPs differ from a direct convolution's where the kernel computes more (a stride-1 im2col's wide rows) "
            "or less (Winograd, the Fourier path: transforms and complex products, a complex multiply-add "
            "counted as 4 real ones). The ceiling is the layer's rate, counted as in the table above, if everything but the "

@@ -39,10 +39,14 @@ def test_matmul_clock_sees_each_layers_matrix_products():
     names = [name for name, _ in net.named_children()]
     ratio = {p: {name: seen[p]["products_flop"][i] / max(work[name][1 if p == "fwd" else 2], 1)
                  for i, name in enumerate(names)} for p in ("fwd", "bwd")}
+    # im2col's products: GEMM rows W + max(left, right) long at stride 1, and a row of ones for the bias
+    # (an inner length of C*kh*kw + 1) in the forward and dL/dw; dL/dx's product has none (conv1 has no dL/dx)
+    rows = {name: int(np.prod(layer.weight.shape[1:])) for name, layer in net.named_children() if name in ("conv1", "conv2")}
+    assert ratio["fwd"]["conv1"] == ratio["bwd"]["conv1"] == pytest.approx((32 + 2) / 32 * (rows["conv1"] + 1) / rows["conv1"])
+    assert ratio["fwd"]["conv2"] == pytest.approx((15 + 2) / 15 * (rows["conv2"] + 1) / rows["conv2"])
+    assert ratio["bwd"]["conv2"] == pytest.approx((15 + 2) / 15 * (2 * rows["conv2"] + 1) / (2 * rows["conv2"]))
     for p in ("fwd", "bwd"):
         assert all(ratio[p][name] == 1 for name in ("fc6", "fc7", "fc8"))  # three plain products
-        assert ratio[p]["conv1"] == (32 + 2) / 32  # stride-1 im2col: GEMM rows W + max(left, right) long
-        assert ratio[p]["conv2"] == (15 + 2) / 15
         assert ratio[p]["conv3"] == 16 * 4 * 4 / (9 * 7 * 7)  # Winograd F(2x2, 3x3) at 7x7: 4x4 tiles of 16 entries
         assert all(ratio[p][name] == 0 for name in names if not name.startswith(("conv", "fc")))
         assert all(s > 0 for s, f in zip(seen[p]["products_s"], seen[p]["products_flop"]) if f)

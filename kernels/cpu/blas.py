@@ -1,6 +1,9 @@
 """Matrix products for the CPU kernels: NumPy's BLAS, one thread per call, on minicnn's threads.
 
     matmul(a, b, out)      out = a @ b, for (M, K) @ (K, N) or stacks of them (..., M, K) @ (..., K, N)
+    product(a, b, out)     the same in one call on the calling thread, for kernels that hand out
+                           tasks of their own (``run_tasks``: im2col's images, each thread copying
+                           one image while another multiplies)
 
 Why not just ``np.matmul``: NumPy's OpenBLAS runs a product on its own pool of threads, and after
 each product those threads spin, waiting for more work, for up to 2^28 cycles. The Numba kernel
@@ -60,7 +63,7 @@ def plan(m, k, n, cores=CORES):
     return axis, max(1, int(min(cores, size // MIN_PIECE_SIZE, flop // MIN_PIECE_FLOP)))
 
 
-def _ranges(size, pieces, align=16):
+def ranges(size, pieces, align=16):
     """``pieces`` near-equal ranges covering [0, size), the inner edges rounded up to multiples of
     ``align`` (aligned slices for BLAS); a range that the rounding leaves empty is dropped."""
     inner = [min(size, -(-(size * i // pieces) // align) * align) for i in range(1, pieces)]
@@ -164,20 +167,20 @@ def matmul(a, b, out):
     if pieces == 1 and out.ndim > 2:  # small members: runs of the first leading axis, one batched call each
         first = out.shape[0]
         runs = int(min(CORES, first, len(members) * 2.0 * m * k * n // MIN_PIECE_FLOP))
-        tasks = [_product(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in _ranges(first, max(1, runs), 1)]
+        tasks = [_product(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in ranges(first, max(1, runs), 1)]
         members = []
     for s in members:
         a_s, b_s, out_s = a[s], b[s], out[s]
         if axis == "k" and pieces > 1:
             # each piece's partial product in a slice of its own, added up in piece order afterwards
-            ranges = _ranges(k, pieces)
-            parts = np.empty((len(ranges), m, n), dtype=out.dtype)
+            k_ranges = ranges(k, pieces)
+            parts = np.empty((len(k_ranges), m, n), dtype=out.dtype)
             partials.append((out_s, parts))
-            tasks += [_product(a_s[:, lo:hi], b_s[lo:hi], parts[i]) for i, (lo, hi) in enumerate(ranges)]
+            tasks += [_product(a_s[:, lo:hi], b_s[lo:hi], parts[i]) for i, (lo, hi) in enumerate(k_ranges)]
         elif axis == "m":
-            tasks += [_product(a_s[lo:hi], b_s, out_s[lo:hi]) for lo, hi in _ranges(m, pieces)]
+            tasks += [_product(a_s[lo:hi], b_s, out_s[lo:hi]) for lo, hi in ranges(m, pieces)]
         else:
-            tasks += [_product(a_s, b_s[:, lo:hi], out_s[:, lo:hi]) for lo, hi in _ranges(n, pieces)]
+            tasks += [_product(a_s, b_s[:, lo:hi], out_s[:, lo:hi]) for lo, hi in ranges(n, pieces)]
     with single_threaded_blas:
         run_tasks(tasks)
     for total, parts in partials:
@@ -185,6 +188,12 @@ def matmul(a, b, out):
         for part in parts[1:]:
             total += part
     return out
+
+
+def product(a, b, out):
+    """out[...] = a @ b in one BLAS call on the calling thread: for kernels that hand out tasks of
+    their own through ``run_tasks`` (im2col's images), inside ``single_threaded_blas``."""
+    return np.matmul(a, b, out=out)
 
 
 def _product(a, b, out):

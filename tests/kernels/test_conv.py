@@ -1,4 +1,5 @@
 """conv2d: CPU kernel vs reference, gradcheck, PyTorch parity."""
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -122,15 +123,36 @@ def _matches_reference_with(module, setting, value, x, w, b, args, seed, algorit
         assert got.dtype == x.dtype and rel_error(got, want) < tolerance(x.dtype)
 
 
-@given(case=conv_cases(), seed=seeds)
-def test_one_image_per_block_matches_reference(case, seed):
-    """The kernel cuts the batch into blocks of images (``BLOCK_BYTES``); at the AlexNet sizes
-    a batch of 64 makes 4 to 10 blocks. Blocks of one image must give the reference's answer."""
+@given(case=conv_cases(), seed=seeds, setting=st.sampled_from([("MAX_COLS_BYTES", 1), ("SLOTS_PER_CORE", 1000),
+                                                               ("SLOTS_PER_CORE", 1)]))
+def test_bands_and_runs_match_reference(case, seed, setting):
+    """The kernel hands out images (and groups) to threads, cuts images into bands of output rows
+    where its matrix would be large (``MAX_COLS_BYTES``: 1 byte makes every output row a band, in
+    the forward and dL/dw), and sums dL/dw over runs of tasks (``SLOTS_PER_CORE``: a run per task,
+    so that most runs miss a group, or one run): each must give the reference's answer."""
     x, w, b = _arrays(case, seed, np.float64)
-    x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images, so 3 to 6 blocks
+    x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    _matches_reference_with(im2col, "BLOCK_BYTES", 1, x, w, b, (case["stride"], padding, case["groups"]), seed,
+    _matches_reference_with(im2col, *setting, x, w, b, (case["stride"], padding, case["groups"]), seed,
                             algorithm="im2col")
+
+
+def test_im2col_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
+    """Which thread runs which image, and how many threads there are, changes no bit: forward,
+    dL/dx, dL/dw and dL/db (sums over fixed runs of images), the strided and the wide forms."""
+    for shape, w_shape, stride, padding, groups in [((9, 3, 31, 31), (8, 3, 11, 11), (4, 4), ((0, 0), (0, 0)), 1),
+                                                   ((5, 4, 9, 9), (6, 2, 5, 5), (1, 1), ((2, 2), (2, 2)), 2),
+                                                   ((1, 3, 15, 15), (4, 3, 3, 3), (2, 2), ((1, 1), (1, 1)), 1)]:
+        x, w, b = normal(0, shape, np.float32), normal(1, w_shape, np.float32), normal(2, (w_shape[0],), np.float32)
+        results = []
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(numba, "get_num_threads", lambda threads=threads: threads)
+            y = im2col.conv2d_forward(x, w, b, stride, padding, groups).copy()
+            grads = im2col.conv2d_backward(x, w, normal(3, y.shape, np.float32), stride, padding, groups)
+            results.append([y] + [g.copy() for g in grads])
+        for other in results[1:]:
+            for got, want in zip(other, results[0]):
+                np.testing.assert_array_equal(got, want)
 
 
 @given(case=conv_cases(kernel=(3, 3), stride=(1, 1)), seed=seeds, dtype=FLOAT_DTYPES)
@@ -175,8 +197,8 @@ def test_im2col_path_still_matches_for_3x3(case, seed):
     """With Winograd turned off, the same convolutions go through im2col and agree."""
     x, w, b = _arrays(case, seed, np.float64)
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    _matches_reference_with(im2col, "BLOCK_BYTES", im2col.BLOCK_BYTES, x, w, b, (case["stride"], padding, case["groups"]),
-                            seed, algorithm="im2col")
+    _matches_reference_with(im2col, "MAX_COLS_BYTES", im2col.MAX_COLS_BYTES, x, w, b,
+                            (case["stride"], padding, case["groups"]), seed, algorithm="im2col")
 
 
 @pytest.mark.parametrize("k, before, after", [(5, 2, 2), (5, 0, 4), (5, 4, 0), (3, 1, 2), (3, 0, 0), (2, 2, 2), (1, 2, 2)])
@@ -186,9 +208,9 @@ def test_stride_1_im2col_shares_the_padding_between_rows(k, before, after):
     x = normal(0, (2, 3, 4, 6))
     w, b = normal(1, (4, 3, k, k)), normal(2, (4,))
     padding = ((before, after), (before, after))
-    geo = im2col._Geometry(x.shape, w.shape, (1, 1), padding, 1, x.dtype.itemsize)
+    geo = im2col._Geometry(x, w.shape, (1, 1), padding, 1)
     assert geo.wide and geo.pitch == max(6 + max(before, after), geo.w_out)
-    _matches_reference_with(im2col, "BLOCK_BYTES", im2col.BLOCK_BYTES, x, w, b, ((1, 1), padding, 1), seed=3,
+    _matches_reference_with(im2col, "MAX_COLS_BYTES", im2col.MAX_COLS_BYTES, x, w, b, ((1, 1), padding, 1), seed=3,
                             algorithm="im2col")
 
 

@@ -7,11 +7,13 @@ output at batch 64) took 18-27 ms to fill, a reused one 9 ms. glibc hands every 
 pays those faults again for every activation and gradient. In a whole AlexNet step a fault
 cost about 75 us: 2,570 faults turned lrn1's 51 ms backward into 243 ms.
 
-Two kinds of reused memory:
+The kinds of reused memory:
 
 - ``scratch(name, shape, dtype)``: a named buffer of bytes, grown to the largest size asked
   for, viewed as the dtype asked for. Its contents are valid only until the next request of
-  the same name: a kernel uses it within one call and never returns it (the im2col matrix).
+  the same name: a kernel uses it within one call and never returns it (Winograd's matrices).
+- ``thread_scratch(name, shape, dtype)``: the same, a buffer per thread, for the kernels whose
+  tasks run on several threads at once (im2col's images); freed with its thread.
 - ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), carved
   from arenas of ``ARENA_BYTES`` that are kept for the life of the process (a request
   larger than that gets an arena of its own). A request takes the smallest gap between the
@@ -29,9 +31,11 @@ Two kinds of reused memory:
   memory, else a copy: so autograd can keep a fresh gradient as a leaf's ``.grad`` instead of
   copying it (``arrays.py`` is the interface the engine sees).
 
-Not thread-safe: one op runs at a time.
+Not thread-safe, but for ``thread_scratch``: one op runs at a time, and hands its threads buffers
+of their own.
 """
 import sys
+import threading
 
 import numpy as np
 
@@ -44,19 +48,31 @@ _arenas = []   # 1-D uint8 arrays, ARENA_BYTES or one request's size
 _regions = []  # the _Region of every array handed out and maybe still in use
 
 
-def scratch(name, shape, dtype):
+def scratch(name, shape, dtype, buffers=None):
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, reused across calls: a view
     of the bytes of the buffer ``name``, whatever dtype asked for it before (so stages of one
     kernel can take turns in one buffer, complex numbers after floats)."""
+    buffers = _buffers if buffers is None else buffers
     dtype = np.dtype(dtype)
     size = dtype.itemsize
     for extent in shape:
         size *= extent
-    buffer = _buffers.get(name)
+    buffer = buffers.get(name)
     if buffer is None or buffer.size < size:
         buffer = np.empty(size, dtype=np.uint8)
-        _buffers[name] = buffer
+        buffers[name] = buffer
     return buffer[:size].view(dtype).reshape(shape)
+
+
+_per_thread = threading.local()
+
+
+def thread_scratch(name, shape, dtype):
+    """``scratch`` of the calling thread's own, for kernels whose tasks run on several threads at
+    once (im2col's images); freed with the thread."""
+    if not hasattr(_per_thread, "buffers"):
+        _per_thread.buffers = {}
+    return scratch(name, shape, dtype, _per_thread.buffers)
 
 
 class _Region:
@@ -193,7 +209,9 @@ def cached_bytes():
 
 
 def release():
-    """Forget every arena and scratch buffer (arrays still in use stay valid)."""
+    """Forget every arena and scratch buffer, and the calling thread's own (arrays still in use stay
+    valid; other threads' ``thread_scratch`` stays theirs)."""
     _arenas.clear()
     _regions.clear()
     _buffers.clear()
+    _per_thread.__dict__.clear()

@@ -116,3 +116,20 @@ def test_take_keeps_a_whole_view_that_nothing_else_uses_and_copies_the_rest():
     store = {"own": np.ones((2, 3))}
     held = store["own"]
     assert not kept(store, "own") and held is not None  # another variable holds it
+
+def test_thread_scratch_is_each_threads_own_and_reused_by_it():
+    import threading
+
+    def address(a):
+        return a.__array_interface__["data"][0]
+
+    mine = address(workspace.thread_scratch("test.own", (64, 64), np.float32))
+    assert address(workspace.thread_scratch("test.own", (32, 16), np.float64)) == mine  # reused, any dtype
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(address(workspace.thread_scratch("test.own", (64, 64),
+                                                                                             np.float32))))
+    thread.start()
+    thread.join()
+    assert theirs and theirs[0] != mine
+    assert address(workspace.thread_scratch("test.own", (64, 64), np.float32)) == mine
+    assert address(workspace.scratch("test.own", (64, 64), np.float32)) != mine  # the shared buffers are apart

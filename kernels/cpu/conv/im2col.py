@@ -66,8 +66,6 @@ and give the same bits (docs/benchmarks.md, "Measurements behind the CPU kernels
 The kernels are single-threaded and release the GIL (``nogil``), as NumPy's BLAS does, so
 the threads of ``blas.run_tasks`` run them side by side; each thread has its own buffers.
 """
-import threading
-
 import numpy as np
 from numba import njit
 
@@ -217,8 +215,8 @@ def _col2im_wide(grad_cols, kh, kw, top, left, pitch, h_out, plane, grad_x):
 
 
 def _own(name, shape, dtype):
-    """Scratch of the calling thread's own (``workspace.scratch``, one buffer per thread)."""
-    return workspace.scratch(f"conv.{name}.{threading.get_ident()}", shape, dtype)
+    """Scratch of the calling thread's own (``workspace.thread_scratch``)."""
+    return workspace.thread_scratch(f"conv.{name}", shape, dtype)
 
 
 class _Geometry:

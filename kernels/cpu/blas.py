@@ -58,9 +58,13 @@ def plan(m, k, n, cores=CORES):
     From the shapes and the machine's core count only, never from the number of threads running
     (``numba.set_num_threads``), so that a result has the same bits at 1 thread as at 2."""
     flop = 2.0 * m * k * n
-    axis = "k" if k >= LONG_K * max(m, n) else ("m" if m >= n else "n")
+    wanted = min(cores, flop // MIN_PIECE_FLOP)
+    if k >= LONG_K * max(m, n):
+        axis = "k"
+    else:  # rows of the output where there are enough: each piece writes one contiguous block
+        axis = "m" if m >= n or m // MIN_PIECE_SIZE >= wanted else "n"
     size = {"m": m, "n": n, "k": k}[axis]
-    return axis, max(1, int(min(cores, size // MIN_PIECE_SIZE, flop // MIN_PIECE_FLOP)))
+    return axis, max(1, int(min(wanted, size // MIN_PIECE_SIZE)))
 
 
 def ranges(size, pieces, align=16):

@@ -20,7 +20,9 @@ def _blas_threads():
 @pytest.mark.parametrize("a_shape, b_shape", [
     ((4096, 256), (256, 64)),          # cut along M (fc6's forward, narrowed)
     ((64, 256), (256, 4096)),          # along N
-    ((2, 96, 6000), (2, 6000, 48)),    # along K, long: a convolution's dL/dw per group
+    ((96, 6000), (6000, 48)),          # along K, long: a convolution's dL/dw
+    ((2, 96, 6000), (2, 6000, 48)),    # the same per group: along the stack (2 cores), along K (more)
+    ((16, 2, 192, 96), (16, 2, 96, 400)),  # Winograd's entries: along the stack where it shares out evenly
     ((3, 2, 20, 30), (3, 2, 30, 10)),  # a stack of small products: along the stack
     ((5, 7), (7, 3)),                  # too small to cut
 ])

@@ -1,5 +1,5 @@
 """The same seed gives the same bits on any Numba thread count: AlexNet's forward at the trace's
-batch (2) and at 4, and a short training run, each reaching all three convolution algorithms
+batch (2) and at 8, and a short training run, each reaching all three convolution algorithms
 (im2col, Winograd, the Fourier path). The BLAS's threads are held fixed: OpenBLAS 0.3.31 on an
 AMD EPYC gives other bits for one matrix product on 1 and on 2 threads (docs/kernels.md, "The
 choice, and the same bits on any thread count")."""
@@ -36,10 +36,10 @@ FORWARD = """
 import numpy as np
 import minicnn as mc
 net = mc.models.alexnet2012(seed=0).eval()
-x = np.random.default_rng(0).standard_normal((4, 3, 227, 227), dtype=np.float32)
+x = np.random.default_rng(0).standard_normal((8, 3, 227, 227), dtype=np.float32)
 with mc.no_grad():
     np.savez("logits.npz", batch2=net(mc.tensor(x[:2])).numpy(),
-             batch4=net(mc.tensor(x)).numpy())
+             batch8=net(mc.tensor(x)).numpy())
 """
 
 
@@ -48,9 +48,9 @@ def test_alexnet2012_forward_is_the_same_on_1_and_2_threads(tmp_path):
     for threads in (1, 2):
         (tmp_path / str(threads)).mkdir()
         chosen = _run(FORWARD, threads, tmp_path / str(threads))
-        assert chosen == ["im2col", "spectral", "winograd"]  # conv2 takes im2col at batch 2, Fourier at 4
+        assert chosen == ["im2col", "spectral", "winograd"]  # conv2 takes im2col at batch 2, Fourier at 8
         logits.append(np.load(tmp_path / str(threads) / "logits.npz"))
-    for batch in ("batch2", "batch4"):
+    for batch in ("batch2", "batch8"):
         np.testing.assert_array_equal(logits[0][batch], logits[1][batch], err_msg=batch)
 
 

@@ -282,10 +282,10 @@ def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
 
 
 @pytest.mark.parametrize("w_shape, stride, batch, expected", [
-    ((4, 16, 5, 5), (1, 1), 4, True),
+    ((4, 16, 5, 5), (1, 1), 8, True),
     ((4, 48, 5, 5), (1, 1), 64, True),  # conv2
     ((4, 48, 5, 5), (1, 1), 16, True),
-    ((4, 48, 5, 5), (1, 1), 3, False),  # under MIN_BATCH: im2col's large products win
+    ((4, 48, 5, 5), (1, 1), 7, False),  # under MIN_BATCH: im2col's large products win
     ((4, 15, 5, 5), (1, 1), 64, False),  # too few channels: the transforms would cost more than they save
     ((4, 16, 5, 5), (2, 2), 64, False),
     ((4, 16, 3, 3), (1, 1), 64, False),  # Winograd's
@@ -295,7 +295,7 @@ def test_spectral_applies_to_stride_1_kernels_of_5x5_and_more(w_shape, stride, b
     assert spectral.applies(w_shape, stride, batch) is expected
 
 
-# AlexNet's five convolutions (the 2012 paper's shapes, batch 2 and 4) and which algorithm the
+# AlexNet's five convolutions (the 2012 paper's shapes, batch 2 and 8) and which algorithm the
 # default choice gives each: the same on any machine and thread count.
 ALEXNET_CONVS = {  # name: (x_shape without the batch, w_shape, stride, pad, groups)
     "conv1": ((3, 227, 227), (96, 3, 11, 11), 4, 0, 1),
@@ -308,7 +308,7 @@ ALEXNET_CONVS = {  # name: (x_shape without the batch, w_shape, stride, pad, gro
 
 @pytest.mark.parametrize("batch, expected", [
     (2, {"conv1": "im2col", "conv2": "im2col", "conv3": "winograd", "conv4": "winograd", "conv5": "winograd"}),
-    (4, {"conv1": "im2col", "conv2": "spectral", "conv3": "winograd", "conv4": "winograd", "conv5": "winograd"}),
+    (8, {"conv1": "im2col", "conv2": "spectral", "conv3": "winograd", "conv4": "winograd", "conv5": "winograd"}),
 ])
 def test_the_choice_depends_on_the_shapes_only(batch, expected, monkeypatch):
     for threads in (1, 2, 16):

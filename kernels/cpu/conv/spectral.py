@@ -46,9 +46,10 @@ from .channel_major import channel_major_to_nchw, nchw_to_channel_major
 MIN_KERNEL = 5  # 3x3 kernels go to Winograd (winograd.py); smaller ones are cheaper by im2col
 MIN_CHANNELS = 16  # input channels per group: with fewer, the transforms cost more than the products save
 # Each frequency's product has one column per image, and small products lose to im2col's large
-# ones (docs/benchmarks.md has the measurements). A constant, not images per thread: the choice
+# ones: at conv2's shape on 2 threads im2col took 0.55-0.85x the Fourier path's time at batches 4-7,
+# the same at 8, more from 12 (docs/benchmarks.md). A constant, not images per thread: the choice
 # must not depend on the thread count, or the bits would (docs/kernels.md).
-MIN_BATCH = 4
+MIN_BATCH = 8
 
 
 def computes(w_shape, stride):

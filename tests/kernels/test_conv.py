@@ -123,12 +123,12 @@ def _matches_reference_with(module, setting, value, x, w, b, args, seed, algorit
         assert got.dtype == x.dtype and rel_error(got, want) < tolerance(x.dtype)
 
 
-@given(case=conv_cases(), seed=seeds, setting=st.sampled_from([("MAX_COLS_BYTES", 1), ("SLOTS_PER_CORE", 1000),
-                                                               ("SLOTS_PER_CORE", 1)]))
+@given(case=conv_cases(), seed=seeds, setting=st.sampled_from([("MAX_COLS_BYTES", 1), ("RUNS_PER_CORE", 1000),
+                                                               ("RUNS_PER_CORE", 1)]))
 def test_bands_and_runs_match_reference(case, seed, setting):
     """The kernel hands out images (and groups) to threads, cuts images into bands of output rows
     where its matrix would be large (``MAX_COLS_BYTES``: 1 byte makes every output row a band, in
-    the forward and dL/dw), and sums dL/dw over runs of tasks (``SLOTS_PER_CORE``: a run per task,
+    the forward and dL/dw), and sums dL/dw over runs of tasks (``RUNS_PER_CORE``: a run per task,
     so that most runs miss a group, or one run): each must give the reference's answer."""
     x, w, b = _arrays(case, seed, np.float64)
     x = np.concatenate([x, 0.5 * x[::-1], -x])  # 3 to 6 images

@@ -32,8 +32,8 @@ millisecond or more, handed out from Python: the loop over images is a queue, no
 (handing out costs 7-17 us per image, measured on images of 4x4 pixels: 1% of conv1's time).
 
 Which thread runs which image does not change a result: each image's products are the same
-calls whatever the thread, and dL/dw's sums over images run in SLOTS fixed runs of images,
-each summed in order by one thread and the runs added up in order after, so that the bits
+calls whatever the thread, and dL/dw's sums over images run in fixed runs of tasks (RUNS_PER_CORE
+per core), each summed in order by one thread and the runs added up in order after, so that the bits
 do not depend on the number of threads. Where there are fewer images (times groups) than
 cores, or an image's matrix would be over MAX_COLS_BYTES, the forward and dL/dw cut each
 image into bands of output rows (``_Geometry.bands``, from the shapes and the machine's core
@@ -78,8 +78,8 @@ from ..phases import gather_phase, phase_length
 MAX_COLS_BYTES = 16 << 20
 # dL/dw's sums over images: the tasks are cut into this many runs per core (a run's images summed in
 # order by one thread, then the runs in order), enough for the threads to share them out evenly.
-SLOTS_PER_CORE = 4
-MAX_SLOT_BYTES = 64 << 20  # fewer runs where their partial sums would take more memory than this
+RUNS_PER_CORE = 4
+MAX_RUN_BYTES = 64 << 20  # fewer runs where their partial sums would take more memory than this
 
 
 @njit(cache=True, inline="always")
@@ -329,11 +329,12 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     w_t = w.reshape(groups, geo.k_g, geo.rows).transpose(0, 2, 1)  # (G, rows, K/G)
     grad_x = workspace.empty(x.shape, x.dtype) if needs_x else None
     tasks = geo.tasks(cut=not needs_x)  # dL/dx's col2im takes whole images
-    slot_bytes = groups * (geo.rows + 1) * geo.k_g * x.dtype.itemsize
-    slots = max(1, min(len(tasks), SLOTS_PER_CORE * blas.CORES, MAX_SLOT_BYTES // slot_bytes))
-    sums = np.empty((slots, groups, geo.rows + 1, geo.k_g), x.dtype) if needs_w else None
+    sum_bytes = groups * (geo.rows + 1) * geo.k_g * x.dtype.itemsize
+    run_count = max(1, min(len(tasks), RUNS_PER_CORE * blas.CORES, MAX_RUN_BYTES // sum_bytes))
+    runs = blas.ranges(len(tasks), run_count, 1)  # consecutive tasks, each run summed by one thread
+    sums = np.empty((len(runs), groups, geo.rows + 1, geo.k_g), x.dtype) if needs_w else None  # one per run
 
-    def run(slot, lo, hi):
+    def run(r, lo, hi):
         started = set()
         for n, g, i0, i1 in tasks[lo:hi]:
             g_rows = geo.grad_rows(grad_y, n, g, i0, i1)
@@ -341,9 +342,9 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
                 cols = geo.im2col(x, n, g, i0, i1)
                 if g in started:
                     part = _own("grad_w", sums.shape[2:], x.dtype)
-                    sums[slot, g] += blas.product(cols, g_rows.T, part)
+                    sums[r, g] += blas.product(cols, g_rows.T, part)
                 else:  # the run's first image of this group: straight into its sum
-                    blas.product(cols, g_rows.T, sums[slot, g])
+                    blas.product(cols, g_rows.T, sums[r, g])
                     started.add(g)
             if needs_x:
                 grad_cols = _own("grad_cols", (geo.rows, g_rows.shape[1]), x.dtype)
@@ -351,16 +352,15 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
                 geo.col2im(grad_cols, grad_x[n, g * geo.c_g : (g + 1) * geo.c_g])
         if needs_w:
             for g in set(range(groups)) - started:  # a run too short to hold every group
-                sums[slot, g] = 0
+                sums[r, g] = 0
 
-    runs = blas.ranges(len(tasks), slots, 1)
     with blas.single_threaded_blas:
-        blas.run_tasks([lambda s=s, r=r: run(s, *r) for s, r in enumerate(runs)])
+        blas.run_tasks([lambda r=r, span=span: run(r, *span) for r, span in enumerate(runs)])
     grad_w = grad_b = None
     if needs_w:
         total = sums[0]
-        for s in range(1, len(runs)):  # in order: the same bits on any number of threads
-            total += sums[s]
+        for r in range(1, len(runs)):  # in order: the same bits on any number of threads
+            total += sums[r]
         if needs_input_grad[1]:
             grad_w = workspace.empty(w.shape, w.dtype)
             np.copyto(grad_w.reshape(groups, geo.k_g, geo.rows), total[:, : geo.rows].transpose(0, 2, 1))

@@ -46,10 +46,11 @@ def test_writes_into_strided_views():
 
 
 def test_the_cut_depends_on_the_shapes_and_cores_only():
-    assert blas.plan(4096, 9216, 64, cores=2) == ("m", 2)
+    assert blas.plan(4096, 9216, 64, cores=2) == ("m", 8)  # fc6's forward, thin: 4 pieces per core
+    assert blas.plan(4096, 9216, 128, cores=2) == ("m", 2)
     assert blas.plan(64, 4096, 9216, cores=16) == ("n", 16)  # 64 rows: too few to cut
     assert blas.plan(4096, 64, 9216, cores=2) == ("m", 2)  # fc6's dL/dw: rows, though it is wider than tall
-    assert blas.plan(363, 21175, 48, cores=2) == ("k", 2)  # conv1's dL/dw per block
+    assert blas.plan(363, 21175, 48, cores=2) == ("k", 2)  # a long shared dimension: a convolution's dL/dw at once
     assert blas.plan(5, 7, 3, cores=16) == ("m", 1)  # too little work to hand out
 
 

@@ -49,7 +49,8 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (o
 # A product of at most THIN_N columns cut by rows (the fc layers' forward, (O, I) @ (I, batch)) gets
 # THIN_PIECES_PER_CORE pieces per core: each packs only the small (I, batch) operand again, and the
 # smaller pieces ran faster (fc6's forward at batch 16: 11.3-12.7 ms in 8 pieces against 14.9-15.4
-# in 2; at 64, 29.1 against 31.0; the whole step 0.98x the time at batches 16 and 64).
+# in 2; at 64, 29.1 against 31.0; the whole step 0.98x the time at batches 16 and 64, about the
+# 2-vCPU VM's noise).
 THIN_N = 64
 THIN_PIECES_PER_CORE = 4
 # K is cut only when it is this many times larger than the output's larger side (dL/dw of a

@@ -91,7 +91,7 @@ def _inside(offset, stride, size, count):
 
 
 @njit(nogil=True, cache=True)
-def _im2col(x, kh, kw, sh, sw, top, left, i0, i1, w_out, cols):
+def _im2col(x, kh, kw, sh, sw, top, left, i0, i1, w_out, phases, cols):
     """For output rows i in [i0, i1) of one image's channels x (C', H, W):
     cols[(c*kh + p)*kw + q, (i - i0)*W_out + j] = x[c, i*sh + p - top, j*sw + q - left], 0 where
     that is outside x; the last row of cols is ones.
@@ -101,13 +101,12 @@ def _im2col(x, kh, kw, sh, sw, top, left, i0, i1, w_out, cols):
     then the run for kernel column q reads phase (q - left) mod sw contiguously from column
     j + (q - left) // sw, which the compiler vectorises.
     Runs are W_out long (conv1: 55), so the zero fills are plain loops: slice assignments
-    cost Numba a view per run."""
+    cost Numba a view per run. ``phases`` is scratch of (sw, H, ceil(W / sw)); only the
+    entries it gets from x are read."""
     channels, height, width = x.shape
-    phase_len = (width + sw - 1) // sw
     zero = cols.dtype.type(0)
     h_lo = max(0, i0 * sh - top)  # the rows of x that the band's windows read
     h_hi = min(height, (i1 - 1) * sh - top + kh)
-    phases = np.empty((sw, height, phase_len), dtype=x.dtype)  # only in-image entries are read
     for c in range(channels):
         src = x[c]
         for h in range(h_lo, h_hi):
@@ -174,8 +173,8 @@ def _im2col_wide(x, kh, kw, top, left, pitch, i0, i1, plane, cols):
     the last row of cols is ones. ``plane`` is scratch of at least h_pad*pitch + kw - 1."""
     channels, height, width = x.shape
     run = (i1 - i0) * pitch
+    plane[:] = 0  # once: each channel writes the same in-image entries, the zeros around them stay
     for c in range(channels):
-        plane[:] = 0
         for h in range(height):
             row = plane[(h + top) * pitch + left : (h + top) * pitch + left + width]
             src = x[c, h]
@@ -263,7 +262,8 @@ class _Geometry:
             plane = _own("plane", (self.h_pad * self.pitch + self.kw - 1,), self.dtype)
             _im2col_wide(x_g, self.kh, self.kw, self.top, self.left, self.pitch, i0, i1, plane, cols)
         else:
-            _im2col(x_g, self.kh, self.kw, self.sh, self.sw, self.top, self.left, i0, i1, self.w_out, cols)
+            phases = _own("phases", (self.sw, self.h, -(-self.w // self.sw)), self.dtype)
+            _im2col(x_g, self.kh, self.kw, self.sh, self.sw, self.top, self.left, i0, i1, self.w_out, phases, cols)
         return cols
 
     def col2im(self, grad_cols, grad_x_g):

@@ -189,10 +189,11 @@ class MatmulClock:
             start = time.perf_counter()
             call(a, b, out)
             elapsed = time.perf_counter() - start
-            real_ops = 4 if np.iscomplexobj(out) else 1  # a complex multiply-add is 4 real ones
+            m, n = np.shape(out)[-2:]
+            members = np.size(out) // (m * n)  # a stack's products
             with self._lock:
                 self.seconds += elapsed * share()
-                self.flops += 2 * real_ops * np.shape(a)[-1] * np.size(out)
+                self.flops += members * blas.flop(m, np.shape(a)[-1], n, complex_values=np.iscomplexobj(out))
             return out
 
         return timed

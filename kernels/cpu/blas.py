@@ -59,20 +59,28 @@ THIN_PIECES_PER_CORE = 4
 LONG_K = 8
 
 
-def plan(m, k, n, cores=CORES):
+def flop(m, k, n, complex_values=False):
+    """The real floating-point operations of a (m, k) @ (k, n) product: a complex multiply-add is
+    4 real multiplies and 4 adds (the Fourier path's products are complex; counted as real ones,
+    its weight transform at conv2's shape stayed on one thread and took 10 ms, 5 in two pieces)."""
+    return (8.0 if complex_values else 2.0) * m * k * n
+
+
+def plan(m, k, n, cores=CORES, complex_values=False):
     """How a (m, k) @ (k, n) product is cut: (axis, pieces), axis "m", "n" or "k".
 
-    From the shapes and the machine's core count only, never from the number of threads running
-    (``numba.set_num_threads``), so that a result has the same bits at 1 thread as at 2."""
-    flop = 2.0 * m * k * n
-    wanted = min(cores, flop // MIN_PIECE_FLOP)
+    From the shapes, the dtype's kind and the machine's core count only, never from the number of
+    threads running (``numba.set_num_threads``), so that a result has the same bits at 1 thread as
+    at 2."""
+    work = flop(m, k, n, complex_values)
+    wanted = min(cores, work // MIN_PIECE_FLOP)
     if k >= LONG_K * max(m, n):
         axis = "k"
     else:  # rows of the output where there are enough: each piece writes one contiguous block
         axis = "m" if m >= n or m // MIN_PIECE_SIZE >= wanted else "n"
     size = {"m": m, "n": n, "k": k}[axis]
     if axis == "m" and n <= THIN_N:  # a thin product: its shared operand is small to pack again
-        wanted = min(cores * THIN_PIECES_PER_CORE, flop // MIN_PIECE_FLOP)
+        wanted = min(cores * THIN_PIECES_PER_CORE, work // MIN_PIECE_FLOP)
     return axis, max(1, int(min(wanted, size // MIN_PIECE_SIZE)))
 
 
@@ -176,12 +184,13 @@ def matmul(a, b, out):
         raise ValueError(f"blas.matmul: leading axes differ: {a.shape} @ {b.shape} -> {out.shape}")
     m, k = a.shape[-2:]
     n = b.shape[-1]
-    axis, pieces = plan(m, k, n)
+    complex_values = np.iscomplexobj(out)
+    axis, pieces = plan(m, k, n, complex_values=complex_values)
     members = list(np.ndindex(out.shape[:-2]))  # [()] for one product
     tasks, partials = [], []
     if out.ndim > 2 and (pieces == 1 or out.shape[0] % CORES == 0):  # runs of the first leading axis
         first = out.shape[0]
-        runs = int(min(CORES, first, len(members) * 2.0 * m * k * n // MIN_PIECE_FLOP))
+        runs = int(min(CORES, first, len(members) * flop(m, k, n, complex_values) // MIN_PIECE_FLOP))
         tasks = [_product(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in ranges(first, max(1, runs), 1)]
         members = []
     for s in members:

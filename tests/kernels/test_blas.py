@@ -52,6 +52,21 @@ def test_the_cut_depends_on_the_shapes_and_cores_only():
     assert blas.plan(4096, 64, 9216, cores=2) == ("m", 2)  # fc6's dL/dw: rows, though it is wider than tall
     assert blas.plan(363, 21175, 48, cores=2) == ("k", 2)  # a long shared dimension: a convolution's dL/dw at once
     assert blas.plan(5, 7, 3, cores=16) == ("m", 1)  # too little work to hand out
+    # a complex multiply-add is 4 real ones: the Fourier path's weight transform (conv2) is cut
+    assert blas.plan(31, 5, 196608, cores=2) == ("n", 1)
+    assert blas.plan(31, 5, 196608, cores=2, complex_values=True) == ("n", 2)
+
+
+def test_complex_stacks_and_products_cut_and_match_numpy(monkeypatch):
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal((31, 5)) + 1j * rng.standard_normal((31, 5))).astype(np.complex64)
+    b = (rng.standard_normal((5, 70000)) + 1j * rng.standard_normal((5, 70000))).astype(np.complex64)
+    calls = []
+    real_product = blas._product
+    monkeypatch.setattr(blas, "_product", lambda *args: calls.append(args[2].shape) or real_product(*args))
+    out = blas.matmul(a, b, np.empty((31, 70000), np.complex64))
+    assert len(calls) == 2  # 87 million real flops (22 million if each complex one counted as 1): two pieces
+    assert rel_error(out, a.astype(np.complex128) @ b.astype(np.complex128)) < 1e-5
 
 
 def test_same_bits_on_any_number_of_threads(monkeypatch):

@@ -22,8 +22,8 @@ from .kernels import backends
 from .tensor import FLOAT_DTYPES, Tensor
 
 __all__ = [
-    "conv2d_padding", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
-    "linear", "flatten", "log_softmax", "softmax", "cross_entropy", "batch_norm",
+    "conv2d_padding", "conv2d", "conv2d_relu", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "local_response_norm", "relu", "sigmoid", "tanh", "dropout",
+    "linear", "linear_relu", "flatten", "log_softmax", "softmax", "cross_entropy", "batch_norm",
 ]
 
 # ---- argument checks ------------------------------------------------------------------
@@ -91,6 +91,25 @@ class Conv2d(Function):
         return (*grads, None, None, None, None)
 
 
+class Conv2dReLU(Function):
+    """relu(conv2d(...)) as one op: the backend computes both in one pass (on the GPU the ReLU
+    runs in the product's epilogue, one launch instead of two), and the backward takes the ReLU's
+    mask then the convolution's gradients, the same arithmetic as the two ops apart."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, groups, kernels):
+        y = kernels.conv.conv2d_relu_forward(x, w, b, stride, padding, groups)
+        ctx.save_for_backward(x, w, y, stride, padding, groups, kernels)  # y, as ReLU alone keeps
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, w, y, stride, padding, groups, kernels = ctx.saved
+        grad_z = kernels.activation.relu_backward(y, grad_y)
+        grads = kernels.conv.conv2d_backward(x, w, grad_z, stride, padding, groups, ctx.needs_input_grad[:3])
+        return (*grads, None, None, None, None)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     """2-D convolution of x (N, C, H, W) with weight (K, C/groups, kh, kw) and optional bias (K,).
 
@@ -98,6 +117,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     "same" (output size ceil(input / stride), the TensorFlow rule). ``groups`` splits
     the channels into groups that only see their own inputs (AlexNet's two GPUs).
     """
+    return Conv2d.apply(x, weight, bias, *_conv2d_arguments(x, weight, bias, stride, padding, groups))
+
+
+def conv2d_relu(x, weight, bias=None, stride=1, padding=0, groups=1):
+    """``relu(conv2d(x, weight, bias, stride, padding, groups))`` as one op, the same numbers bit
+    for bit: on the GPU one kernel launch (the ReLU in the product's epilogue) where the two ops
+    take two and a pass over the output between them. ``nn.Sequential`` runs a ``Conv2d`` followed
+    by a ``ReLU`` this way."""
+    return Conv2dReLU.apply(x, weight, bias, *_conv2d_arguments(x, weight, bias, stride, padding, groups))
+
+
+def _conv2d_arguments(x, weight, bias, stride, padding, groups):
+    """conv2d's checks: (stride, padding, groups, kernels) normalised, or a clear error."""
     op = "conv2d"
     _check_tensor(op, "input", x, (4,))
     _check_tensor(op, "weight", weight, (4,))
@@ -129,8 +161,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
         )
     out_hw = [(size - kernel) // s + 1 for size, kernel, s in zip(padded, (kh, kw), stride)]
     checks.fits_in_memory(op, "the output", (n, k, *out_hw), x.dtype)
-    kernels = _kernels(op, x, weight, bias)
-    return Conv2d.apply(x, weight, bias, stride, padding, groups, kernels)
+    return stride, padding, groups, _kernels(op, x, weight, bias)
 
 
 # ---- pooling and normalisation -----------------------------------------------------------
@@ -395,8 +426,36 @@ class Linear(Function):
         return (*kernels.linear.linear_backward(x, w, grad_y, ctx.needs_input_grad[:3]), None)
 
 
+class LinearReLU(Function):
+    """relu(linear(...)) as one op (see ``Conv2dReLU``)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, kernels):
+        y = kernels.linear.linear_relu_forward(x, w, b)
+        ctx.save_for_backward(x, w, y, kernels)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, w, y, kernels = ctx.saved
+        grad_z = kernels.activation.relu_backward(y, grad_y)
+        return (*kernels.linear.linear_backward(x, w, grad_z, ctx.needs_input_grad[:3]), None)
+
+
 def linear(x, weight, bias=None):
     """y = x @ weight^T + bias, for x (N, in_features) and weight (out_features, in_features)."""
+    return Linear.apply(x, weight, bias, _linear_arguments(x, weight, bias))
+
+
+def linear_relu(x, weight, bias=None):
+    """``relu(linear(x, weight, bias))`` as one op, the same numbers bit for bit (one kernel launch
+    on the GPU; see ``conv2d_relu``). ``nn.Sequential`` runs a ``Linear`` followed by a ``ReLU``
+    this way."""
+    return LinearReLU.apply(x, weight, bias, _linear_arguments(x, weight, bias))
+
+
+def _linear_arguments(x, weight, bias):
+    """linear's checks: the kernels for the tensors' device, or a clear error."""
     op = "linear"
     _check_tensor(op, "input", x, (2,))
     _check_tensor(op, "weight", weight, (2,))
@@ -410,7 +469,7 @@ def linear(x, weight, bias=None):
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"{op}: bias must have shape ({weight.shape[0]},) for weight {weight.shape}, got {bias.shape}")
-    return Linear.apply(x, weight, bias, _kernels(op, x, weight, bias))
+    return _kernels(op, x, weight, bias)
 
 
 def flatten(x, start_dim=1):

@@ -106,3 +106,60 @@ def test_layers_normalise_their_arguments_once_in_init():
         nn.Conv2d(3, 8, 3, padding="full")
     with pytest.raises(mc.ArgumentError, match="MaxPool2d: padding must be an int or a pair of ints, got"):
         nn.MaxPool2d(3, 2, (1, 1, 1))
+
+
+def _layer_by_layer(net, x):
+    for layer in net.children():
+        x = layer(x)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_sequential_runs_a_conv_or_linear_and_its_relu_as_one_op_with_the_same_bits(backend, monkeypatch):
+    """Conv2d + ReLU and Linear + ReLU run as F.conv2d_relu / F.linear_relu (one launch on the GPU):
+    the output and every gradient are the bits of the layers run one at a time."""
+    fused_calls = []
+    for name in ("conv2d_relu", "linear_relu"):
+        op = getattr(mc.functional, name)
+        monkeypatch.setattr(mc.functional, name, lambda *a, op=op, name=name: fused_calls.append(name) or op(*a))
+    with mc.use_backend(backend):
+        mc.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3), nn.ReLU())
+        x = mc.tensor(normal(1, (3, 2, 4, 4), np.float32), requires_grad=True)
+        results = []
+        for run in (net, lambda x: _layer_by_layer(net, x)):
+            for p in [x, *net.parameters()]:
+                p.grad = None
+            y = run(x)
+            mc.functional.cross_entropy(y, np.array([0, 2, 1])).backward()
+            results.append([y.data.copy(), x.grad.copy()] + [p.grad.copy() for p in net.parameters()])
+        for fused, separate in zip(*results):
+            np.testing.assert_array_equal(fused, separate)
+    assert fused_calls == ["conv2d_relu", "linear_relu", "linear_relu"]  # by net(x), not layer by layer
+
+
+def test_the_fused_ops_keep_relus_rules_and_gradients():
+    """relu(NaN) is NaN and a negative value becomes +0 (not -0) in the fused ops as in F.relu; their
+    gradients pass gradcheck; a Conv2d subclass (its forward may differ) is not fused."""
+    F = mc.functional
+    x = normal(2, (2, 2, 5, 5), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    w, b = normal(3, (4, 2, 3, 3), np.float32), normal(4, (4,), np.float32)
+    args = (mc.tensor(x), mc.tensor(w), mc.tensor(b))
+    np.testing.assert_array_equal(F.conv2d_relu(*args, 1, 1).data, F.relu(F.conv2d(*args, 1, 1)).data)
+    assert np.isnan(F.conv2d_relu(*args, 1, 1).data).any()
+    assert not np.signbit(F.conv2d_relu(*args, 1, 1).data).any()
+    fc_x, fc_w, fc_b = (mc.tensor(normal(5, shape, np.float32)) for shape in ((3, 6), (4, 6), (4,)))
+    np.testing.assert_array_equal(F.linear_relu(fc_x, fc_w, fc_b).data, F.relu(F.linear(fc_x, fc_w, fc_b)).data)
+
+    conv_args = [mc.tensor(normal(s, shape), requires_grad=True) for s, shape in ((6, (2, 2, 5, 5)), (7, (4, 1, 3, 3)), (8, (4,)))]
+    mc.gradcheck(lambda x, w, b: F.conv2d_relu(x, w, b, 2, 1, 2), conv_args)
+    mc.gradcheck(F.linear_relu, [mc.tensor(normal(s, shape), requires_grad=True) for s, shape in ((9, (3, 6)), (10, (4, 6)), (11, (4,)))])
+
+    class Doubled(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    net = nn.Sequential(Doubled(2, 4, 3), nn.ReLU())
+    np.testing.assert_array_equal(net(args[0]).data, F.relu(net[0](args[0])).data)

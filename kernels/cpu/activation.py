@@ -66,6 +66,13 @@ def relu_forward(x):
     return _flat_map(_relu_forward, x)
 
 
+def relu_in_place(y):
+    """y = relu(y), writing over y: the fused forwards of conv2d and linear with a ReLU
+    (``conv2d_relu_forward``, ``linear_relu_forward``) need no second array."""
+    _relu_forward(y.reshape(-1), y.reshape(-1))
+    return y
+
+
 def relu_backward(y, grad_y):
     return _flat_map(_relu_backward, y, grad_y)
 

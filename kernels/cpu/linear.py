@@ -10,7 +10,7 @@ reads them with its transpose flags, nothing is copied.
 """
 import numpy as np
 
-from . import blas, workspace
+from . import activation, blas, workspace
 
 
 def linear_forward(x, w, b):
@@ -24,6 +24,11 @@ def linear_forward(x, w, b):
     else:
         np.add(y_t.T, b, out=y)
     return y
+
+
+def linear_relu_forward(x, w, b):
+    """relu(linear_forward(...)), the ReLU written over the output in place."""
+    return activation.relu_in_place(linear_forward(x, w, b))
 
 
 def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):

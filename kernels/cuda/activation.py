@@ -13,10 +13,18 @@ from numba import cuda
 from .launch import empty_like, grid_1d, jit
 
 
+@cuda.jit(device=True, inline=True)
+def relu(v):
+    """max(v, 0), a NaN staying NaN (see kernels/reference/activation.py): the one formula of the
+    ReLU kernel and of the products' fused epilogues (``conv.py``, ``linear.py``), so that a fused
+    and a separate ReLU give the same bits."""
+    return 0 if v <= 0 else v
+
+
 @jit
 def _relu_forward(x, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        y[i] = 0 if x[i] <= 0 else x[i]  # NaN stays NaN (see kernels/reference/activation.py)
+        y[i] = relu(x[i])
 
 
 @jit

@@ -20,7 +20,8 @@ contributed to) instead of scattering col2im with atomics: each output has one
 owner, and results are the same on every run. Split by stride phase, its reduction holds only
 window positions that land on an output: conv1 (11x11, stride 4) sums 3 x 3 of them per input
 channel's kernel, not 121 of which 112 are zero (16 products of 1/16 the columns, 13x less work).
-The groups are the grid's z axis.
+The groups are the grid's z axis. The forward's store adds the bias, and in
+``conv2d_relu_forward`` also applies a following ReLU (the epilogue: one launch, one store).
 geom = (M, N, Kred, batch, C, H, W, K, kh, kw, sh, sw, pad_top, pad_left, H_out, W_out, C/G, K/G),
 read through the named indices below (GEMM_M ... K_PER_GROUP).
 
@@ -39,6 +40,7 @@ travel with the tensor as one kernel argument, a tuple (tensor, column table, re
 """
 from numba import cuda
 
+from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
 from .launch import empty, full, grid_1d, jit
 from .reduce import sum_over_batch_and_space
@@ -83,10 +85,24 @@ def _im2col(geom, x_tables, g, kk, col, tile, slot_k, slot_mn):
 
 
 @cuda.jit(device=True, inline=True)
-def _store_output(geom, y, bias, g, r, col, value):
+def _output_position(geom, g, r, col):
+    """(n, k, i, j) of the forward product's row r (k' in group g) and column col = (n, i, j)."""
     plane = geom[H_OUT] * geom[W_OUT]
-    k = g * geom[K_PER_GROUP] + r
-    y[col // plane, k, (col % plane) // geom[W_OUT], col % geom[W_OUT]] = value + bias[k]
+    return col // plane, g * geom[K_PER_GROUP] + r, (col % plane) // geom[W_OUT], col % geom[W_OUT]
+
+
+@cuda.jit(device=True, inline=True)
+def _store_output(geom, y, bias, g, r, col, value):
+    n, k, i, j = _output_position(geom, g, r, col)
+    y[n, k, i, j] = value + bias[k]
+
+
+@cuda.jit(device=True, inline=True)
+def _store_output_relu(geom, y, bias, g, r, col, value):
+    """The epilogue of a convolution followed by a ReLU: max(value + b, 0) stored once, where a
+    separate ReLU would read y back and write it again in a second launch."""
+    n, k, i, j = _output_position(geom, g, r, col)
+    y[n, k, i, j] = relu(value + bias[k])
 
 
 @cuda.jit(device=True, inline=True)
@@ -281,6 +297,7 @@ def _phase_tables(shape):
 
 
 _forward = make_gemm(_weight_row_major, _im2col, _store_output)
+_forward_relu = make_gemm(_weight_row_major, _im2col, _store_output_relu)
 _weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad)
 _input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad)
 
@@ -295,15 +312,24 @@ def _geometry(x_shape, w_shape, stride, padding, groups):
     return shape, h_out, w_out
 
 
-def conv2d_forward(x, w, b, stride, padding, groups):
+def _run_forward(product, x, w, b, stride, padding, groups):
     shape, h_out, w_out = _geometry(x.shape, w.shape, stride, padding, groups)
     n, k, c_per_group, kh, kw = x.shape[0], w.shape[0], w.shape[1], w.shape[2], w.shape[3]
     y = empty((n, k, h_out, w_out), x.dtype)
     bias = b if b is not None else full(k, 0, x.dtype)
     geom = (k // groups, n * h_out * w_out, c_per_group * kh * kw) + shape
     x_tables = (x.reshape(x.size), *_output_tables(shape))
-    _forward(geom, groups, w.reshape(w.size), x_tables, y, bias)
+    product(geom, groups, w.reshape(w.size), x_tables, y, bias)
     return y
+
+
+def conv2d_forward(x, w, b, stride, padding, groups):
+    return _run_forward(_forward, x, w, b, stride, padding, groups)
+
+
+def conv2d_relu_forward(x, w, b, stride, padding, groups):
+    """relu(conv2d_forward(...)) in one launch: the ReLU in the product's epilogue."""
+    return _run_forward(_forward_relu, x, w, b, stride, padding, groups)
 
 
 def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):

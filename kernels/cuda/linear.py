@@ -6,10 +6,12 @@
     db = sum_n grad_y   (``reduce.py``)
 
 Shapes: x (N, I), w (O, I), b (O,). The transposes are index arithmetic in the
-loaders; nothing is copied. geom = (M, N, K).
+loaders; nothing is copied. geom = (M, N, K). The forward's store adds the bias, and in
+``linear_relu_forward`` also applies a following ReLU (one launch, one store).
 """
 from numba import cuda
 
+from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, load_cols, load_rows, make_gemm, store_plain
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
@@ -38,16 +40,32 @@ def _store_bias(geom, out, bias, g, r, c, value):
     out[r, c] = value + bias[c]
 
 
+@cuda.jit(device=True, inline=True)
+def _store_bias_relu(geom, out, bias, g, r, c, value):
+    """A linear layer followed by a ReLU: the ReLU in the epilogue, one launch and one store."""
+    out[r, c] = relu(value + bias[c])
+
+
 _forward = make_gemm(load_rows, _cols_transposed, _store_bias)
+_forward_relu = make_gemm(load_rows, _cols_transposed, _store_bias_relu)
 _input_grad = make_gemm(load_rows, load_cols, store_plain)
 _weight_grad = make_gemm(_rows_transposed, load_cols, store_plain)
 
 
-def linear_forward(x, w, b):
+def _run_forward(product, x, w, b):
     n, o = x.shape[0], w.shape[0]
     y = empty((n, o), x.dtype)
-    _forward((n, o, x.shape[1]), 1, x, w, y, b if b is not None else full(o, 0, x.dtype))
+    product((n, o, x.shape[1]), 1, x, w, y, b if b is not None else full(o, 0, x.dtype))
     return y
+
+
+def linear_forward(x, w, b):
+    return _run_forward(_forward, x, w, b)
+
+
+def linear_relu_forward(x, w, b):
+    """relu(linear_forward(...)) in one launch: the ReLU in the product's epilogue."""
+    return _run_forward(_forward_relu, x, w, b)
 
 
 def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):

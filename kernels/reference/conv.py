@@ -23,6 +23,8 @@ is one term of the formulas above.
 """
 import numpy as np
 
+from . import activation
+
 
 def output_size(size, kernel, stride, pad_before, pad_after):
     return (size + pad_before + pad_after - kernel) // stride + 1
@@ -52,6 +54,11 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     if b is not None:
         y += b[None, :, None, None]
     return y
+
+
+def conv2d_relu_forward(x, w, b, stride, padding, groups):
+    """A convolution followed by a ReLU, as one op (the fast backends fuse the two)."""
+    return activation.relu_forward(conv2d_forward(x, w, b, stride, padding, groups))
 
 
 def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):

@@ -9,10 +9,17 @@ Shapes: x (N, I), w (O, I) as in PyTorch, b (O,) or None.
 """
 import numpy as np
 
+from . import activation
+
 
 def linear_forward(x, w, b):
     y = np.einsum("ni,oi->no", x, w)
     return y if b is None else y + b
+
+
+def linear_relu_forward(x, w, b):
+    """A linear layer followed by a ReLU, as one op (the fast backends fuse the two)."""
+    return activation.relu_forward(linear_forward(x, w, b))
 
 
 def linear_backward(x, w, grad_y, needs_input_grad=(True, True, True)):

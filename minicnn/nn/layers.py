@@ -51,6 +51,11 @@ class Conv2d(Module):
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
 
+    def forward_relu(self, x):
+        """relu(self(x)) as one op (``F.conv2d_relu``): how ``Sequential`` runs a Conv2d and the
+        ReLU after it."""
+        return F.conv2d_relu(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+
     def extra_repr(self):
         kh, kw = self.kernel_size
         extra = f", groups={self.groups}" if self.groups > 1 else ""
@@ -74,6 +79,11 @@ class Linear(Module):
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
+
+    def forward_relu(self, x):
+        """relu(self(x)) as one op (``F.linear_relu``): how ``Sequential`` runs a Linear and the
+        ReLU after it."""
+        return F.linear_relu(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}" + ("" if self.bias is not None else ", bias=False")

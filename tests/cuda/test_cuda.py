@@ -163,6 +163,53 @@ def test_linear_matches_cpu(n, i, o):
         close(got, want)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, padding, groups", [
+    ((2, 2, 5, 6), (4, 1, 3, 3), ((1, 1), (1, 1)), 2),
+    ((1, 8, 5, 5), (3, 8, 3, 3), ((0, 0), (0, 0)), 1),  # few tiles, a long reduction: split-K, the ReLU after the sum
+])
+def test_the_relu_in_the_epilogue_gives_the_separate_ops_bits(x_shape, w_shape, padding, groups):
+    """conv2d_relu_forward and linear_relu_forward (one launch each: the ReLU in the product's store)
+    against the product then the ReLU kernel, bit for bit, a NaN included; and against the CPU."""
+    x, w, b = normal(0, x_shape, np.float32), normal(1, w_shape, np.float32), normal(2, (w_shape[0],), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    args = ((1, 1), padding, groups)
+    fused = down(GPU.conv.conv2d_relu_forward(up(x), up(w), up(b), *args))
+    np.testing.assert_array_equal(fused, down(GPU.activation.relu_forward(GPU.conv.conv2d_forward(up(x), up(w), up(b), *args))))
+    assert np.isnan(fused).any() and (fused == 0).any() and not np.signbit(fused).any()
+    want = conv.conv2d_relu_forward(x, w, b, *args)
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(want))
+    assert rel_error(np.nan_to_num(fused), np.nan_to_num(want)) < 1e-5
+    fc_x, fc_w, fc_b = normal(3, (3, 300), np.float32), normal(4, (5, 300), np.float32), normal(5, (5,), np.float32)
+    fused = down(GPU.linear.linear_relu_forward(up(fc_x), up(fc_w), up(fc_b)))
+    np.testing.assert_array_equal(fused, down(GPU.activation.relu_forward(GPU.linear.linear_forward(up(fc_x), up(fc_w), up(fc_b)))))
+    assert (fused == 0).any()
+    assert rel_error(fused, linear.linear_relu_forward(fc_x, fc_w, fc_b)) < 1e-5
+
+
+def test_a_sequential_on_the_gpu_launches_one_kernel_for_a_layer_and_its_relu():
+    """Conv2d + ReLU and Linear + ReLU in a Sequential: one launch fewer each than run layer by
+    layer, and the same output and gradients bit for bit."""
+    from minicnn.kernels.cuda import launch
+
+    mc.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 5), nn.ReLU(),
+                        nn.Linear(5, 3)).to("cuda")
+    x = mc.tensor(normal(1, (2, 2, 4, 4), np.float32)).to("cuda")
+    net(x)  # the convolution's index tables are built by kernels at a shape's first use, then kept
+    results, launches = [], []
+    for run in (net, lambda h: [h := layer(h) for layer in net.children()][-1]):
+        for p in net.parameters():
+            p.grad = None
+        before = launch.launches
+        y = run(x)
+        launches.append(launch.launches - before)
+        F.cross_entropy(y, np.array([0, 2])).backward()
+        results.append([down(y.data)] + [down(p.grad) for p in net.parameters()])
+    assert launches[0] == launches[1] - 2
+    for fused, separate in zip(*results):
+        np.testing.assert_array_equal(fused, separate)
+
+
 def test_softmax_and_cross_entropy_match_cpu():
     x = normal(0, (4, 13), np.float32, scale=5)
     labels = np.array([0, 12, 5, 5])

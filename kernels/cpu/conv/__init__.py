@@ -21,6 +21,7 @@ the batch), and the rest to im2col; "auto" is the default rule.
 import os
 
 from ....errors import ArgumentError
+from .. import activation
 from . import im2col, spectral, winograd
 
 ALGORITHMS = ("auto", "im2col", "winograd", "spectral")
@@ -79,6 +80,11 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     stride (sh, sw), padding ((top, bottom), (left, right))."""
     chosen = _MODULES[algorithm(w.shape, stride, padding, x.shape[0])]
     return chosen.conv2d_forward(x, w, b, stride, padding, groups)
+
+
+def conv2d_relu_forward(x, w, b, stride, padding, groups):
+    """relu(conv2d_forward(...)), the ReLU written over the convolution's output in place."""
+    return activation.relu_in_place(conv2d_forward(x, w, b, stride, padding, groups))
 
 
 def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(True, True, True)):

@@ -12,6 +12,9 @@ The kinds of reused memory:
 - ``scratch(name, shape, dtype)``: a named buffer of bytes, grown to the largest size asked
   for, viewed as the dtype asked for. Its contents are valid only until the next request of
   the same name: a kernel uses it within one call and never returns it (Winograd's matrices).
+  A kernel may read what it left there in an earlier call if it alone uses the name and
+  ``generation()`` has not changed since (``release`` forgets every buffer): the Fourier path
+  keeps its weights' spectrum from a forward to the backward that way.
 - ``thread_scratch(name, shape, dtype)``: the same, a buffer per thread, for the kernels whose
   tasks run on several threads at once (im2col's images); freed with its thread.
 - ``empty``, ``empty_like``, ``zeros``: arrays a kernel returns (outputs, gradients), carved
@@ -208,9 +211,18 @@ def cached_bytes():
     return used, sum(a.size for a in _arenas) - used
 
 
+_generation = [0]  # how many times ``release`` ran
+
+
+def generation():
+    """A number that changes whenever the scratch buffers are forgotten (``release``)."""
+    return _generation[0]
+
+
 def release():
     """Forget every arena and scratch buffer, and the calling thread's own (arrays still in use stay
     valid; other threads' ``thread_scratch`` stays theirs)."""
+    _generation[0] += 1
     _arenas.clear()
     _regions.clear()
     _buffers.clear()

@@ -281,6 +281,44 @@ def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
         assert rel_error(g, want) < tolerance(np.float32)
 
 
+def test_spectral_backward_reuses_the_forwards_weight_spectrum_only_while_it_is_the_weights(spectral_at_any_batch, monkeypatch):
+    """The backward takes the weights' spectrum the forward left in scratch: the same bits as
+    computing it again; and it computes it again where the weights changed in place, another
+    convolution's forward came between, or the scratch buffers were released."""
+    x, w, b = normal(0, (2, 32, 7, 6), np.float32), normal(1, (4, 16, 5, 5), np.float32), normal(2, (4,), np.float32)
+    other_w = normal(3, (4, 16, 5, 5), np.float32)
+    grad_y = normal(4, (2, 4, 7, 6), np.float32)
+    args = ((1, 1), ((2, 2), (2, 2)), 2)
+    transforms = []
+    real_transform = spectral._transform
+    monkeypatch.setattr(spectral, "_transform", lambda planes, *a: transforms.append(planes.shape) or real_transform(planes, *a))
+
+    def backward(w):
+        return [g.copy() for g in spectral.conv2d_backward(x, w, grad_y, *args)]
+
+    def weight_transforms(action):
+        transforms.clear()
+        action()
+        return transforms.count(w.shape)
+
+    spectral._kept.update(weights=None, sizes=None)
+    assert weight_transforms(lambda: backward(w)) == 1  # nothing kept: computed
+    fresh = backward(w)
+    assert weight_transforms(lambda: spectral.conv2d_forward(x, w, b, *args)) == 1
+    assert weight_transforms(lambda: [np.testing.assert_array_equal(g, f) for g, f in zip(backward(w), fresh)]) == 0
+    assert weight_transforms(lambda: backward(w)) == 1  # the last backward's dL/dw took the buffer
+
+    for between in (lambda: spectral.conv2d_forward(x, other_w, b, *args), workspace.release):
+        spectral.conv2d_forward(x, w, b, *args)
+        between()
+        assert weight_transforms(lambda: [np.testing.assert_array_equal(g, f) for g, f in zip(backward(w), fresh)]) == 1
+    spectral.conv2d_forward(x, w, b, *args)
+    changed = w.copy()
+    changed[0, 0, 0, 0] += 1  # the same shape, other values: as if changed in place
+    spectral._kept["weights"][...] = w
+    assert weight_transforms(lambda: backward(changed)) == 1
+
+
 @pytest.mark.parametrize("w_shape, stride, batch, expected", [
     ((4, 16, 5, 5), (1, 1), 8, True),
     ((4, 48, 5, 5), (1, 1), 64, True),  # conv2

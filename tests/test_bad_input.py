@@ -30,6 +30,13 @@ CASES = [
      r"conv2d: input has 3 channels, weight expects 96 \(48 per group x 2 groups\); "
      r"input \(16, 3, 227, 227\), weight \(256, 48, 5, 5\)"),
     ("linear features", lambda: F.linear(t(2, 3), t(5, 4)), mc.ShapeError, r"linear: input has 3 features, weight expects 4"),
+    # the fused ops (what a Sequential runs for a Conv2d or Linear and its ReLU) check as the layers do
+    ("conv2d_relu channels", lambda: F.conv2d_relu(t(16, 3, 227, 227), t(256, 48, 5, 5), groups=2), mc.ShapeError,
+     r"conv2d: input has 3 channels, weight expects 96"),
+    ("linear_relu features", lambda: F.linear_relu(t(2, 3), t(5, 4)), mc.ShapeError,
+     r"linear: input has 3 features, weight expects 4"),
+    ("Sequential conv and relu", lambda: mc.nn.Sequential(mc.nn.Conv2d(4, 6, 3), mc.nn.ReLU())(t(2, 3, 8, 8)),
+     mc.ShapeError, r"conv2d: input has 3 channels, weight expects 4"),
     ("conv2d bias", lambda: F.conv2d(x4, w4, t(5), groups=2), mc.ShapeError, r"conv2d: bias must have shape \(6,\)"),
     ("batch_norm weight", lambda: F.batch_norm(x4, None, None, t(3), training=True), mc.ShapeError,
      r"batch_norm: weight must have shape \(4,\)"),

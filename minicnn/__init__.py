@@ -42,7 +42,7 @@ from .gradcheck import gradcheck  # noqa: E402
 from .kernels.backends import use_backend  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .serialization import load, save  # noqa: E402
-from .tensor import Tensor, cat, from_numpy, ones, randn, stack, tensor, zeros  # noqa: E402
+from .tensor import Tensor, cat, flatten, from_numpy, ones, randn, stack, tensor, zeros  # noqa: E402
 
 from . import utils  # noqa: E402  (torch.utils.data's place)
 
@@ -53,6 +53,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "no_grad", "is_grad_enabled", "Function", "functional", "gradcheck", "errors",
     "MiniCNNError", "ShapeError", "ArgumentError", "DTypeError", "nn", "models", "random", "manual_seed", "cuda", "device", "optim", "data",
-    "use_backend", "cat", "stack", "from_numpy", "zeros", "ones", "randn", "save", "load", "utils",
+    "use_backend", "cat", "stack", "flatten", "from_numpy", "zeros", "ones", "randn", "save", "load", "utils",
     "float32", "float64", "int64",
 ]

@@ -27,6 +27,13 @@ def integer(op, name, value, minimum=None, maximum=None):
     return int(value)
 
 
+def boolean(op, name, value):
+    """True or False (NumPy's bools too), not a number or a string."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def positive_integer(op, name, value):
     """An int >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

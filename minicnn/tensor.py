@@ -417,6 +417,14 @@ def _index_key(index):
     return tuple(key)
 
 
+def flatten(input, start_dim=0, end_dim=-1):  # noqa: A002  (torch.flatten's argument name)
+    """``input`` with the axes from ``start_dim`` to ``end_dim`` merged into one, as
+    ``torch.flatten`` (``Tensor.flatten``)."""
+    if not isinstance(input, Tensor):
+        raise DTypeError(f"flatten: input must be a minicnn Tensor, got {type(input).__name__}")
+    return input.flatten(start_dim, end_dim)
+
+
 def cat(tensors, dim=0):
     """The tensors joined along ``dim`` (their other axes must match), as ``torch.cat``."""
     tensors = _same_kind("cat", tensors)

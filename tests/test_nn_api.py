@@ -80,3 +80,59 @@ def test_zero_grad_and_lr_scheduler_names():
     schedule.step()
     assert opt.lr == pytest.approx(0.05)
     assert mc.optim.lr_scheduler.ReduceLROnPlateau is mc.optim.ReduceLROnPlateau
+
+
+def _torchvision_alexnet(torch, num_classes):
+    """torchvision's AlexNet (torchvision/models/alexnet.py), written against a module called torch."""
+    nn = torch.nn
+
+    class AlexNet(nn.Module):
+        def __init__(self, num_classes=1000, dropout=0.5):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+            )
+            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+            self.classifier = nn.Sequential(
+                nn.Dropout(p=dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+                nn.Dropout(p=dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+                nn.Linear(4096, num_classes),
+            )
+
+        def forward(self, x):
+            x = self.features(x)
+            x = self.avgpool(x)
+            x = torch.flatten(x, 1)
+            return self.classifier(x)
+
+    return AlexNet(num_classes)
+
+
+def test_torchvisions_alexnet_runs_unchanged_and_matches_pytorch(torch):
+    """nn.ReLU(inplace=True), nn.Dropout(p=...) and torch.flatten(x, 1), as torchvision writes them:
+    the same parameters, and with PyTorch's weights the same logits and input gradient (eval mode,
+    float64)."""
+    ours, theirs = _torchvision_alexnet(mc, 10).double().eval(), _torchvision_alexnet(torch, 10).double().eval()
+    assert repr(ours.features[1]) == "ReLU(inplace=True)" and not ours.classifier[0].inplace
+    assert [(n, tuple(p.shape)) for n, p in ours.named_parameters()] == \
+        [(n, tuple(p.shape)) for n, p in theirs.named_parameters()]
+    ours.load_state_dict({name: value.detach().numpy() for name, value in theirs.state_dict().items()})
+    images = np.random.default_rng(0).standard_normal((2, 3, 67, 67))
+    x, z = mc.tensor(images, requires_grad=True), torch.tensor(images, requires_grad=True)
+    logits, expected = ours(x), theirs(z)
+    np.testing.assert_allclose(logits.numpy(), expected.detach().numpy(), rtol=1e-9, atol=1e-12)
+    logits.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_allclose(x.grad, z.grad.numpy(), rtol=1e-8, atol=1e-14)
+    with pytest.raises(ArgumentError, match="ReLU: inplace must be True or False, got 1"):
+        nn.ReLU(inplace=1)
+    with pytest.raises(mc.DTypeError, match="flatten: input must be a minicnn Tensor, got ndarray"):
+        mc.flatten(images)
+    assert mc.flatten(x).shape == (2 * 3 * 67 * 67,) and mc.flatten(x, 1, 2).shape == (2, 3 * 67, 67)

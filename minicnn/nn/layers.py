@@ -157,8 +157,20 @@ class LocalResponseNorm(Module):
 
 
 class ReLU(Module):
+    """max(x, 0). ``inplace`` is accepted for PyTorch code (torchvision's AlexNet writes
+    ``nn.ReLU(inplace=True)``) and gives the same output and gradients; minicnn's autograd has no
+    in-place ops, so the input is left as it was. (In a ``Sequential``, a ReLU after a Conv2d or
+    Linear is written over that layer's output anyway: ``F.conv2d_relu``.)"""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = checks.boolean("ReLU", "inplace", inplace)
+
     def forward(self, x):
         return F.relu(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):
@@ -180,11 +192,13 @@ class Dropout(Module):
     """Inverted dropout. Each training call uses a fresh mask: the seed of call t is derived
     from the layer's ``seed`` and t, so a run is repeatable from its seeds."""
 
-    def __init__(self, p=0.5, seed=None):
+    def __init__(self, p=0.5, inplace=False, seed=None):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ArgumentError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
+        # PyTorch's argument, accepted for its code: the same output, the input left as it was (ReLU's note)
+        self.inplace = checks.boolean("Dropout", "inplace", inplace)
         self.seed = int(_random.generator().integers(0, 2**63)) if seed is None else int(seed)
         self.calls = 0
         # Images of the whole batch before this process's part of it (data parallelism sets it), so
@@ -204,7 +218,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, True, seed, self.batch_offset * per_image)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
 
 
 class _BatchNorm(Module):

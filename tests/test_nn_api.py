@@ -136,3 +136,26 @@ def test_torchvisions_alexnet_runs_unchanged_and_matches_pytorch(torch):
     with pytest.raises(mc.DTypeError, match="flatten: input must be a minicnn Tensor, got ndarray"):
         mc.flatten(images)
     assert mc.flatten(x).shape == (2 * 3 * 67 * 67,) and mc.flatten(x, 1, 2).shape == (2, 3 * 67, 67)
+
+
+def test_flatten_takes_pytorchs_axes(torch):
+    """nn.Flatten(start_dim=1, end_dim=-1) as torch.nn.Flatten, the summary following the merged
+    axes, and one that would merge the batch axis refused there with a clear line."""
+    from minicnn.apps.summary import layer_plan
+
+    images = np.random.default_rng(1).standard_normal((2, 3, 4, 5))
+    for args in ((), (2,), (1, 2), (-3, -2), (0,)):
+        np.testing.assert_array_equal(nn.Flatten(*args)(mc.tensor(images)).numpy(),
+                                      torch.nn.Flatten(*args)(torch.tensor(images)).numpy())
+    assert repr(nn.Flatten()) == "Flatten()" and repr(nn.Flatten(2)) == "Flatten(start_dim=2, end_dim=-1)"
+    net = nn.Sequential(("conv", nn.Conv2d(3, 4, 1)), ("flat", nn.Flatten(2)))
+    assert [row["out_shape"] for row in layer_plan(net, (3, 4, 5))] == [(4, 4, 5), (4, 20)]
+    with pytest.raises(ArgumentError, match=r"summary: flat flattens axes 0..-1 of a 4-d batch"):
+        layer_plan(nn.Sequential(("conv", nn.Conv2d(3, 4, 1)), ("flat", nn.Flatten(0))), (3, 4, 5))
+    with pytest.raises(ArgumentError, match="Flatten: start_dim must be an integer, got 'a'"):
+        nn.Flatten("a")
+    from minicnn.apps.trace import worked_example  # the step-through's line for each kind
+
+    for layer, line in ((nn.Flatten(), "3x4x5 = 60 values per image, one vector each"),
+                        (nn.Flatten(2), "3x4x5 -> 3x20 per image, the same values in the same order")):
+        assert worked_example("flat", layer, images, layer(mc.tensor(images)).data) == [line]

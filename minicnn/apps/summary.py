@@ -83,6 +83,22 @@ def _pool_sizes(layer, in_shape):
     return (c, ho, wo), _size_text(h, 2 * ph, kh, sh, ho)
 
 
+def _flattened(layer, name, shape):
+    """(the per-image shape after a Flatten, its size text): the summary follows one image, so a
+    Flatten that merges the batch axis (start_dim 0) is refused."""
+    dims = len(shape) + 1  # with the batch axis
+    start, end = (d + dims if d < 0 else d for d in (layer.start_dim, layer.end_dim))
+    if not 1 <= start <= end < dims:
+        raise ArgumentError(f"summary: {name} flattens axes {layer.start_dim}..{layer.end_dim} of a {dims}-d "
+                            f"batch {('N',) + tuple(shape)}; the summary follows one image, so axes 1..{dims - 1}")
+    merged = shape[start - 1:end]
+    flat = 1
+    for s in merged:
+        flat *= s
+    text = " x ".join(map(str, merged)) + f" = {flat}"
+    return tuple(shape[:start - 1]) + (flat,) + tuple(shape[end:]), text
+
+
 def layer_plan(model, input_shape=None):
     """One dict per named layer: name, layer, op, in_shape, out_shape (per image, no batch axis),
     size_text, weights, biases, params, params_text, macs, note."""
@@ -111,11 +127,7 @@ def layer_plan(model, input_shape=None):
             if min(shape[1:]) < 1:
                 raise ArgumentError(f"summary: the input is too small: {name} would output {shape}")
         elif isinstance(layer, Flatten):
-            flat = 1
-            for s in shape:
-                flat *= s
-            size_text = " x ".join(map(str, shape)) + f" = {flat}"
-            shape = (flat,)
+            shape, size_text = _flattened(layer, name, shape)
         elif isinstance(layer, Linear):
             if shape != (layer.in_features,):
                 raise ArgumentError(f"summary: {name} expects {layer.in_features} features, gets shape {shape}")

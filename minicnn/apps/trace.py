@@ -167,7 +167,10 @@ def worked_example(name, layer, x, y, kept=None):
                      f" * weight {_g(layer.weight.data[0])} + bias {_g(layer.bias.data[0])} = "
                      f"{_g(xhat * layer.weight.data[0] + layer.bias.data[0])}")
     elif isinstance(layer, Flatten):
-        lines.append(f"{_shape(x.shape[1:])} = {int(np.prod(x.shape[1:]))} values per image, one vector each")
+        if y.ndim == 2:
+            lines.append(f"{_shape(x.shape[1:])} = {int(np.prod(x.shape[1:]))} values per image, one vector each")
+        else:
+            lines.append(f"{_shape(x.shape[1:])} -> {_shape(y.shape[1:])} per image, the same values in the same order")
     return [line for line in lines if line]
 
 

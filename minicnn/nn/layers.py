@@ -184,8 +184,19 @@ class Tanh(Module):
 
 
 class Flatten(Module):
+    """The axes from ``start_dim`` to ``end_dim`` merged into one, as ``torch.nn.Flatten``: by default
+    every axis after the batch's, (N, C, H, W) -> (N, C*H*W)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = checks.integer("Flatten", "start_dim", start_dim)
+        self.end_dim = checks.integer("Flatten", "end_dim", end_dim)
+
     def forward(self, x):
-        return F.flatten(x)
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return "" if (self.start_dim, self.end_dim) == (1, -1) else f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Module):

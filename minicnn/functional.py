@@ -255,8 +255,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     op = "avg_pool2d"
     kernel_size, stride, padding = _pool_arguments(op, x, kernel_size, stride, padding)
     for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ArgumentError(f"{op}: {name} must be True or False, got {flag!r}")
+        checks.boolean(op, name, flag)
     rows, cols = (_avg_pool_windows(size, k, s, p, ceil_mode, count_include_pad)
                   for size, k, s, p in zip(x.shape[2:], kernel_size, stride, padding))
     if divisor_override is not None:
@@ -401,8 +400,7 @@ def dropout(x, p=0.5, training=True, seed=None, offset=0):
     op = "dropout"
     _check_tensor(op, "input", x)
     p = checks.number(op, "p", p, 0.0, 1.0, high_inclusive=False)
-    if not isinstance(training, (bool, np.bool_)):
-        raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
+    checks.boolean(op, "training", training)
     if not training or p == 0.0:
         return x
     if seed is None:
@@ -605,8 +603,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             if t.shape != (channels,):
                 raise ShapeError(f"{op}: {name} must have shape ({channels},) for input {x.shape}, got {t.shape}")
     _check_same_dtype(op, x, **named)
-    if not isinstance(training, (bool, np.bool_)):
-        raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
+    checks.boolean(op, "training", training)
     momentum = checks.number(op, "momentum", momentum, 0.0, 1.0)
     eps = checks.number(op, "eps", eps, 0.0, low_inclusive=False)
     if x.size == 0:

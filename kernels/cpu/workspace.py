@@ -211,18 +211,19 @@ def cached_bytes():
     return used, sum(a.size for a in _arenas) - used
 
 
-_generation = [0]  # how many times ``release`` ran
+_generation = 0  # how many times ``release`` ran
 
 
 def generation():
     """A number that changes whenever the scratch buffers are forgotten (``release``)."""
-    return _generation[0]
+    return _generation
 
 
 def release():
     """Forget every arena and scratch buffer, and the calling thread's own (arrays still in use stay
     valid; other threads' ``thread_scratch`` stays theirs)."""
-    _generation[0] += 1
+    global _generation
+    _generation += 1
     _arenas.clear()
     _regions.clear()
     _buffers.clear()

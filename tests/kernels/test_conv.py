@@ -301,7 +301,7 @@ def test_spectral_backward_reuses_the_forwards_weight_spectrum_only_while_it_is_
         action()
         return transforms.count(w.shape)
 
-    spectral._kept.update(weights=None, sizes=None)
+    spectral._kept.update(weights=None, made_for=None)
     assert weight_transforms(lambda: backward(w)) == 1  # nothing kept: computed
     fresh = backward(w)
     assert weight_transforms(lambda: spectral.conv2d_forward(x, w, b, *args)) == 1

@@ -149,23 +149,23 @@ X_OR_DX, W_OR_DW, Y_OR_G, FIRST, SECOND = "spectral.a", "spectral.b", "spectral.
 # sizes from weights equal to those it is given (compared against a copy: 1.2 MB, ~0.2 ms) and the
 # scratch buffers were not forgotten since (``workspace.generation``), so the result is the same
 # bits as computing it again; else it computes it. Only this module writes W_OR_DW.
-_kept = {"weights": None, "sizes": None}  # the weights, and (size_h, size_w, generation), of W_OR_DW's spectrum
+_kept = {"weights": None, "made_for": None}  # the weights, and (size_h, size_w, generation), of W_OR_DW's spectrum
 
 
 def _weights_spectrum(w, size_h, size_w):
     """The conjugated spectrum of w's planes at size_h x size_w, in W_OR_DW: the one already there
     when it is w's (see ``_kept``), else computed."""
     kept = _kept["weights"]
-    if (_kept["sizes"] == (size_h, size_w, workspace.generation()) and kept is not None
+    if (_kept["made_for"] == (size_h, size_w, workspace.generation()) and kept is not None
             and kept.shape == w.shape and kept.dtype == w.dtype and np.array_equal(kept, w)):
         half = size_w // 2 + 1
         return workspace.scratch(W_OR_DW, (size_h, half, w.shape[0] * w.shape[1]), _complex(w.dtype.type))
-    _kept["sizes"] = None  # (until the new spectrum is whole)
+    _kept["made_for"] = None  # (until the new spectrum is whole)
     spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)
     if kept is None or kept.shape != w.shape or kept.dtype != w.dtype:
         kept = _kept["weights"] = np.empty_like(w)
     np.copyto(kept, w)
-    _kept["sizes"] = (size_h, size_w, workspace.generation())
+    _kept["made_for"] = (size_h, size_w, workspace.generation())
     return spectrum
 
 
@@ -267,7 +267,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     if needs_input_grad[1]:
         x_spectrum = _transform(_channel_major(x, workspace.scratch("spectral.channel_sums", (c, n), np.float64)),
                                 size_h, size_w, top, left, -1, X_OR_DX)
-        _kept["sizes"] = None  # W_OR_DW now takes dL/dw's spectrum
+        _kept["made_for"] = None  # W_OR_DW now takes dL/dw's spectrum
         w_grad_spectrum = workspace.scratch(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
         blas.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
                     w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))

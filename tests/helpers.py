@@ -4,8 +4,11 @@ import numpy as np
 
 def rel_error(actual, expected, scale=0.0):
     """max |actual - expected| relative to the largest |expected|, or to ``scale`` if larger
-    (for results that are small differences of large terms). 0 for two empty arrays."""
-    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    (for results that are small differences of large terms). 0 for two empty arrays. Complex arrays
+    compare whole: |.| is the complex modulus."""
+    as_complex = np.iscomplexobj(actual) or np.iscomplexobj(expected)
+    wide = np.complex128 if as_complex else np.float64
+    actual, expected = np.asarray(actual, dtype=wide), np.asarray(expected, dtype=wide)
     assert actual.shape == expected.shape, f"shapes differ: {actual.shape} vs {expected.shape}"
     if actual.size == 0:
         return 0.0

@@ -38,7 +38,7 @@ device (``_output_tables``, ``_phase_tables``): a loader then reads, for column 
 tables hold i + a and a, with p = ph + a*sh, so that i = (i + a) - a needs no division). The tables
 travel with the tensor as one kernel argument, a tuple (tensor, column table, reduction table).
 """
-from numba import cuda
+from numba import cuda, uint64
 
 from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
@@ -58,7 +58,7 @@ def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
     if r >= geom[GEMM_M] or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    tile[slot_k, slot_mn] = w[(g * geom[K_PER_GROUP] + r) * geom[GEMM_K] + kk]
+    tile[slot_k, slot_mn] = w[uint64((g * geom[K_PER_GROUP] + r) * geom[GEMM_K] + kk)]
 
 
 @cuda.jit(device=True, inline=True)
@@ -66,13 +66,14 @@ def _x_pad_into(geom, x_tables, g, kk, m, tile, slot_k, slot_mn):
     """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for im2col row kk = (c', p, q) and
     column m = (n, i, j), read through the index tables: 0 in the padding."""
     x, columns, rows = x_tables
+    m, kk = uint64(m), uint64(kk)
     h = columns[COL_H0, m] + rows[ROW_P, kk]
     w = columns[COL_W0, m] + rows[ROW_Q, kk]
     if h < 0 or h >= geom[HEIGHT] or w < 0 or w >= geom[WIDTH]:
         tile[slot_k, slot_mn] = 0
     else:
         group_base = g * geom[C_PER_GROUP] * geom[HEIGHT] * geom[WIDTH]
-        tile[slot_k, slot_mn] = x[group_base + columns[COL_BASE, m] + rows[ROW_OFFSET, kk]]
+        tile[slot_k, slot_mn] = x[uint64(group_base + columns[COL_BASE, m] + rows[ROW_OFFSET, kk])]
 
 
 @cuda.jit(device=True, inline=True)
@@ -94,7 +95,7 @@ def _output_position(geom, g, r, col):
 @cuda.jit(device=True, inline=True)
 def _store_output(geom, y, bias, g, r, col, value):
     n, k, i, j = _output_position(geom, g, r, col)
-    y[n, k, i, j] = value + bias[k]
+    y[uint64(n), uint64(k), uint64(i), uint64(j)] = value + bias[uint64(k)]
 
 
 @cuda.jit(device=True, inline=True)
@@ -102,7 +103,7 @@ def _store_output_relu(geom, y, bias, g, r, col, value):
     """The epilogue of a convolution followed by a ReLU: max(value + b, 0) stored once, where a
     separate ReLU would read y back and write it again in a second launch."""
     n, k, i, j = _output_position(geom, g, r, col)
-    y[n, k, i, j] = relu(value + bias[k])
+    y[uint64(n), uint64(k), uint64(i), uint64(j)] = relu(value + bias[uint64(k)])
 
 
 @cuda.jit(device=True, inline=True)
@@ -114,7 +115,7 @@ def _grad_y_rows(geom, grad_y_tables, g, r, m, tile, slot_k, slot_mn):
         return
     grad_y, columns = grad_y_tables
     channel = g * geom[K_PER_GROUP] + r
-    tile[slot_k, slot_mn] = grad_y[columns[COL_GRAD_Y, m] + channel * geom[H_OUT] * geom[W_OUT]]
+    tile[slot_k, slot_mn] = grad_y[uint64(columns[COL_GRAD_Y, uint64(m)] + channel * geom[H_OUT] * geom[W_OUT])]
 
 
 @cuda.jit(device=True, inline=True)
@@ -128,7 +129,7 @@ def _im2col_transposed(geom, x_tables, g, m, kk, tile, slot_k, slot_mn):
 
 @cuda.jit(device=True, inline=True)
 def _store_weight_grad(geom, grad_w, unused, g, r, kk, value):
-    grad_w[(g * geom[K_PER_GROUP] + r) * geom[GEMM_N] + kk] = value
+    grad_w[uint64((g * geom[K_PER_GROUP] + r) * geom[GEMM_N] + kk)] = value
 
 
 @cuda.jit(device=True, inline=True)
@@ -140,7 +141,7 @@ def _weight_transposed(geom, w_tables, g, c, kk, tile, slot_k, slot_mn):
     w, rows = w_tables
     kernel_size = geom[KH] * geom[KW]
     group_base = g * geom[K_PER_GROUP] * geom[C_PER_GROUP] * kernel_size
-    tile[slot_k, slot_mn] = w[group_base + rows[PHASE_W, kk] + c * kernel_size]
+    tile[slot_k, slot_mn] = w[uint64(group_base + rows[PHASE_W, uint64(kk)] + c * kernel_size)]
 
 
 @cuda.jit(device=True, inline=True)
@@ -152,20 +153,22 @@ def _grad_y_gathered(geom, grad_y_tables, g, kk, col, tile, slot_k, slot_mn):
         tile[slot_k, slot_mn] = 0
         return
     grad_y, columns, rows = grad_y_tables
+    col, kk = uint64(col), uint64(kk)
     i = columns[PHASE_U, col] - rows[PHASE_A, kk]
     j = columns[PHASE_V, col] - rows[PHASE_B, kk]
     if i < 0 or j < 0 or i >= geom[H_OUT] or j >= geom[W_OUT]:
         tile[slot_k, slot_mn] = 0
         return
     group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
-    tile[slot_k, slot_mn] = grad_y[group_base + columns[PHASE_GRAD_Y, col] + rows[PHASE_OFFSET, kk] + i * geom[W_OUT] + j]
+    tile[slot_k, slot_mn] = grad_y[uint64(group_base + columns[PHASE_GRAD_Y, col] + rows[PHASE_OFFSET, kk]
+                                          + i * geom[W_OUT] + j)]
 
 
 @cuda.jit(device=True, inline=True)
 def _store_input_grad(geom, grad_x, columns, g, c, col, value):
     """(The column table comes in the bias argument, which this product has no use for.)"""
     plane = geom[HEIGHT] * geom[WIDTH]
-    grad_x[columns[PHASE_X, col] + (g * geom[C_PER_GROUP] + c) * plane] = value
+    grad_x[uint64(columns[PHASE_X, uint64(col)] + (g * geom[C_PER_GROUP] + c) * plane)] = value
 
 
 # ---- the index tables -------------------------------------------------------------------------

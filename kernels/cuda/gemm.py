@@ -31,11 +31,22 @@ array's dtype must be known when the kernel compiles.
 
 ``load_rows``, ``load_cols`` and ``store_plain`` are the loaders of plain row-major matrices
 (A[m, k] = a[m, k], B[k, n] = b[k, n], C[m, n] = value): the linear layer's and the ladder's.
+
+Unsigned indices: Numba gives every signed index it cannot prove non-negative a wrap-around
+(``i < 0 ? i + size : i``, a compare and a select in 64-bit arithmetic, which a GPU does in two
+32-bit halves). An index is never negative here, so each one is cast to unsigned where it indexes
+an array (``uint32`` for shared memory, ``uint64`` for global) and the thread and block indices
+are zero-extended where they are read, which lets the compiler see that sums of them are not
+negative either. The multiply's loop over the slab runs on an unsigned counter for the same
+reason (at 64 x 64 tiles the compiler then unrolls it). For sm_90, per step of the reduction, a
+thread's instructions went from 885 to 551 for the same 256 FMAs at 64 x 64 tiles and from 1785 to
+920 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 114: the same bits, counted
+without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md).
 """
 import math
 
 import numpy as np
-from numba import cuda, from_dtype
+from numba import cuda, from_dtype, uint32, uint64
 
 from .launch import SIMULATED, jit
 
@@ -49,7 +60,7 @@ THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 def load_rows(geom, a, g, r, k, tile, s, t):
     """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
     if r < geom[GEMM_M] and k < geom[GEMM_K]:
-        tile[s, t] = a[r, k]
+        tile[s, t] = a[uint64(r), uint64(k)]
     else:
         tile[s, t] = 0
 
@@ -58,14 +69,14 @@ def load_rows(geom, a, g, r, k, tile, s, t):
 def load_cols(geom, b, g, k, c, tile, s, t):
     """B[k, c] = b[k, c] (b of shape (K, N))."""
     if k < geom[GEMM_K] and c < geom[GEMM_N]:
-        tile[s, t] = b[k, c]
+        tile[s, t] = b[uint64(k), uint64(c)]
     else:
         tile[s, t] = 0
 
 
 @cuda.jit(device=True, inline=True)
 def store_plain(geom, out, bias, g, r, c, value):
-    out[r, c] = value
+    out[uint64(r), uint64(c)] = value
 
 
 def _target_blocks():
@@ -103,8 +114,9 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             z = cuda.blockIdx.z
             g, k_begin = z // splits, (z % splits) * k_chunk
             k_end = min(geom[GEMM_K], k_begin + k_chunk)
-            tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-            return z, g, k_begin, k_end, tx, ty, ty * TPB_N + tx, cuda.blockIdx.y * TILE_M, cuda.blockIdx.x * TILE_N
+            tx, ty = uint32(cuda.threadIdx.x), uint32(cuda.threadIdx.y)
+            row0, col0 = uint32(cuda.blockIdx.y) * TILE_M, uint32(cuda.blockIdx.x) * TILE_N
+            return z, g, k_begin, k_end, tx, ty, ty * TPB_N + tx, row0, col0
 
         @cuda.jit(device=True, inline=True)
         def zero(acc):
@@ -117,11 +129,11 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             """This thread's share of the slab at reduction step k0, into registers: the elements
             tid, tid + THREADS, ... of A's TK x TILE_M slab and of B's TK x TILE_N slab."""
             for s in range(A_SHARE):
-                e = tid + s * THREADS
+                e = uint32(tid + s * THREADS)
                 if e < TK * TILE_M:
                     load_a(geom, a, g, row0 + e % TILE_M, k0 + e // TILE_M, a_share, 0, s)
             for s in range(B_SHARE):
-                e = tid + s * THREADS
+                e = uint32(tid + s * THREADS)
                 if e < TK * TILE_N:
                     load_b(geom, b, g, k0 + e // TILE_N, col0 + e % TILE_N, b_share, 0, s)
 
@@ -129,21 +141,23 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
         def put(tid, a_share, b_share, a_slab, b_slab):
             """The registers ``fetch`` filled, into the shared slabs."""
             for s in range(A_SHARE):
-                e = tid + s * THREADS
+                e = uint32(tid + s * THREADS)
                 if e < TK * TILE_M:
-                    a_slab[e // TILE_M, e % TILE_M] = a_share[0, s]
+                    a_slab[uint32(e // TILE_M), uint32(e % TILE_M)] = a_share[0, s]
             for s in range(B_SHARE):
-                e = tid + s * THREADS
+                e = uint32(tid + s * THREADS)
                 if e < TK * TILE_N:
-                    b_slab[e // TILE_N, e % TILE_N] = b_share[0, s]
+                    b_slab[uint32(e // TILE_N), uint32(e % TILE_N)] = b_share[0, s]
 
         @cuda.jit(device=True, inline=True)
         def multiply(a_slab, b_slab, acc, ty, tx):
-            for kk in range(TK):
+            kk = uint32(0)
+            while kk < TK:  # (not range(TK): its signed counter kept the wrap-around and the loop rolled)
                 for i in range(REG_M):
-                    av = a_slab[kk, ty + i * TPB_M]
+                    av = a_slab[kk, uint32(ty + i * TPB_M)]
                     for j in range(REG_N):
-                        acc[i, j] += av * b_slab[kk, tx + j * TPB_N]
+                        acc[i, j] += av * b_slab[kk, uint32(tx + j * TPB_N)]
+                kk += uint32(1)
 
         @cuda.jit(device=True, inline=True)
         def write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx):
@@ -213,15 +227,20 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
 
         return gemm, add_slices
 
+    def compiled(dtype, tiles):
+        """(the product's kernel, the kernel that adds split-K slices) for a dtype and tiles, built at
+        the first use (``benchmarks/gpu_sass.py`` also reads them, to show what the compiler made)."""
+        dtype = np.dtype(dtype)
+        if (dtype, tiles) not in kernels:
+            kernels[dtype, tiles] = build(dtype, tiles)
+        return kernels[dtype, tiles]
+
     def run(geom, groups, a, b, out, bias):
         m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
         chosen = tiles or (THIN if m_size <= THIN[0] * THIN[2] else SQUARE)
         tpb_m, tpb_n, reg_m, reg_n, tk = chosen
         tile_m, tile_n = tpb_m * reg_m, tpb_n * reg_n
-        dtype = np.dtype(out.dtype)
-        if (dtype, chosen) not in kernels:
-            kernels[dtype, chosen] = build(dtype, chosen)
-        gemm, add_slices = kernels[dtype, chosen]
+        gemm, add_slices = compiled(out.dtype, chosen)
         tile_count = math.ceil(n_size / tile_n) * math.ceil(m_size / tile_m) * groups
         splits = 1
         if tile_count < _target_blocks():
@@ -229,7 +248,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * tk)))
         k_chunk = math.ceil(math.ceil(k_size / splits) / tk) * tk
         splits = math.ceil(k_size / k_chunk) if k_size else 1
-        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=dtype)
+        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=out.dtype)
         grid = (math.ceil(n_size / tile_n), math.ceil(m_size / tile_m), groups * splits)
         gemm[grid, (tpb_n, tpb_m)](geom, a, b, out, bias, partial, splits, k_chunk)
         if splits > 1:
@@ -238,4 +257,5 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             blocks = max(1, min(4 if SIMULATED else 65535, math.ceil(total / threads)))
             add_slices[blocks, threads](geom, partial, splits, groups, out, bias)
 
+    run.compiled = compiled
     return run

@@ -33,15 +33,22 @@ second is about reusing each loaded value more times.
    loads of slab k+1 into registers before multiplying slab k, and stores them into the other slab
    after, so the loads' latency hides behind the arithmetic and each step needs one barrier, not two.
 
-Beyond (to be measured before it is built): 128-bit loads, warp tiling, tiles chosen per shape by
-measurement. docs/gpu.md gives
-each rung's measured GFLOP/s and share of peak beside cuBLAS.
+Every rung indexes with unsigned integers where Numba would otherwise add a negative-index
+wrap-around to each access (gemm.py says why), so that each rung's step is its own idea and not
+Numba's index arithmetic. ``benchmarks/gpu_sass.py`` shows, without a GPU, what the compiler makes
+of each rung: registers, resident warps, and the instructions per step of its main loop.
+
+Beyond (to be measured before it is built): 128-bit shared loads (``blocked_2d``, whose threads
+own neighbouring outputs, gets them for B; the engine's interleaved outputs do not), warp tiling,
+tiles chosen per shape by measurement. docs/gpu.md gives each rung's measured GFLOP/s and share of
+peak beside cuBLAS, once a GPU has run it.
 
 Under the simulator (every GPU thread a Python thread) each rung runs at small tiles, the same code.
 """
 import math
 
-from numba import cuda, float32
+import numpy as np
+from numba import cuda, float32, uint32, uint64
 
 from .gemm import SQUARE, load_cols, load_rows, make_gemm, store_plain
 from .launch import SIMULATED, jit
@@ -53,6 +60,17 @@ TWO_D = (8, 8, 4, 2, 2) if SIMULATED else (128, 128, 8, 8, 8)  # BM, BN, BK, TM,
 ENGINE_128 = (2, 2, 4, 4, 4) if SIMULATED else (16, 16, 8, 8, 8)  # TPB_M, TPB_N, REG_M, REG_N, TK
 
 
+_MATRIX = np.zeros((2, 2), np.float32)
+
+
+def _inspectable(run, kernel, fmas_per_step, threads, example_arguments=(_MATRIX,) * 3):
+    """``run`` with what ``benchmarks/gpu_sass.py`` needs to show what the compiler made of the rung:
+    its kernel, arguments of the kernel's types, the multiply-adds one thread does per step of the
+    kernel's main (reduction) loop, and the threads per block."""
+    run.kernel, run.example_arguments, run.fmas_per_step, run.threads = kernel, example_arguments, fmas_per_step, threads
+    return run
+
+
 def _one_thread_per_output(coalesced):
     """Rungs 1 and 2: the same loop; only which thread index walks along C's rows differs."""
     side = WARP_SIDE
@@ -60,22 +78,22 @@ def _one_thread_per_output(coalesced):
     @jit
     def kernel(a, b, c):
         if coalesced:  # x walks along a row of C: a warp reads one line of B, writes one line of C
-            row = cuda.blockIdx.y * side + cuda.threadIdx.y
-            col = cuda.blockIdx.x * side + cuda.threadIdx.x
+            row = uint64(cuda.blockIdx.y * side + cuda.threadIdx.y)
+            col = uint64(cuda.blockIdx.x * side + cuda.threadIdx.x)
         else:  # x walks down a column: a warp reads 32 rows of A, K floats apart
-            row = cuda.blockIdx.x * side + cuda.threadIdx.x
-            col = cuda.blockIdx.y * side + cuda.threadIdx.y
+            row = uint64(cuda.blockIdx.x * side + cuda.threadIdx.x)
+            col = uint64(cuda.blockIdx.y * side + cuda.threadIdx.y)
         if row < c.shape[0] and col < c.shape[1]:
             acc = float32(0)
             for k in range(a.shape[1]):
-                acc += a[row, k] * b[k, col]
+                acc += a[row, uint64(k)] * b[uint64(k), col]
             c[row, col] = acc
 
     def run(a, b, c):
         rows, cols = math.ceil(c.shape[0] / side), math.ceil(c.shape[1] / side)
         kernel[(cols, rows) if coalesced else (rows, cols), (side, side)](a, b, c)
 
-    return run
+    return _inspectable(run, kernel, fmas_per_step=1, threads=side * side)
 
 
 def naive():
@@ -92,18 +110,18 @@ def shared():
     @jit
     def kernel(a, b, c):
         m_size, k_size, n_size = a.shape[0], a.shape[1], b.shape[1]
-        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        row = cuda.blockIdx.y * side + ty
-        col = cuda.blockIdx.x * side + tx
+        tx, ty = uint32(cuda.threadIdx.x), uint32(cuda.threadIdx.y)
+        row = uint64(cuda.blockIdx.y * side + ty)
+        col = uint64(cuda.blockIdx.x * side + tx)
         a_tile = cuda.shared.array((side, side), float32)
         b_tile = cuda.shared.array((side, side), float32)
         acc = float32(0)
         for k0 in range(0, k_size, side):
-            a_tile[ty, tx] = a[row, k0 + tx] if row < m_size and k0 + tx < k_size else float32(0)
-            b_tile[ty, tx] = b[k0 + ty, col] if k0 + ty < k_size and col < n_size else float32(0)
+            a_tile[ty, tx] = a[row, uint64(k0 + tx)] if row < m_size and k0 + tx < k_size else float32(0)
+            b_tile[ty, tx] = b[uint64(k0 + ty), col] if k0 + ty < k_size and col < n_size else float32(0)
             cuda.syncthreads()
             for kk in range(side):
-                acc += a_tile[ty, kk] * b_tile[kk, tx]
+                acc += a_tile[ty, uint32(kk)] * b_tile[uint32(kk), tx]
             cuda.syncthreads()
         if row < m_size and col < n_size:
             c[row, col] = acc
@@ -111,7 +129,7 @@ def shared():
     def run(a, b, c):
         kernel[(math.ceil(c.shape[1] / side), math.ceil(c.shape[0] / side)), (side, side)](a, b, c)
 
-    return run
+    return _inspectable(run, kernel, fmas_per_step=side, threads=side * side)
 
 
 @cuda.jit(device=True, inline=True)
@@ -119,14 +137,18 @@ def _load_slabs(a, b, a_tile, b_tile, row0, col0, k0, t, threads, bm, bn, bk):
     """Rungs 4 and 5: the block's threads copy A[row0:+bm, k0:+bk] and B[k0:+bk, col0:+bn] into
     shared memory, each taking every threads-th element (0 outside the matrices)."""
     m_size, k_size, n_size = a.shape[0], a.shape[1], b.shape[1]
-    for e in range(t, bm * bk, threads):
-        r, q = e // bk, e % bk
+    for s in range(-(-bm * bk // threads)):  # a fixed count, so the compiler unrolls it
+        e = uint32(t + s * threads)
+        r, q = uint32(e // bk), uint32(e % bk)
         inside = row0 + r < m_size and k0 + q < k_size
-        a_tile[r, q] = a[row0 + r, k0 + q] if inside else float32(0)
-    for e in range(t, bk * bn, threads):
-        q, col = e // bn, e % bn
+        if e < bm * bk:
+            a_tile[r, q] = a[uint64(row0 + r), uint64(k0 + q)] if inside else float32(0)
+    for s in range(-(-bk * bn // threads)):
+        e = uint32(t + s * threads)
+        q, col = uint32(e // bn), uint32(e % bn)
         inside = k0 + q < k_size and col0 + col < n_size
-        b_tile[q, col] = b[k0 + q, col0 + col] if inside else float32(0)
+        if e < bk * bn:
+            b_tile[q, col] = b[uint64(k0 + q), uint64(col0 + col)] if inside else float32(0)
 
 
 def blocked_1d():
@@ -136,9 +158,9 @@ def blocked_1d():
     @jit
     def kernel(a, b, c):
         m_size, k_size, n_size = a.shape[0], a.shape[1], b.shape[1]
-        t = cuda.threadIdx.x
-        row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
-        thread_row, thread_col = t // BN, t % BN  # rows thread_row*TM .. +TM of column thread_col
+        t = uint32(cuda.threadIdx.x)
+        row0, col0 = uint32(cuda.blockIdx.y) * BM, uint32(cuda.blockIdx.x) * BN
+        thread_row, thread_col = uint32(t // BN), uint32(t % BN)  # rows thread_row*TM .. +TM of column thread_col
         a_tile = cuda.shared.array((BM, BK), float32)
         b_tile = cuda.shared.array((BK, BN), float32)
         acc = cuda.local.array(TM, float32)
@@ -148,9 +170,9 @@ def blocked_1d():
             _load_slabs(a, b, a_tile, b_tile, row0, col0, k0, t, threads, BM, BN, BK)
             cuda.syncthreads()
             for q in range(BK):
-                b_value = b_tile[q, thread_col]  # in a register, used TM times
+                b_value = b_tile[uint32(q), thread_col]  # in a register, used TM times
                 for i in range(TM):
-                    acc[i] += a_tile[thread_row * TM + i, q] * b_value
+                    acc[i] += a_tile[uint32(thread_row * TM + i), uint32(q)] * b_value
             cuda.syncthreads()
         col = col0 + thread_col
         for i in range(TM):
@@ -161,7 +183,7 @@ def blocked_1d():
     def run(a, b, c):
         kernel[(math.ceil(c.shape[1] / BN), math.ceil(c.shape[0] / BM)), threads](a, b, c)
 
-    return run
+    return _inspectable(run, kernel, fmas_per_step=BK * TM, threads=threads)
 
 
 def blocked_2d():
@@ -171,9 +193,9 @@ def blocked_2d():
     @jit
     def kernel(a, b, c):
         m_size, k_size, n_size = a.shape[0], a.shape[1], b.shape[1]
-        t = cuda.threadIdx.x
-        row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
-        thread_row, thread_col = t // (BN // TN), t % (BN // TN)  # a TM x TN block of C
+        t = uint32(cuda.threadIdx.x)
+        row0, col0 = uint32(cuda.blockIdx.y) * BM, uint32(cuda.blockIdx.x) * BN
+        thread_row, thread_col = uint32(t // (BN // TN)), uint32(t % (BN // TN))  # a TM x TN block of C
         a_tile = cuda.shared.array((BM, BK), float32)
         b_tile = cuda.shared.array((BK, BN), float32)
         a_regs = cuda.local.array(TM, float32)
@@ -187,9 +209,9 @@ def blocked_2d():
             cuda.syncthreads()
             for q in range(BK):
                 for i in range(TM):
-                    a_regs[i] = a_tile[thread_row * TM + i, q]
+                    a_regs[i] = a_tile[uint32(thread_row * TM + i), uint32(q)]
                 for j in range(TN):
-                    b_regs[j] = b_tile[q, thread_col * TN + j]
+                    b_regs[j] = b_tile[uint32(q), uint32(thread_col * TN + j)]
                 for i in range(TM):  # TM x TN multiply-adds from TM + TN shared loads
                     for j in range(TN):
                         acc[i, j] += a_regs[i] * b_regs[j]
@@ -204,7 +226,7 @@ def blocked_2d():
     def run(a, b, c):
         kernel[(math.ceil(c.shape[1] / BN), math.ceil(c.shape[0] / BM)), threads](a, b, c)
 
-    return run
+    return _inspectable(run, kernel, fmas_per_step=BK * TM * TN, threads=threads)
 
 
 def engine(tiles=SQUARE, staged=False):
@@ -213,7 +235,10 @@ def engine(tiles=SQUARE, staged=False):
     def run(a, b, c):
         product((a.shape[0], b.shape[1], a.shape[1]), 1, a, b, c, c)
 
-    return run
+    tpb_m, tpb_n, reg_m, reg_n, tk = tiles
+    partial = np.zeros((1, 1, 1), np.float32)  # the kernel's own arguments: geom, a, b, out, bias, split-K's
+    return _inspectable(run, product.compiled(np.float32, tiles)[0], fmas_per_step=reg_m * reg_n * tk,
+                        threads=tpb_m * tpb_n, example_arguments=((0, 0, 0),) + (_MATRIX,) * 4 + (partial, 1, 1))
 
 
 # name -> (one line on what the rung changes, a function returning its launcher run(a, b, c))

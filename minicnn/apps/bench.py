@@ -345,7 +345,8 @@ def gpu_name():
 
 
 def run(batch=16, repeats=5, layers=None, devices=("cpu", "cuda"), step=True, json_path=None, png_path=None,
-        reference=True, out=sys.stdout):
+        reference=True, out=None):
+    out = out or sys.stdout  # (read at the call: a default bound at import would keep a stale stream)
     say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
     devices = list(devices)
     cases = select_layers(layer_cases(batch), layers)  # a name that matches no layer is an error, before any work
@@ -444,9 +445,10 @@ def format_table(result, devices):
 LADDER_TOLERANCE = 1e-4  # relative to the largest |C|: float32 sums of 4096 products err by ~1e-6
 
 
-def run_ladder(size=4096, repeats=5, json_path=None, out=sys.stdout):
+def run_ladder(size=4096, repeats=5, json_path=None, out=None):
     """Each rung of the GEMM ladder on one size^3 SGEMM, beside cuBLAS (PyTorch, TF32 off). Returns the
     result; ``result["failed"]`` lists the rungs whose product was wrong."""
+    out = out or sys.stdout
     say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
     if not _device.cuda_available():
         raise ArgumentError(f"bench: --ladder needs a usable GPU or the simulator: {_device.why_no_cuda()}")

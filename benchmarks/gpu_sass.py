@@ -1,0 +1,77 @@
+"""What the compiler makes of every GPU product kernel, on a machine without a GPU: registers, spills,
+resident warps per SM, and the instructions one thread issues per step of the main loop, with the
+share of them that are FFMAs (the multiply-adds): an upper bound on the fraction of the FP32 peak,
+not a speed (minicnn/apps/sass.py says how it is counted).
+
+    pip install -e ".[sass]"                      # NVIDIA's NVVM, ptxas and nvdisasm, from pip
+    python benchmarks/gpu_sass.py                 # compute capability 9.0 (H100/H200)
+    python benchmarks/gpu_sass.py --cc 8.0 --out-md sass.md --out-json sass.json
+
+Covers every rung of the GEMM ladder (kernels/cuda/gemm_ladder.py) and every product the engine runs
+(convolution forward, weight and input gradients, linear layers), float32. Exit code 1 when a kernel
+spills registers or keeps an array in local memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy  # noqa: F401  (first, as users' scripts do)
+
+from minicnn.apps import sass
+
+
+def parse_cc(text):
+    try:
+        major, minor = (int(part) for part in text.split("."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a compute capability such as 9.0, got {text!r}") from None
+    return major, minor
+
+
+def table_row(row):
+    return (f"| {row['kernel']} | {row['registers']} | {row['spill_bytes']} | {row['stack_bytes']} "
+            f"| {row['shared_bytes']} | {row['threads']} | {row['warps_per_sm']} | {row['instructions_per_step']:.0f} "
+            f"| {row['ffma_per_step']} | {100 * row['ffma_share']:.0f}% | {row['others']} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cc", type=parse_cc, default=(9, 0),
+                        help="compute capability to compile for, major.minor (default 9.0: H100/H200)")
+    parser.add_argument("--out-md", help="also write the table as Markdown to this file")
+    parser.add_argument("--out-json", help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+    try:
+        sass.tools()
+    except sass.ToolsMissing as error:
+        print(error, file=sys.stderr)
+        return 2
+    cases = sass.kernel_cases()
+    rows = []
+    header = ("| kernel | registers | spills (bytes) | local memory (bytes) | shared (bytes) | threads | warps per SM "
+              "| instructions per step | FFMA per step | FFMA share | the rest, most first |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"compute capability {args.cc[0]}.{args.cc[1]}; per thread, per step of the main loop\n\n{header}")
+    for number, (name, kernel, argtypes, fmas_per_step, threads) in enumerate(cases, 1):
+        print(f"[{number}/{len(cases)}] compiling {name}", file=sys.stderr, flush=True)
+        row = sass.report(name, kernel, argtypes, fmas_per_step, threads, args.cc)
+        rows.append(row)
+        print(table_row(row), flush=True)
+    spilling = [row["kernel"] for row in rows if row["spill_bytes"] or row["stack_bytes"]]
+    if args.out_md:
+        with open(args.out_md, "w") as f:
+            f.write(f"`python benchmarks/gpu_sass.py --cc {args.cc[0]}.{args.cc[1]}`\n\n{header}\n")
+            f.writelines(table_row(row) + "\n" for row in rows)
+    if args.out_json:
+        with open(args.out_json, "w") as f:
+            json.dump({"cc": list(args.cc), "rows": rows}, f, indent=1)
+    if spilling:
+        print(f"spills or local memory in: {', '.join(spilling)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

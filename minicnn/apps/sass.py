@@ -1,0 +1,233 @@
+"""What the compiler makes of a GPU kernel, without a GPU: its registers, spills and occupancy, and the
+instructions of its main loop.
+
+A GEMM spends its time in its main loop, the loop over the reduction, and a GPU's scheduler issues one
+instruction per clock: only the FFMAs (fused multiply-adds) among them do the product's arithmetic.
+So the share of FFMA among the instructions one thread issues per step of that loop bounds the
+fraction of the FP32 peak the kernel can reach, whatever the memory does; index arithmetic, loads and
+loop counting take the rest of the issue slots. The bound is not a speed (stalls on memory and
+barriers come on top, and only a GPU measures those), but it can be read on any machine, and it
+points at the instructions that cost it.
+
+How: Numba compiles the kernel to PTX for a compute capability (``numba.cuda.compile_ptx``, with
+NVIDIA's NVVM); ``ptxas`` assembles the PTX into the machine code the GPU runs (SASS) and reports
+registers, spills and shared memory; ``nvdisasm`` lists the SASS. The three come from NVIDIA's pip
+wheels (``pip install -e ".[sass]"``: nvidia-nvvm, nvidia-cuda-nvrtc, nvidia-cuda-nvcc,
+nvidia-cuda-nvdisasm), with no GPU and no driver. The code is what a GPU of that capability runs
+from Numba's PTX; the driver on a GPU machine may assemble it with another ptxas version.
+
+Counting a loop's instructions per step: the main loop is the longest loop that holds FFMAs, and the
+inner loop the shortest (over a slab of the reduction, when the compiler left it rolled). A thread
+issues the main loop's instructions outside the inner loop once per step and the inner loop's once
+per trip, the trips being what makes the step's multiply-adds come out right:
+``instructions = main - inner + inner * trips``, ``trips = (fmas_per_step - (main's FFMAs - inner's))
+/ inner's FFMAs``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MiniCNNError
+
+# Per SM on compute capability 9.0 (H100/H200), from NVIDIA's tuning guide: registers, resident
+# warps, resident blocks, shared memory a block may use.
+REGISTERS_PER_SM, WARPS_PER_SM, BLOCKS_PER_SM, SHARED_PER_SM = 65536, 64, 32, 227 * 1024
+REGISTER_GRANULE = 8  # registers per thread are allocated in steps of 8 (256 per warp)
+
+
+class ToolsMissing(MiniCNNError):
+    """NVIDIA's compiler wheels (the ``sass`` extra) are not installed, or Numba runs its simulator."""
+
+
+def tools():
+    """(ptxas, nvdisasm): the paths of NVIDIA's assembler and disassembler from the pip wheels."""
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        raise ToolsMissing("sass: the CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1); the compiler's output "
+                           "needs the real numba.cuda: run without it")
+    spec = importlib.util.find_spec("nvidia")
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    found = {}
+    for name in ("ptxas", "nvdisasm"):
+        paths = sorted(p for root in roots for p in root.glob(f"cu*/bin/{name}") if os.access(p, os.X_OK))
+        if not paths:
+            raise ToolsMissing(f"sass: NVIDIA's {name} is not installed; pip install -e \".[sass]\" installs it "
+                               "(nvidia-cuda-nvcc, nvidia-cuda-nvdisasm, nvidia-nvvm, nvidia-cuda-nvrtc)")
+        found[name] = str(paths[-1])
+    return found["ptxas"], found["nvdisasm"]
+
+
+@dataclass
+class Compiled:
+    ptx: str
+    sass: str
+    registers: int
+    spill_bytes: int  # spill stores + spill loads, per thread
+    stack_bytes: int  # local memory per thread (a cuda.local.array the compiler could not keep in registers)
+    shared_bytes: int
+
+
+def compile_kernel(pyfunc, argtypes, cc=(9, 0)):
+    """The PTX, SASS and resource counts of the kernel ``pyfunc`` (a Python function written for
+    ``cuda.jit``) for arguments of Numba types ``argtypes`` on compute capability ``cc``."""
+    from numba import cuda
+
+    ptxas, nvdisasm = tools()
+    ptx, _ = cuda.compile_ptx(pyfunc, tuple(argtypes), cc=cc)
+    arch = f"sm_{cc[0]}{cc[1]}"
+    with tempfile.TemporaryDirectory() as folder:
+        ptx_path, cubin_path = os.path.join(folder, "kernel.ptx"), os.path.join(folder, "kernel.cubin")
+        Path(ptx_path).write_text(ptx)
+        assembled = subprocess.run([ptxas, f"-arch={arch}", "-v", ptx_path, "-o", cubin_path],
+                                   capture_output=True, text=True)
+        if assembled.returncode:
+            raise RuntimeError(f"sass: ptxas failed on {pyfunc.__name__}: {assembled.stderr.strip()}")
+        listing = subprocess.run([nvdisasm, "-c", cubin_path], capture_output=True, text=True, check=True).stdout
+    report = assembled.stderr
+
+    def number(pattern):
+        found = re.search(pattern, report)
+        return int(found.group(1)) if found else 0
+
+    return Compiled(ptx, listing, number(r"Used (\d+) registers"),
+                    number(r"(\d+) bytes spill stores") + number(r"(\d+) bytes spill loads"),
+                    number(r"(\d+) bytes stack frame"), number(r"(\d+) bytes smem"))
+
+
+_LABEL = re.compile(r"^\s*\.(L_x_\d+):")
+_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P[T\d]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+_TARGET = re.compile(r"`\(\.(L_x_\d+)\)")
+
+
+def loops(sass):
+    """Every loop of a SASS listing as (first, last) instruction positions and the list of its
+    instructions' opcodes (a branch back to a label makes a loop from the label to the branch)."""
+    labels, opcodes, found = {}, [], []
+    for line in sass.splitlines():
+        label = _LABEL.match(line)
+        if label:
+            labels[label.group(1)] = len(opcodes)
+            continue
+        instruction = _INSTRUCTION.match(line)
+        if instruction:
+            opcode, operands = instruction.groups()
+            opcodes.append(opcode)
+            target = _TARGET.search(operands)
+            if opcode.startswith("BRA") and target and labels.get(target.group(1), len(opcodes)) < len(opcodes):
+                first = labels[target.group(1)]
+                found.append(((first, len(opcodes) - 1), opcodes[first:]))
+    return found
+
+
+def _ffma(opcodes):
+    return sum(1 for op in opcodes if op.startswith("FFMA"))
+
+
+@dataclass
+class LoopMix:
+    per_step: Counter  # opcode (its first word) -> how many a thread issues per step of the main loop
+    inner_trips: int = 1
+
+    @property
+    def instructions(self):
+        return sum(self.per_step.values())
+
+    @property
+    def ffma_share(self):
+        return self.per_step["FFMA"] / self.instructions
+
+
+def main_loop_mix(sass, fmas_per_step):
+    """The instructions one thread issues per step of the kernel's main loop, where a step does
+    ``fmas_per_step`` multiply-adds (the module's docstring gives the count)."""
+    with_ffma = [(span, loop) for span, loop in loops(sass) if _ffma(loop)]
+    if not with_ffma:
+        raise ValueError("sass: the kernel has no loop with an FFMA in it")
+    (main_first, main_last), main = max(with_ffma, key=lambda found: len(found[1]))
+    inner = min((loop for (first, last), loop in with_ffma if main_first <= first and last <= main_last), key=len)
+    main_ops, inner_ops = (Counter(op.split(".")[0] for op in loop) for loop in (main, inner))
+    if len(main) == len(inner):  # one loop level: the compiler unrolled (or there is no) inner loop
+        return LoopMix(main_ops)
+    trips = (fmas_per_step - (_ffma(main) - _ffma(inner))) / _ffma(inner)
+    if trips < 1 or trips != int(trips):
+        raise ValueError(f"sass: {fmas_per_step} multiply-adds per step do not fit the loops found "
+                         f"({_ffma(main)} FFMA in the main loop, {_ffma(inner)} in the inner one)")
+    per_step = main_ops - inner_ops
+    for op, count in inner_ops.items():
+        per_step[op] += count * int(trips)
+    return LoopMix(per_step, int(trips))
+
+
+def warps_per_sm(registers, threads, shared_bytes):
+    """Resident warps per SM (of 64) on compute capability 9.0, from registers, shared memory and
+    the block size, whichever runs out first."""
+    warps_per_block = -(-threads // 32)
+    registers_per_warp = -(-max(registers, 1) // REGISTER_GRANULE) * REGISTER_GRANULE * 32
+    blocks = min(BLOCKS_PER_SM, WARPS_PER_SM // warps_per_block,
+                 (REGISTERS_PER_SM // registers_per_warp) // warps_per_block,
+                 SHARED_PER_SM // shared_bytes if shared_bytes else BLOCKS_PER_SM)
+    return blocks * warps_per_block
+
+
+def report(name, kernel, argtypes, fmas_per_step, threads, cc=(9, 0)):
+    """One row: what the compiler made of ``kernel`` (a ``launch.jit`` kernel)."""
+    compiled = compile_kernel(kernel.dispatcher.py_func, argtypes, cc)
+    mix = main_loop_mix(compiled.sass, fmas_per_step)
+    return {"kernel": name, "registers": compiled.registers, "spill_bytes": compiled.spill_bytes,
+            "stack_bytes": compiled.stack_bytes, "shared_bytes": compiled.shared_bytes, "threads": threads,
+            "warps_per_sm": warps_per_sm(compiled.registers, threads, compiled.shared_bytes),
+            "instructions_per_step": mix.instructions, "ffma_per_step": mix.per_step["FFMA"],
+            "ffma_share": mix.ffma_share,
+            "others": ", ".join(f"{op} {n}" for op, n in mix.per_step.most_common(7) if op != "FFMA")}
+
+
+def _types(*examples):
+    """The Numba types of arguments like ``examples`` (host arrays stand in for device arrays: the
+    types are the same)."""
+    from numba import typeof
+
+    return tuple(typeof(example) for example in examples)
+
+
+def kernel_cases():
+    """(name, kernel, argument types, multiply-adds per step of the main loop, threads per block) for
+    every rung of the GEMM ladder and every product the engine runs (convolution and linear layers,
+    at the tiles they get), float32."""
+    import numpy as np
+
+    from ..kernels.cuda import conv, gemm, gemm_ladder, linear
+
+    f32, i64 = np.float32, np.int64
+    cases = []
+    for name, (_, make) in gemm_ladder.RUNGS.items():
+        rung = make()
+        cases.append((f"ladder: {name}", rung.kernel, _types(*rung.example_arguments), rung.fmas_per_step,
+                      rung.threads))
+
+    def engine_product(name, product, tiles, *examples):
+        tpb_m, tpb_n, reg_m, reg_n, tk = tiles
+        kernel = product.compiled(f32, tiles)[0]
+        argtypes = _types(*examples, np.zeros((1, 1, 1), f32), 1, 1)  # + partial sums, splits, k_chunk
+        cases.append((name, kernel, argtypes, reg_m * reg_n * tk, tpb_m * tpb_n))
+
+    flat, table, four_d = np.zeros(4, f32), np.zeros((2, 2), i64), np.zeros((1, 1, 1, 1), f32)
+    conv_geom = (0,) * 18
+    for name, product in (("conv forward", conv._forward), ("conv forward + ReLU", conv._forward_relu)):
+        engine_product(name, product, gemm.SQUARE, conv_geom, flat, (flat, table, table), four_d, flat)
+    engine_product("conv weight gradient", conv._weight_grad, gemm.SQUARE, conv_geom, (flat, table),
+                   (flat, table, table), flat, four_d)
+    for tiles, label in ((gemm.SQUARE, ""), (gemm.THIN, " (thin tiles: conv1)")):
+        engine_product(f"conv input gradient{label}", conv._input_grad, tiles, conv_geom, (flat, table),
+                       (flat, table, table), flat, table)
+    matrix, geom = np.zeros((2, 2), f32), (0, 0, 0)
+    engine_product("linear forward + ReLU", linear._forward_relu, gemm.SQUARE, geom, matrix, matrix, matrix, flat)
+    engine_product("linear weight gradient", linear._weight_grad, gemm.SQUARE, geom, matrix, matrix, matrix, matrix)
+    return cases

@@ -1,0 +1,112 @@
+"""What the compiler makes of the GPU kernels, checked without a GPU (minicnn/apps/sass.py): NVIDIA's
+own compiler, from pip (the ``sass`` extra, part of ``test``), turns each kernel into the machine code
+an H100 runs, and these tests read it. They guard the instruction budget of the products' main loop,
+which a GPU-less CI can otherwise never see: a change that brings back Numba's signed-index
+wrap-around, or spills the accumulators to local memory, fails here."""
+import pytest
+
+from minicnn.apps import sass
+
+SYNTHETIC = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+.L_x_0:
+        /*0010*/                   LDG.E R2, desc[UR4][R4.64] ;
+        /*0020*/                   STS [R3], R2 ;
+.L_x_1:
+        /*0030*/                   LDS R6, [R3] ;
+        /*0040*/                   FFMA R8, R6, R7, R8 ;
+        /*0050*/                   FFMA R9, R6, R7, R9 ;
+        /*0060*/              @P0 BRA `(.L_x_1) ;
+        /*0070*/                   IADD3 R4, R4, 0x4, RZ ;
+        /*0080*/                   FFMA R10, R6, R7, R10 ;
+        /*0090*/              @!P1 BRA `(.L_x_0) ;
+.L_x_2:
+        /*00a0*/                   FFMA R11, R6, R7, R11 ;
+        /*00b0*/                   BRA `(.L_x_2) ;
+        /*00c0*/                   EXIT ;
+"""
+
+
+def test_loops_are_found_from_branches_back():
+    found = sass.loops(SYNTHETIC)
+    spans = sorted(span for span, _ in found)
+    # the inner loop (LDS, FFMA, FFMA, BRA), the outer one around it, and a separate loop after both
+    assert spans == [(1, 9), (3, 6), (10, 11)]
+    assert dict(found)[(3, 6)] == ["LDS", "FFMA", "FFMA", "BRA"]
+
+
+def test_a_step_counts_the_inner_loop_once_per_trip():
+    """9 multiply-adds per step = 1 outside the inner loop + 2 per trip, 4 trips; 8 would take 3.5
+    trips, which no loop runs: refused. The loop after the main one is not nested in it and does
+    not count."""
+    mix = sass.main_loop_mix(SYNTHETIC, fmas_per_step=9)
+    assert mix.inner_trips == 4
+    # outside the inner loop: LDG, STS, IADD3, FFMA, BRA (5); inside: 4 instructions, 4 times
+    assert mix.instructions == 5 + 4 * 4
+    assert mix.per_step["FFMA"] == 9 and mix.per_step["LDS"] == 4
+    assert mix.ffma_share == pytest.approx(9 / 21)
+    with pytest.raises(ValueError, match="do not fit"):
+        sass.main_loop_mix(SYNTHETIC, fmas_per_step=8)
+    with pytest.raises(ValueError, match="no loop with an FFMA"):
+        sass.main_loop_mix("/*0000*/ MOV R1, R2 ;", fmas_per_step=1)
+
+
+@pytest.mark.parametrize("registers, threads, shared, warps", [
+    (56, 256, 8192, 32),     # registers run out first: 65536 / (56 * 32) = 36 warps, 4 blocks of 8
+    (32, 1024, 8192, 64),    # the SM's 64 warps
+    (255, 256, 8192, 8),     # 256 registers a thread (rounded up to 8s): one block of 8 warps
+    (32, 128, 100 * 1024, 8),  # shared memory: two blocks of 100 KB in 227 KB
+])
+def test_resident_warps_per_sm(registers, threads, shared, warps):
+    assert sass.warps_per_sm(registers, threads, shared) == warps
+
+
+def _compiled_cases():
+    try:
+        sass.tools()
+    except sass.ToolsMissing as missing:
+        pytest.skip(str(missing))
+    return {case[0]: case[1:] for case in sass.kernel_cases()}
+
+
+# (kernel, at least this share of FFMA per step of its main loop on compute capability 9.0). Measured
+# 2026-12-07 with NVVM/ptxas 13.5: 46, 56, 39, 37, 36, 45% (docs/gpu.md); before the unsigned indices
+# 29, 29, 23, 24, 24, 29%.
+FLOORS = {"ladder: engine": 0.42, "ladder: engine_128": 0.50, "conv forward": 0.35, "conv weight gradient": 0.33,
+          "conv input gradient": 0.32, "linear weight gradient": 0.40}
+
+
+def test_the_engines_products_keep_their_accumulators_in_registers_and_their_loop_lean():
+    cases = _compiled_cases()
+    for name, floor in FLOORS.items():
+        kernel, argtypes, fmas_per_step, threads = cases[name]
+        row = sass.report(name, kernel, argtypes, fmas_per_step, threads)
+        assert row["spill_bytes"] == 0 and row["stack_bytes"] == 0, row
+        assert row["ffma_share"] >= floor, row
+        assert row["ffma_per_step"] == fmas_per_step
+
+
+@pytest.mark.slow  # compiles all sixteen kernels: about 20 s
+def test_gpu_sass_script_prints_every_kernel(tmp_path, capsys):
+    from benchmarks import gpu_sass
+
+    _compiled_cases()
+    out_json = tmp_path / "sass.json"
+    assert gpu_sass.main(["--out-json", str(out_json), "--out-md", str(tmp_path / "sass.md")]) == 0
+    table = capsys.readouterr().out
+    import json
+
+    rows = json.loads(out_json.read_text())["rows"]
+    assert len(rows) == len(sass.kernel_cases()) and all(row["kernel"] in table for row in rows)
+    assert (tmp_path / "sass.md").read_text().count("\n| ") == len(rows) + 1  # the header and one line each
+    with pytest.raises(SystemExit):
+        gpu_sass.main(["--cc", "nine"])
+    assert "expected a compute capability" in capsys.readouterr().err
+
+
+def test_the_simulator_is_refused_with_a_clear_error(monkeypatch):
+    from numba import config
+
+    monkeypatch.setattr(config, "ENABLE_CUDASIM", 1)
+    with pytest.raises(sass.ToolsMissing, match="simulator"):
+        sass.tools()

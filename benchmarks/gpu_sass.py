@@ -9,7 +9,8 @@ not a speed (minicnn/apps/sass.py says how it is counted).
 
 Covers every rung of the GEMM ladder (kernels/cuda/gemm_ladder.py) and every product the engine runs
 (convolution forward, weight and input gradients, linear layers), float32. Exit code 1 when a kernel
-spills registers or keeps an array in local memory.
+spills registers, keeps an array in local memory, or has a double-precision instruction (in these
+float32 kernels, an index compared through float64: Numba's type for int64 mixed with uint64).
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def main(argv=None):
         rows.append(row)
         print(table_row(row), flush=True)
     spilling = [row["kernel"] for row in rows if row["spill_bytes"] or row["stack_bytes"]]
+    float64 = [row["kernel"] for row in rows if row["float64_instructions"]]
     if args.out_md:
         with open(args.out_md, "w") as f:
             f.write(f"`python benchmarks/gpu_sass.py --cc {args.cc[0]}.{args.cc[1]}`\n\n{header}\n")
@@ -69,8 +71,9 @@ def main(argv=None):
             json.dump({"cc": list(args.cc), "rows": rows}, f, indent=1)
     if spilling:
         print(f"spills or local memory in: {', '.join(spilling)}", file=sys.stderr)
-        return 1
-    return 0
+    if float64:
+        print(f"double-precision instructions in: {', '.join(float64)}", file=sys.stderr)
+    return 1 if spilling or float64 else 0
 
 
 if __name__ == "__main__":

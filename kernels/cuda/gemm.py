@@ -11,8 +11,10 @@ tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K
 
 Threads to work: a block of TPB_M x TPB_N threads computes a TILE_M x TILE_N tile of C
 (TILE_M = TPB_M * REG_M, TILE_N = TPB_N * REG_N): each thread accumulates REG_M x REG_N outputs
-in registers, at rows ty + i*TPB_M and columns tx + j*TPB_N, so that neighbouring threads read
-neighbouring shared-memory words. The reduction runs in steps of TK: the block
+in registers, in runs of 4 neighbouring rows and columns (``run_length``) spaced a run per thread
+apart: rows ty*4 + 0..3, then TPB_M*4 + ty*4 + 0..3, ... So a thread reads each run of a slab
+row with one 128-bit shared load (``LDS.128``) where it took four, and the 8 threads that one such
+load serves at a time read 128 neighbouring bytes: no bank conflicts. The reduction runs in steps of TK: the block
 stages a TK x TILE_M slab of A and a TK x TILE_N slab of B in shared memory (every thread loads
 its share into registers, ``fetch``, and stores them, ``put``), synchronises, and multiplies out
 of shared memory (``multiply``): each value of B loaded from global memory is used TILE_M times,
@@ -38,10 +40,12 @@ Unsigned indices: Numba gives every signed index it cannot prove non-negative a 
 an array (``uint32`` for shared memory, ``uint64`` for global) and the thread and block indices
 are zero-extended where they are read, which lets the compiler see that sums of them are not
 negative either. The multiply's loop over the slab runs on an unsigned counter for the same
-reason (at 64 x 64 tiles the compiler then unrolls it). For sm_90, per step of the reduction, a
-thread's instructions went from 885 to 551 for the same 256 FMAs at 64 x 64 tiles and from 1785 to
-920 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 114: the same bits, counted
-without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md).
+reason (at 64 x 64 tiles the compiler then unrolls it). The thread indices are also taken modulo
+the block's sides, a no-op that tells the compiler they are small: only then does it see that a
+run's four addresses are neighbours and emit one 128-bit load for them. For sm_90, per step of the
+reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at 64 x 64 tiles and
+from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
+bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md).
 """
 import math
 
@@ -79,6 +83,12 @@ def store_plain(geom, out, bias, g, r, c, value):
     out[uint64(r), uint64(c)] = value
 
 
+def run_length(reg):
+    """How many neighbouring rows (or columns) a thread owns in a run: 4 (one 128-bit load), else 2
+    or 1, the largest that divides its REG_M (REG_N) outputs."""
+    return 4 if reg % 4 == 0 else 2 if reg % 2 == 0 else 1
+
+
 def _target_blocks():
     """Enough blocks to fill the GPU twice over (the simulator: a handful, to test the split)."""
     if SIMULATED:
@@ -106,6 +116,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
         TPB_M, TPB_N, REG_M, REG_N, TK = tiles  # noqa: N806  (the kernels' compile-time constants)
         TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
         A_SHARE, B_SHARE = -(-TK * TILE_M // THREADS), -(-TK * TILE_N // THREADS)  # noqa: N806  (a slab per thread)
+        RUN_M, RUN_N = run_length(REG_M), run_length(REG_N)  # noqa: N806
 
         @cuda.jit(device=True, inline=True)
         def place(geom, splits, k_chunk):
@@ -114,9 +125,18 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             z = cuda.blockIdx.z
             g, k_begin = z // splits, (z % splits) * k_chunk
             k_end = min(geom[GEMM_K], k_begin + k_chunk)
-            tx, ty = uint32(cuda.threadIdx.x), uint32(cuda.threadIdx.y)
+            tx, ty = uint32(cuda.threadIdx.x) % TPB_N, uint32(cuda.threadIdx.y) % TPB_M  # (% : see the docstring)
             row0, col0 = uint32(cuda.blockIdx.y) * TILE_M, uint32(cuda.blockIdx.x) * TILE_N
             return z, g, k_begin, k_end, tx, ty, ty * TPB_N + tx, row0, col0
+
+        @cuda.jit(device=True, inline=True)
+        def tile_row(i, ty):
+            """The tile row of this thread's i-th row of outputs: runs of RUN_M rows, TPB_M runs apart."""
+            return uint32((i // RUN_M) * (TPB_M * RUN_M) + ty * RUN_M + i % RUN_M)
+
+        @cuda.jit(device=True, inline=True)
+        def tile_col(j, tx):
+            return uint32((j // RUN_N) * (TPB_N * RUN_N) + tx * RUN_N + j % RUN_N)
 
         @cuda.jit(device=True, inline=True)
         def zero(acc):
@@ -154,17 +174,17 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
             kk = uint32(0)
             while kk < TK:  # (not range(TK): its signed counter kept the wrap-around and the loop rolled)
                 for i in range(REG_M):
-                    av = a_slab[kk, uint32(ty + i * TPB_M)]
+                    av = a_slab[kk, tile_row(i, ty)]
                     for j in range(REG_N):
-                        acc[i, j] += av * b_slab[kk, uint32(tx + j * TPB_N)]
+                        acc[i, j] += av * b_slab[kk, tile_col(j, tx)]
                 kk += uint32(1)
 
         @cuda.jit(device=True, inline=True)
         def write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx):
             for i in range(REG_M):
-                r = row0 + ty + i * TPB_M
+                r = row0 + tile_row(i, ty)
                 for j in range(REG_N):
-                    c = col0 + tx + j * TPB_N
+                    c = col0 + tile_col(j, tx)
                     if r < geom[GEMM_M] and c < geom[GEMM_N]:
                         if splits == 1:
                             store(geom, out, bias, g, r, c, acc[i, j])

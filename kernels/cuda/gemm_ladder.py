@@ -20,13 +20,15 @@ second is about reusing each loaded value more times.
    memory is kept in a register and used 8 times (64 x 64 tiles, 8-deep slabs, 512 threads).
    One shared load per 8/9 multiply-adds of B, but still one of A per multiply-add.
 5. ``blocked_2d``: each thread computes an 8 x 8 block of outputs from 8 values of A and 8 of B held
-   in registers: 64 multiply-adds per 16 shared loads (128 x 128 tiles, 256 threads). What limits it
-   next: each thread's 8 outputs of a row are neighbours, so a warp's shared reads of B fall 8 words
-   apart (bank conflicts), and its global stores are strided.
+   in registers: 64 multiply-adds per 16 shared loads (128 x 128 tiles, 256 threads; the compiler
+   reads B's 8 neighbours with two 128-bit loads). What limits it next: A's slab is stored row by
+   row, so a thread's 8 values of A are a slab row apart (8 separate loads), and B's runs of 8 words
+   put a quarter-warp's 128-bit loads 32 bytes apart (bank conflicts).
 6. ``engine``: the engine's own kernel (``gemm.py``, the product behind every convolution and linear
-   layer on the GPU) with plain-matrix loaders. Its threads own *interleaved* outputs (rows
-   ty + i*16, columns tx + j*16): neighbouring threads read neighbouring shared words (no bank
-   conflicts) and write neighbouring outputs; the A slab is stored k-major as B's is; split-K fills
+   layer on the GPU) with plain-matrix loaders. The A slab is stored k-major as B's is, and each
+   thread owns runs of 4 neighbouring rows and columns, a run per thread apart (rows ty*4 + 0..3,
+   TPB_M*4 + ty*4 + 0..3, ...): one 128-bit shared load per run of A and of B, and the 8 threads
+   a 128-bit load serves at a time read 128 neighbouring bytes (no bank conflicts); split-K fills
    the GPU when the output has few tiles. Built at its default tiles (64 x 64, 4 x 4 per thread) and,
    as ``engine_128``, at 128 x 128 with 8 x 8 per thread: the measurement picks the engine's default.
 7. ``engine_staged`` (and ``engine_128_staged``): two shared slabs; each thread issues the global
@@ -38,8 +40,7 @@ wrap-around to each access (gemm.py says why), so that each rung's step is its o
 Numba's index arithmetic. ``benchmarks/gpu_sass.py`` shows, without a GPU, what the compiler makes
 of each rung: registers, resident warps, and the instructions per step of its main loop.
 
-Beyond (to be measured before it is built): 128-bit shared loads (``blocked_2d``, whose threads
-own neighbouring outputs, gets them for B; the engine's interleaved outputs do not), warp tiling,
+Beyond (to be measured before it is built): 128-bit global loads into the slabs, warp tiling,
 tiles chosen per shape by measurement. docs/gpu.md gives each rung's measured GFLOP/s and share of
 peak beside cuBLAS, once a GPU has run it.
 
@@ -77,17 +78,18 @@ def _one_thread_per_output(coalesced):
 
     @jit
     def kernel(a, b, c):
+        # (indices zero-extended, compared as int64, cast to unsigned where they index: see gemm.py)
         if coalesced:  # x walks along a row of C: a warp reads one line of B, writes one line of C
-            row = uint64(cuda.blockIdx.y * side + cuda.threadIdx.y)
-            col = uint64(cuda.blockIdx.x * side + cuda.threadIdx.x)
+            row = uint32(cuda.blockIdx.y) * side + uint32(cuda.threadIdx.y)
+            col = uint32(cuda.blockIdx.x) * side + uint32(cuda.threadIdx.x)
         else:  # x walks down a column: a warp reads 32 rows of A, K floats apart
-            row = uint64(cuda.blockIdx.x * side + cuda.threadIdx.x)
-            col = uint64(cuda.blockIdx.y * side + cuda.threadIdx.y)
+            row = uint32(cuda.blockIdx.x) * side + uint32(cuda.threadIdx.x)
+            col = uint32(cuda.blockIdx.y) * side + uint32(cuda.threadIdx.y)
         if row < c.shape[0] and col < c.shape[1]:
             acc = float32(0)
             for k in range(a.shape[1]):
-                acc += a[row, uint64(k)] * b[uint64(k), col]
-            c[row, col] = acc
+                acc += a[uint64(row), uint64(k)] * b[uint64(k), uint64(col)]
+            c[uint64(row), uint64(col)] = acc
 
     def run(a, b, c):
         rows, cols = math.ceil(c.shape[0] / side), math.ceil(c.shape[1] / side)
@@ -111,14 +113,14 @@ def shared():
     def kernel(a, b, c):
         m_size, k_size, n_size = a.shape[0], a.shape[1], b.shape[1]
         tx, ty = uint32(cuda.threadIdx.x), uint32(cuda.threadIdx.y)
-        row = uint64(cuda.blockIdx.y * side + ty)
-        col = uint64(cuda.blockIdx.x * side + tx)
+        row = uint32(cuda.blockIdx.y) * side + ty
+        col = uint32(cuda.blockIdx.x) * side + tx
         a_tile = cuda.shared.array((side, side), float32)
         b_tile = cuda.shared.array((side, side), float32)
         acc = float32(0)
         for k0 in range(0, k_size, side):
-            a_tile[ty, tx] = a[row, uint64(k0 + tx)] if row < m_size and k0 + tx < k_size else float32(0)
-            b_tile[ty, tx] = b[uint64(k0 + ty), col] if k0 + ty < k_size and col < n_size else float32(0)
+            a_tile[ty, tx] = a[uint64(row), uint64(k0 + tx)] if row < m_size and k0 + tx < k_size else float32(0)
+            b_tile[ty, tx] = b[uint64(k0 + ty), uint64(col)] if k0 + ty < k_size and col < n_size else float32(0)
             cuda.syncthreads()
             for kk in range(side):
                 acc += a_tile[ty, uint32(kk)] * b_tile[uint32(kk), tx]
@@ -248,7 +250,7 @@ RUNGS = {
     "shared": ("32 x 32 tiles of A and B staged in shared memory: each load used 32 times", shared),
     "blocked_1d": ("8 outputs per thread down a column: a B value in a register used 8 times", blocked_1d),
     "blocked_2d": ("8 x 8 outputs per thread from 8 + 8 register values", blocked_2d),
-    "engine": ("gemm.py, the engine's kernel: interleaved outputs (no bank conflicts), split-K; 64 x 64 tiles",
+    "engine": ("gemm.py, the engine's kernel: k-major slabs, 4-wide runs read by 128-bit loads, split-K; 64 x 64 tiles",
                engine),
     "engine_128": ("gemm.py at 128 x 128 tiles, 8 x 8 outputs per thread, 8-deep slabs",
                    lambda: engine(ENGINE_128)),

@@ -127,6 +127,13 @@ def loops(sass):
     return found
 
 
+def float64_instructions(sass):
+    """How many double-precision instructions a listing has: in a float32 kernel, each one is an
+    index compared or converted through float64 (Numba's type for int64 mixed with uint64)."""
+    opcodes = (found.group(1) for found in map(_INSTRUCTION.match, sass.splitlines()) if found)
+    return sum(1 for op in opcodes if op.startswith(("DADD", "DMUL", "DFMA", "DSETP", "DMNMX")) or ".F64" in op)
+
+
 def _ffma(opcodes):
     return sum(1 for op in opcodes if op.startswith("FFMA"))
 
@@ -183,6 +190,7 @@ def report(name, kernel, argtypes, fmas_per_step, threads, cc=(9, 0)):
     mix = main_loop_mix(compiled.sass, fmas_per_step)
     return {"kernel": name, "registers": compiled.registers, "spill_bytes": compiled.spill_bytes,
             "stack_bytes": compiled.stack_bytes, "shared_bytes": compiled.shared_bytes, "threads": threads,
+            "float64_instructions": float64_instructions(compiled.sass),
             "warps_per_sm": warps_per_sm(compiled.registers, threads, compiled.shared_bytes),
             "instructions_per_step": mix.instructions, "ffma_per_step": mix.per_step["FFMA"],
             "ffma_share": mix.ffma_share,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU and numba-cuda, run the CUDA tests on the real
-# GPU, the GEMM ladder, every layer at batch 128 and the training step beside PyTorch, and put every
-# result in one folder (default: gpu_check/). docs/gpu.md says where each number goes.
+# GPU, the GEMM ladder, every layer at batch 128 and the training step beside PyTorch, then the
+# engine's candidate tiles on AlexNet's products, and put every result in one folder (default:
+# gpu_check/). docs/gpu.md says where each number goes.
 #
 #   benchmarks/gpu_check.sh [OUTDIR]
 #
@@ -41,5 +42,12 @@ timeout 120 python3 benchmarks/gpu_step.py --batches 16 128 --repeats 5 --out-md
   --out-json "$out/gpu_step.json" 2>&1 | tee "$out/gpu_step.txt"
 step_rc=${PIPESTATUS[0]}
 
-echo "tests exit $tests_rc, ladder exit $ladder_rc, bench exit $bench_rc, step exit $step_rc" | tee "$out/status.txt"
-[ "$tests_rc" -eq 0 ] && [ "$ladder_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$step_rc" -eq 0 ]
+echo "== the engine's tiles on every conv and fc product at batch 128: 64x64 against 128x128 (last: whatever"
+echo "   the device call leaves time for; the folder keeps the parts above if it runs out)"
+timeout 90 python3 benchmarks/gpu_tiles.py --batch 128 --repeats 3 --out-md "$out/gpu_tiles.md" \
+  --out-json "$out/gpu_tiles.json" 2>&1 | tee "$out/gpu_tiles.txt"
+tiles_rc=${PIPESTATUS[0]}
+
+echo "tests exit $tests_rc, ladder exit $ladder_rc, bench exit $bench_rc, step exit $step_rc, tiles exit $tiles_rc" \
+  | tee "$out/status.txt"
+[ "$tests_rc" -eq 0 ] && [ "$ladder_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$step_rc" -eq 0 ] && [ "$tiles_rc" -eq 0 ]

@@ -83,6 +83,13 @@ def store_plain(geom, out, bias, g, r, c, value):
     out[uint64(r), uint64(c)] = value
 
 
+def choose_tiles(m_size, n_size, k_size):
+    """The tiles a product of M x K by K x N gets when ``make_gemm`` was given none: THIN for a product
+    of few rows, else SQUARE. (``benchmarks/gpu_tiles.py`` replaces it to time other tiles on the
+    real layers.)"""
+    return THIN if m_size <= THIN[0] * THIN[2] else SQUARE
+
+
 def run_length(reg):
     """How many neighbouring rows (or columns) a thread owns in a run: 4 (one 128-bit load), else 2
     or 1, the largest that divides its REG_M (REG_N) outputs."""
@@ -257,7 +264,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
 
     def run(geom, groups, a, b, out, bias):
         m_size, n_size, k_size = geom[GEMM_M], geom[GEMM_N], geom[GEMM_K]
-        chosen = tiles or (THIN if m_size <= THIN[0] * THIN[2] else SQUARE)
+        chosen = tiles or choose_tiles(m_size, n_size, k_size)
         tpb_m, tpb_n, reg_m, reg_n, tk = chosen
         tile_m, tile_n = tpb_m * reg_m, tpb_n * reg_n
         gemm, add_slices = compiled(out.dtype, chosen)

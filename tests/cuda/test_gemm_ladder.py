@@ -110,3 +110,33 @@ def test_the_gpu_step_benchmark_times_counts_and_measures_a_step():
         assert np.isnan(figures["peak_memory_bytes"])
     else:
         assert figures["peak_memory_bytes"] > 0
+
+
+def test_the_tile_sweep_times_each_layer_at_each_candidate_and_catches_a_wrong_one(monkeypatch):
+    """benchmarks/gpu_tiles.py on small layers: every product at every candidate tile shape, checked
+    against the default tiles' results; the engine's own choice is back in place afterwards."""
+    import io
+
+    from benchmarks import gpu_tiles
+    from minicnn.kernels.cuda import gemm
+
+    chooser = gemm.choose_tiles
+    rows, failed = gpu_tiles.sweep(batch=2, repeats=1, small=True, out=io.StringIO())
+    assert failed == [] and gemm.choose_tiles is chooser
+    assert [(row["layer"], row["op"]) for row in rows] == [
+        (layer, op) for layer in ("conv_s4", "conv_g2", "fc_small") for op in ("forward", "backward")]
+    assert all(row["faster"] in gpu_tiles.CANDIDATES and len(row["ms"]) == len(gpu_tiles.CANDIDATES) for row in rows)
+
+    second = list(gpu_tiles.CANDIDATES.values())[1]
+    real_host = gpu_tiles.host
+
+    def wrong_at_the_second_candidate(results):  # as if those tiles dropped a product's last value
+        arrays = real_host(results)
+        if gemm.choose_tiles(1000, 1000, 1000) == second:
+            arrays[0].reshape(-1)[-1] += 1.0
+        return arrays
+
+    monkeypatch.setattr(gpu_tiles, "host", wrong_at_the_second_candidate)
+    out = io.StringIO()
+    _, failed = gpu_tiles.sweep(batch=2, repeats=1, small=True, layers=["fc_small"], out=out)
+    assert len(failed) == 2 and f"FAILED: fc_small forward at {gpu_tiles.tiles_name(second)}" in out.getvalue()

@@ -40,7 +40,8 @@ def table_row(row):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cc", type=parse_cc, default=(9, 0),
-                        help="compute capability to compile for, major.minor (default 9.0: H100/H200)")
+                        help="compute capability to compile for, major.minor (default 9.0: H100/H200; the "
+                             "warps-per-SM column counts with 9.0's registers and shared memory)")
     parser.add_argument("--out-md", help="also write the table as Markdown to this file")
     parser.add_argument("--out-json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)

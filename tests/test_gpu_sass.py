@@ -116,3 +116,11 @@ def test_the_simulator_is_refused_with_a_clear_error(monkeypatch):
     monkeypatch.setattr(config, "ENABLE_CUDASIM", 1)
     with pytest.raises(sass.ToolsMissing, match="simulator"):
         sass.tools()
+
+
+def test_missing_compiler_wheels_are_named_with_the_extra_that_installs_them(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(sass.ToolsMissing, match=r"ptxas is not installed; pip install -e \"\.\[sass\]\""):
+        sass.tools()

@@ -56,8 +56,10 @@ def tools():
     spec = importlib.util.find_spec("nvidia")
     roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     found = {}
-    for name in ("ptxas", "nvdisasm"):
-        paths = sorted(p for root in roots for p in root.glob(f"cu*/bin/{name}") if os.access(p, os.X_OK))
+    # the two programs this module runs, and the two libraries Numba's compile_ptx loads
+    for name, pattern in (("ptxas", "cu*/bin/ptxas"), ("nvdisasm", "cu*/bin/nvdisasm"),
+                          ("libnvvm", "cu*/lib/libnvvm.so*"), ("libnvrtc", "cu*/lib/libnvrtc.so*")):
+        paths = sorted(p for root in roots for p in root.glob(pattern) if os.access(p, os.R_OK))
         if not paths:
             raise ToolsMissing(f"sass: NVIDIA's {name} is not installed; pip install -e \".[sass]\" installs it "
                                "(nvidia-cuda-nvcc, nvidia-cuda-nvdisasm, nvidia-nvvm, nvidia-cuda-nvrtc)")

@@ -103,12 +103,14 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store, tiles=None, staged=False):
+def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
     """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles``
     (TPB_M, TPB_N, REG_M, REG_N, TK), or None: SQUARE, or THIN for a product of few rows.
     ``staged``: two shared slabs, the next slab's loads into registers issued before this slab is
     multiplied, one barrier per step instead of two (the ladder's ``engine_staged``; not the
-    default until a GPU measures it).
+    default until a GPU measures it). ``runs=False``: each thread's outputs interleaved one by
+    one (rows ty + i*TPB_M), read with 32-bit shared loads, the layout before the runs of 4 (the
+    ladder's ``engine_interleaved``, to measure what the 128-bit loads buy).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -123,7 +125,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False):
         TPB_M, TPB_N, REG_M, REG_N, TK = tiles  # noqa: N806  (the kernels' compile-time constants)
         TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
         A_SHARE, B_SHARE = -(-TK * TILE_M // THREADS), -(-TK * TILE_N // THREADS)  # noqa: N806  (a slab per thread)
-        RUN_M, RUN_N = run_length(REG_M), run_length(REG_N)  # noqa: N806
+        RUN_M, RUN_N = (run_length(REG_M), run_length(REG_N)) if runs else (1, 1)  # noqa: N806
 
         @cuda.jit(device=True, inline=True)
         def place(geom, splits, k_chunk):

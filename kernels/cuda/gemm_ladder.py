@@ -24,14 +24,18 @@ second is about reusing each loaded value more times.
    reads B's 8 neighbours with two 128-bit loads). What limits it next: A's slab is stored row by
    row, so a thread's 8 values of A are a slab row apart (8 separate loads), and B's runs of 8 words
    put a quarter-warp's 128-bit loads 32 bytes apart (bank conflicts).
-6. ``engine``: the engine's own kernel (``gemm.py``, the product behind every convolution and linear
-   layer on the GPU) with plain-matrix loaders. The A slab is stored k-major as B's is, and each
-   thread owns runs of 4 neighbouring rows and columns, a run per thread apart (rows ty*4 + 0..3,
-   TPB_M*4 + ty*4 + 0..3, ...): one 128-bit shared load per run of A and of B, and the 8 threads
-   a 128-bit load serves at a time read 128 neighbouring bytes (no bank conflicts); split-K fills
-   the GPU when the output has few tiles. Built at its default tiles (64 x 64, 4 x 4 per thread) and,
-   as ``engine_128``, at 128 x 128 with 8 x 8 per thread: the measurement picks the engine's default.
-7. ``engine_staged`` (and ``engine_128_staged``): two shared slabs; each thread issues the global
+6. ``engine_interleaved``: the engine's own kernel (``gemm.py``, the product behind every
+   convolution and linear layer on the GPU) with plain-matrix loaders, as it was before its last
+   step: the A slab stored k-major as B's is, and each thread's outputs interleaved one by one (rows
+   ty + i*16, columns tx + j*16): neighbouring threads read neighbouring shared words (no bank
+   conflicts) and write neighbouring outputs; split-K fills the GPU when the output has few tiles.
+   What limits it: one 32-bit shared load per value, 2 multiply-adds per load at 4 x 4 a thread.
+7. ``engine``: each thread owns runs of 4 neighbouring rows and columns instead, a run per thread
+   apart (rows ty*4 + 0..3, TPB_M*4 + ty*4 + 0..3, ...): one 128-bit shared load per run of A and
+   of B, and the 8 threads a 128-bit load serves at a time read 128 neighbouring bytes (no bank
+   conflicts). Built at its default tiles (64 x 64, 4 x 4 per thread) and, as ``engine_128``, at
+   128 x 128 with 8 x 8 per thread: the measurement picks the engine's default.
+8. ``engine_staged`` (and ``engine_128_staged``): two shared slabs; each thread issues the global
    loads of slab k+1 into registers before multiplying slab k, and stores them into the other slab
    after, so the loads' latency hides behind the arithmetic and each step needs one barrier, not two.
 
@@ -232,8 +236,8 @@ def blocked_2d():
     return _inspectable(run, kernel, fmas_per_step=BK * TM * TN, threads=threads)
 
 
-def engine(tiles=SQUARE, staged=False):
-    product = make_gemm(load_rows, load_cols, store_plain, tiles, staged)
+def engine(tiles=SQUARE, staged=False, runs=True):
+    product = make_gemm(load_rows, load_cols, store_plain, tiles, staged, runs)
 
     def run(a, b, c):
         product((a.shape[0], b.shape[1], a.shape[1]), 1, a, b, c, c)
@@ -251,8 +255,10 @@ RUNGS = {
     "shared": ("32 x 32 tiles of A and B staged in shared memory: each load used 32 times", shared),
     "blocked_1d": ("8 outputs per thread down a column: a B value in a register used 8 times", blocked_1d),
     "blocked_2d": ("8 x 8 outputs per thread from 8 + 8 register values", blocked_2d),
-    "engine": ("gemm.py, the engine's kernel: k-major slabs, 4-wide runs read by 128-bit loads, split-K; 64 x 64 tiles",
-               engine),
+    "engine_interleaved": ("gemm.py, 64 x 64, its outputs interleaved one by one (rows ty + i*16): conflict-free "
+                           "32-bit shared loads, k-major slabs, split-K", lambda: engine(runs=False)),
+    "engine": ("gemm.py, the engine's kernel: each thread's outputs in runs of 4, read by 128-bit shared loads; "
+               "64 x 64 tiles", engine),
     "engine_128": ("gemm.py at 128 x 128 tiles, 8 x 8 outputs per thread, 8-deep slabs",
                    lambda: engine(ENGINE_128)),
     "engine_staged": ("gemm.py, 64 x 64, two shared slabs: the next slab's loads in flight while this one is "

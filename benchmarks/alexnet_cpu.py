@@ -29,6 +29,7 @@ It writes a markdown report and JSON (``--out-md``, ``--out-json``).
 from __future__ import annotations
 
 import argparse
+import math
 import contextlib
 import json
 import os
@@ -189,8 +190,8 @@ class MatmulClock:
             start = time.perf_counter()
             call(a, b, out)
             elapsed = time.perf_counter() - start
-            m, n = np.shape(out)[-2:]
-            members = np.size(out) // (m * n)  # a stack's products
+            *stack, m, n = np.shape(out)
+            members = math.prod(stack)  # a stack's products (1 for one product)
             with self._lock:
                 self.seconds += elapsed * share()
                 self.flops += members * blas.flop(m, np.shape(a)[-1], n, complex_values=np.iscomplexobj(out))

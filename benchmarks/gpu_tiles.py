@@ -53,7 +53,7 @@ def layer_runs(batch, small, rng):
     from numba import cuda
 
     runs = []
-    for name, c, side, k, ksz, stride, pad, groups in (SMALL_CONVS if small else CONVS):
+    for index, (name, c, side, k, ksz, stride, pad, groups) in enumerate(SMALL_CONVS if small else CONVS):
         x = cuda.to_device(rng.standard_normal((batch, c, side, side), dtype=np.float32))
         w = cuda.to_device(rng.standard_normal((k, c // groups, ksz, ksz), dtype=np.float32) * 0.1)
         b = cuda.to_device(np.zeros(k, np.float32))
@@ -61,7 +61,7 @@ def layer_runs(batch, small, rng):
         grad_y = cuda.to_device(rng.standard_normal((batch, k, out, out), dtype=np.float32))
         padding, strides = ((pad, pad), (pad, pad)), (stride, stride)
         macs = batch * k * out * out * (c // groups) * ksz * ksz
-        first = name in ("conv1", "conv_s4")  # the image's layer: no input gradient in training
+        first = index == 0  # the image's layer: no input gradient in training
         runs.append((name, "forward", macs, lambda x=x, w=w, b=b, s=strides, p=padding, g=groups:
                      (conv.conv2d_forward(x, w, b, s, p, g),)))
         runs.append((name, "backward", macs * (1 if first else 2),
@@ -77,6 +77,14 @@ def layer_runs(batch, small, rng):
         runs.append((name, "backward", 2 * macs,
                      lambda x=x, w=w, gy=grad_y: linear.linear_backward(x, w, gy, (True, True, False))[:2]))
     return runs
+
+
+def _tiles_or_thin(default, tiles):
+    """A ``gemm.choose_tiles`` that gives every product ``tiles``, but a thin product its thin ones."""
+    def choose(m, n, k):
+        chosen = default(m, n, k)
+        return chosen if chosen == gemm.THIN else tiles
+    return choose
 
 
 def host(results):
@@ -98,9 +106,7 @@ def sweep(batch=128, repeats=5, small=False, layers=None, out=None):
         for layer, op, macs, run in runs:
             times, outputs = {}, {}
             for name, tiles in CANDIDATES.items():
-                # every product of the op at these tiles (a thin product keeps its thin tiles)
-                gemm.choose_tiles = lambda m, n, k, tiles=tiles: default(m, n, k) if default(m, n, k) == gemm.THIN \
-                    else tiles
+                gemm.choose_tiles = _tiles_or_thin(default, tiles)
                 outputs[name] = host(run())
                 times[name], _ = _Timer("cuda", repeats)(run)
             reference = outputs[names[0]]

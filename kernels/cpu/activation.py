@@ -68,8 +68,13 @@ def relu_forward(x):
 
 def relu_in_place(y):
     """y = relu(y), writing over y: the fused forwards of conv2d and linear with a ReLU
-    (``conv2d_relu_forward``, ``linear_relu_forward``) need no second array."""
-    _relu_forward(y.reshape(-1), y.reshape(-1))
+    (``conv2d_relu_forward``, ``linear_relu_forward``) need no second array. y must be
+    C-contiguous (the layers' fresh outputs are): a flat view of anything else would be a copy,
+    and the ReLU would be lost."""
+    if not y.flags.c_contiguous:
+        raise ValueError(f"relu_in_place: expected a C-contiguous array, got strides {y.strides}")
+    flat = y.reshape(-1)
+    _relu_forward(flat, flat)
     return y
 
 

@@ -13,6 +13,8 @@ for each, works out by arithmetic alone (nothing is computed on data):
 """
 from __future__ import annotations
 
+import math
+
 from ..errors import ArgumentError
 from ..functional import conv2d_padding
 from ..nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
@@ -92,9 +94,7 @@ def _flattened(layer, name, shape):
         raise ArgumentError(f"summary: {name} flattens axes {layer.start_dim}..{layer.end_dim} of a {dims}-d "
                             f"batch {('N',) + tuple(shape)}; the summary follows one image, so axes 1..{dims - 1}")
     merged = shape[start - 1:end]
-    flat = 1
-    for s in merged:
-        flat *= s
+    flat = math.prod(merged)
     text = " x ".join(map(str, merged)) + f" = {flat}"
     return tuple(shape[:start - 1]) + (flat,) + tuple(shape[end:]), text
 

@@ -1,7 +1,8 @@
 """What the compiler makes of every GPU product kernel, on a machine without a GPU: registers, spills,
 resident warps per SM, and the instructions one thread issues per step of the main loop, with the
 share of them that are FFMAs (the multiply-adds): an upper bound on the fraction of the FP32 peak,
-not a speed (minicnn/apps/sass.py says how it is counted).
+not a speed (minicnn/apps/sass.py says how it is counted), and how many of them are global loads
+(LDG: the slab's values and, in a convolution, the index tables' entries).
 
     pip install -e ".[sass]"                      # NVIDIA's NVVM, ptxas and nvdisasm, from pip
     python benchmarks/gpu_sass.py                 # compute capability 9.0 (H100/H200)
@@ -34,7 +35,8 @@ def parse_cc(text):
 def table_row(row):
     return (f"| {row['kernel']} | {row['registers']} | {row['spill_bytes']} | {row['stack_bytes']} "
             f"| {row['shared_bytes']} | {row['threads']} | {row['warps_per_sm']} | {row['instructions_per_step']:.0f} "
-            f"| {row['ffma_per_step']} | {100 * row['ffma_share']:.0f}% | {row['others']} |")
+            f"| {row['ffma_per_step']} | {100 * row['ffma_share']:.0f}% | {row['global_loads_per_step']} "
+            f"| {row['others']} |")
 
 
 def main(argv=None):
@@ -53,8 +55,8 @@ def main(argv=None):
     cases = sass.kernel_cases()
     rows = []
     header = ("| kernel | registers | spills (bytes) | local memory (bytes) | shared (bytes) | threads | warps per SM "
-              "| instructions per step | FFMA per step | FFMA share | the rest, most first |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|")
+              "| instructions per step | FFMA per step | FFMA share | global loads per step | the rest, most first |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"compute capability {args.cc[0]}.{args.cc[1]}; per thread, per step of the main loop\n\n{header}")
     for number, (name, kernel, argtypes, fmas_per_step, threads) in enumerate(cases, 1):
         print(f"[{number}/{len(cases)}] compiling {name}", file=sys.stderr, flush=True)

@@ -33,7 +33,7 @@ def tiles_name(tiles):
 
 
 # name -> tiles (TPB_M, TPB_N, REG_M, REG_N, TK): the default (64 x 64 on a GPU) first, then 128 x 128
-# (under the simulator both are 8 x 8 tiles, with 2 x 2 and 4 x 4 outputs a thread)
+# (under the simulator 8 x 8 tiles with 2 x 2 outputs a thread, and 16 x 16 with 4 x 4)
 CANDIDATES = {tiles_name(tiles): tiles for tiles in (gemm.SQUARE, gemm_ladder.ENGINE_128)}
 TOLERANCE = 1e-5
 

@@ -76,7 +76,7 @@ def _compiled_cases():
 
 
 # (kernel, at least this share of FFMA per step of its main loop on compute capability 9.0). Measured
-# 2026-12-07 with NVVM/ptxas 13.5: 62, 70, 50, 47, 45, 58% (docs/gpu.md); with signed indices 29, 29,
+# 2026-12-07 with NVVM/ptxas 13.5: 61, 70, 51, 48, 46, 60% (docs/gpu.md); with signed indices 29, 29,
 # 23, 24, 24, 29%; with unsigned indices but without the 128-bit shared loads 46, 56, 39, 37, 36, 45%.
 FLOORS = {"ladder: engine": 0.55, "ladder: engine_128": 0.62, "conv forward": 0.45, "conv weight gradient": 0.42,
           "conv input gradient": 0.40, "linear weight gradient": 0.52}
@@ -90,6 +90,24 @@ def test_the_engines_products_keep_their_accumulators_in_registers_and_their_loo
         assert row["spill_bytes"] == 0 and row["stack_bytes"] == 0 and row["float64_instructions"] == 0, row
         assert row["ffma_share"] >= floor, row
         assert row["ffma_per_step"] == fmas_per_step
+
+
+# Global loads per step and thread at 64 x 64 tiles: each thread stages 4 values of A and 4 of B a step.
+# A convolution's loader reads, besides the value, only the index-table entries of the reduction index
+# (the forward's B: p, q and the offset of (c', p, q); the weight gradient's A: the column's grad_y
+# offset, its B: h0, w0 and the offset of (n, i, j); the input gradient's A: the weight's offset, its
+# B: a, b, k'*H_out*W_out); the row's or column's entries are read once per thread, before the loop
+# (``prepare_a`` / ``prepare_b``). Read per element, as before 2026-12-07: 32, 36 and 36.
+GLOBAL_LOADS = {"conv forward": 4 * 1 + 4 * (1 + 3), "conv weight gradient": 4 * (1 + 1) + 4 * (1 + 3),
+                "conv input gradient": 4 * (1 + 1) + 4 * (1 + 3), "linear weight gradient": 4 + 4}
+
+
+def test_the_loaders_read_the_row_and_column_tables_once_per_thread():
+    cases = _compiled_cases()
+    for name, loads in GLOBAL_LOADS.items():
+        kernel, argtypes, fmas_per_step, threads = cases[name]
+        row = sass.report(name, kernel, argtypes, fmas_per_step, threads)
+        assert row["global_loads_per_step"] == loads, row
 
 
 @pytest.mark.slow  # compiles all sixteen kernels: about 20 s

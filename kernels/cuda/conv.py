@@ -37,8 +37,11 @@ device (``_output_tables``, ``_phase_tables``): a loader then reads, for column 
 ``reduction_offset`` = c'*H*W + p*W + q), and likewise for the gathered input gradient (there the
 tables hold i + a and a, with p = ph + a*sh, so that i = (i + a) - a needs no division). The tables
 travel with the tensor as one kernel argument, a tuple (tensor, column table, reduction table).
+A thread stages the same column (row) at every step of the reduction, so its table entries are read
+once, before the loop, by the operand's ``prepare`` (``gemm.make_gemm``), and only the reduction
+index's entries at each step: 20 global loads a step in the forward where there were 32.
 """
-from numba import cuda, uint64
+from numba import cuda, int64, uint64
 
 from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
@@ -52,37 +55,74 @@ from .reduce import sum_over_batch_and_space
  K_PER_GROUP) = range(3, 18)
 
 
+# Each operand has a loader and its ``prepare`` (``gemm.make_gemm``): ``prepare`` takes the row of A
+# (column of B) a thread loads at every step and returns what does not change along the reduction,
+# starting with whether that row exists; the loader adds the reduction index's part.
+
 @cuda.jit(device=True, inline=True)
-def _weight_row_major(geom, w, g, r, kk, tile, slot_k, slot_mn):
+def _weight_row(geom, w, g, r):
+    """Row r of the forward's A: the offset of w[g*K/G + r] in the flattened w."""
+    return r < geom[GEMM_M], (g * geom[K_PER_GROUP] + r) * geom[GEMM_K]
+
+
+@cuda.jit(device=True, inline=True)
+def _weight_row_major(geom, w, g, row, kk, tile, slot_k, slot_mn):
     """A[k', (c', p, q)] = w[g*K/G + k', c', p, q]; w flattened."""
-    if r >= geom[GEMM_M] or kk >= geom[GEMM_K]:
+    exists, offset = row
+    if exists and kk < geom[GEMM_K]:
+        tile[slot_k, slot_mn] = w[uint64(offset + kk)]
+    else:
         tile[slot_k, slot_mn] = 0
-        return
-    tile[slot_k, slot_mn] = w[uint64((g * geom[K_PER_GROUP] + r) * geom[GEMM_K] + kk)]
 
 
 @cuda.jit(device=True, inline=True)
-def _x_pad_into(geom, x_tables, g, kk, m, tile, slot_k, slot_mn):
-    """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for im2col row kk = (c', p, q) and
-    column m = (n, i, j), read through the index tables: 0 in the padding."""
-    x, columns, rows = x_tables
-    m, kk = uint64(m), uint64(kk)
-    h = columns[COL_H0, m] + rows[ROW_P, kk]
-    w = columns[COL_W0, m] + rows[ROW_Q, kk]
+def _window_start(geom, columns, g, m):
+    """Of the im2col matrix's column m = (n, i, j), from the column table: where its window starts
+    in the image, (h0, w0), and in group g's flattened x, g*C/G*H*W + n*C*H*W + h0*W + w0."""
+    m = uint64(m)
+    group_base = g * geom[C_PER_GROUP] * geom[HEIGHT] * geom[WIDTH]
+    return columns[COL_H0, m], columns[COL_W0, m], group_base + columns[COL_BASE, m]
+
+
+@cuda.jit(device=True, inline=True)
+def _window_entry(rows, kk):
+    """Of the im2col matrix's row kk = (c', p, q), from the window table: p, q, c'*H*W + p*W + q."""
+    kk = uint64(kk)
+    return rows[ROW_P, kk], rows[ROW_Q, kk], rows[ROW_OFFSET, kk]
+
+
+_NOWHERE = (int64(0), int64(0), int64(0))  # (a row or column past the matrix's end: never read)
+
+
+@cuda.jit(device=True, inline=True)
+def _x_pad_into(geom, x, start, entry, tile, slot_k, slot_mn):
+    """tile[...] = x_pad[n, g*C/G + c', i*sh + p, j*sw + q] for the window ``start`` of column
+    (n, i, j) and the ``entry`` (c', p, q): 0 in the padding."""
+    h0, w0, base = start
+    p, q, offset = entry
+    h, w = h0 + p, w0 + q
     if h < 0 or h >= geom[HEIGHT] or w < 0 or w >= geom[WIDTH]:
         tile[slot_k, slot_mn] = 0
     else:
-        group_base = g * geom[C_PER_GROUP] * geom[HEIGHT] * geom[WIDTH]
-        tile[slot_k, slot_mn] = x[uint64(group_base + columns[COL_BASE, m] + rows[ROW_OFFSET, kk])]
+        tile[slot_k, slot_mn] = x[uint64(base + offset)]
 
 
 @cuda.jit(device=True, inline=True)
-def _im2col(geom, x_tables, g, kk, col, tile, slot_k, slot_mn):
+def _im2col_column(geom, x_tables, g, m):
+    """Column m of the forward's B: whether it exists, and its window's start."""
+    if m < geom[GEMM_N]:
+        return True, _window_start(geom, x_tables[1], g, m)
+    return False, _NOWHERE
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col(geom, x_tables, g, kk, column, tile, slot_k, slot_mn):
     """B[(c', p, q), (n, i, j)] of the forward: the im2col matrix."""
-    if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
+    exists, start = column
+    if not exists or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
     else:
-        _x_pad_into(geom, x_tables, g, kk, col, tile, slot_k, slot_mn)
+        _x_pad_into(geom, x_tables[0], start, _window_entry(x_tables[2], kk), tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)
@@ -107,24 +147,40 @@ def _store_output_relu(geom, y, bias, g, r, col, value):
 
 
 @cuda.jit(device=True, inline=True)
-def _grad_y_rows(geom, grad_y_tables, g, r, m, tile, slot_k, slot_mn):
-    """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j] (the column table's COL_GRAD_Y entry is
-    n*K*H_out*W_out + i*W_out + j)."""
-    if r >= geom[GEMM_M] or m >= geom[GEMM_K]:
-        tile[slot_k, slot_mn] = 0
-        return
-    grad_y, columns = grad_y_tables
-    channel = g * geom[K_PER_GROUP] + r
-    tile[slot_k, slot_mn] = grad_y[uint64(columns[COL_GRAD_Y, uint64(m)] + channel * geom[H_OUT] * geom[W_OUT])]
+def _grad_y_channel(geom, grad_y_tables, g, r):
+    """Row r of the weight gradient's A: the offset of channel g*K/G + r's plane in an image of grad_y."""
+    return r < geom[GEMM_M], (g * geom[K_PER_GROUP] + r) * geom[H_OUT] * geom[W_OUT]
 
 
 @cuda.jit(device=True, inline=True)
-def _im2col_transposed(geom, x_tables, g, m, kk, tile, slot_k, slot_mn):
+def _grad_y_rows(geom, grad_y_tables, g, row, m, tile, slot_k, slot_mn):
+    """A[k', (n, i, j)] = grad_y[n, g*K/G + k', i, j] (the column table's COL_GRAD_Y entry is
+    n*K*H_out*W_out + i*W_out + j)."""
+    exists, channel_offset = row
+    if exists and m < geom[GEMM_K]:
+        grad_y, columns = grad_y_tables
+        tile[slot_k, slot_mn] = grad_y[uint64(columns[COL_GRAD_Y, uint64(m)] + channel_offset)]
+    else:
+        tile[slot_k, slot_mn] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col_row(geom, x_tables, g, kk):
+    """Row kk of the im2col matrix, the weight gradient's column kk of B: whether it exists, and
+    its window entry."""
+    if kk < geom[GEMM_N]:
+        return True, _window_entry(x_tables[2], kk)
+    return False, _NOWHERE
+
+
+@cuda.jit(device=True, inline=True)
+def _im2col_transposed(geom, x_tables, g, m, window, tile, slot_k, slot_mn):
     """B[(n, i, j), (c', p, q)] of the weight gradient: the im2col matrix read the other way round."""
-    if m >= geom[GEMM_K] or kk >= geom[GEMM_N]:
+    exists, entry = window
+    if not exists or m >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
     else:
-        _x_pad_into(geom, x_tables, g, kk, m, tile, slot_k, slot_mn)
+        _x_pad_into(geom, x_tables[0], _window_start(geom, x_tables[1], g, m), entry, tile, slot_k, slot_mn)
 
 
 @cuda.jit(device=True, inline=True)
@@ -133,35 +189,52 @@ def _store_weight_grad(geom, grad_w, unused, g, r, kk, value):
 
 
 @cuda.jit(device=True, inline=True)
-def _weight_transposed(geom, w_tables, g, c, kk, tile, slot_k, slot_mn):
-    """A[c', (k', p, q)] = w[g*K/G + k', c', p, q], (k', p, q) the phase's kk-th window entry."""
-    if c >= geom[GEMM_M] or kk >= geom[GEMM_K]:
-        tile[slot_k, slot_mn] = 0
-        return
-    w, rows = w_tables
+def _weight_channel(geom, w_tables, g, c):
+    """Row c of the input gradient's A: the offset of w[g*K/G, c] in the flattened w."""
     kernel_size = geom[KH] * geom[KW]
-    group_base = g * geom[K_PER_GROUP] * geom[C_PER_GROUP] * kernel_size
-    tile[slot_k, slot_mn] = w[uint64(group_base + rows[PHASE_W, uint64(kk)] + c * kernel_size)]
+    return c < geom[GEMM_M], g * geom[K_PER_GROUP] * geom[C_PER_GROUP] * kernel_size + c * kernel_size
 
 
 @cuda.jit(device=True, inline=True)
-def _grad_y_gathered(geom, grad_y_tables, g, kk, col, tile, slot_k, slot_mn):
+def _weight_transposed(geom, w_tables, g, row, kk, tile, slot_k, slot_mn):
+    """A[c', (k', p, q)] = w[g*K/G + k', c', p, q], (k', p, q) the phase's kk-th window entry."""
+    exists, offset = row
+    if exists and kk < geom[GEMM_K]:
+        w, rows = w_tables
+        tile[slot_k, slot_mn] = w[uint64(offset + rows[PHASE_W, uint64(kk)])]
+    else:
+        tile[slot_k, slot_mn] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _grad_y_column(geom, grad_y_tables, g, col):
+    """Column col = (n, h, w) of the input gradient's B: u, v and the offset of image n's group g in
+    grad_y (from the phase's column table)."""
+    if col >= geom[GEMM_N]:
+        return False, int64(0), int64(0), int64(0)
+    grad_y, columns, rows = grad_y_tables
+    col = uint64(col)
+    group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
+    return True, columns[PHASE_U, col], columns[PHASE_V, col], group_base + columns[PHASE_GRAD_Y, col]
+
+
+@cuda.jit(device=True, inline=True)
+def _grad_y_gathered(geom, grad_y_tables, g, kk, column, tile, slot_k, slot_mn):
     """B[(k', p, q), (n, h, w)] = grad_y[n, g*K/G + k', i, j] for the (i, j) whose window put
     x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 where that is outside the output. In the
     phase's tables, i = u - a and j = v - b (u, v per column; a, b per window entry)."""
-    if kk >= geom[GEMM_K] or col >= geom[GEMM_N]:
+    exists, u, v, base = column
+    if not exists or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
     grad_y, columns, rows = grad_y_tables
-    col, kk = uint64(col), uint64(kk)
-    i = columns[PHASE_U, col] - rows[PHASE_A, kk]
-    j = columns[PHASE_V, col] - rows[PHASE_B, kk]
+    kk = uint64(kk)
+    i = u - rows[PHASE_A, kk]
+    j = v - rows[PHASE_B, kk]
     if i < 0 or j < 0 or i >= geom[H_OUT] or j >= geom[W_OUT]:
         tile[slot_k, slot_mn] = 0
         return
-    group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
-    tile[slot_k, slot_mn] = grad_y[uint64(group_base + columns[PHASE_GRAD_Y, col] + rows[PHASE_OFFSET, kk]
-                                          + i * geom[W_OUT] + j)]
+    tile[slot_k, slot_mn] = grad_y[uint64(base + rows[PHASE_OFFSET, kk] + i * geom[W_OUT] + j)]
 
 
 @cuda.jit(device=True, inline=True)
@@ -299,10 +372,13 @@ def _phase_tables(shape):
     return _kept(("phases", shape), build)
 
 
-_forward = make_gemm(_weight_row_major, _im2col, _store_output)
-_forward_relu = make_gemm(_weight_row_major, _im2col, _store_output_relu)
-_weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad)
-_input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad)
+_forward = make_gemm(_weight_row_major, _im2col, _store_output, prepare_a=_weight_row, prepare_b=_im2col_column)
+_forward_relu = make_gemm(_weight_row_major, _im2col, _store_output_relu, prepare_a=_weight_row,
+                         prepare_b=_im2col_column)
+_weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad, prepare_a=_grad_y_channel,
+                         prepare_b=_im2col_row)
+_input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad, prepare_a=_weight_channel,
+                        prepare_b=_grad_y_column)
 
 
 def _geometry(x_shape, w_shape, stride, padding, groups):

@@ -2,12 +2,17 @@
 
     C[m, n] = sum_k A[m, k] * B[k, n]          (one product per group g = blockIdx.z)
 
-A, B and C are never stored as matrices: ``load_a(geom, a, g, m, k, tile, s, t)``
-and ``load_b(geom, b, g, k, n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
+A, B and C are never stored as matrices: ``load_a(geom, a, g, at_m, k, tile, s, t)``
+and ``load_b(geom, b, g, k, at_n, tile, s, t)`` write A[m, k] or B[k, n] (0 outside
 the matrix) into ``tile[s, t]`` (the registers that stage a slab), and
 ``store(geom, out, bias, g, m, n, value)`` writes C[m, n]: device functions that read and write the real tensors (a convolution's B is the
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
 tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
+``at_m = prepare_a(geom, a, g, m)`` and ``at_n = prepare_b(geom, b, g, n)`` are what the loaders
+need of row m of A and column n of B (by default m and n themselves; a convolution's loaders look
+the column's image coordinates up in a table): a thread loads the same row of A and the same
+column of B at every step of the reduction, so that part of the address is computed once per
+thread, before the loop, and not at every step.
 
 Threads to work: a block of TPB_M x TPB_N threads computes a TILE_M x TILE_N tile of C
 (TILE_M = TPB_M * REG_M, TILE_N = TPB_N * REG_N): each thread accumulates REG_M x REG_N outputs
@@ -31,8 +36,9 @@ builds the kernel with one tile shape only (the GEMM ladder, ``gemm_ladder.py``,
 them). Kernels are built per dtype (float32, and float64 for gradient checks), since a shared
 array's dtype must be known when the kernel compiles.
 
-``load_rows``, ``load_cols`` and ``store_plain`` are the loaders of plain row-major matrices
-(A[m, k] = a[m, k], B[k, n] = b[k, n], C[m, n] = value): the linear layer's and the ladder's.
+``row_of_a``, ``column_of_b``, ``load_rows``, ``load_cols`` and ``store_plain`` read and write plain
+row-major matrices (A[m, k] = a[m, k], B[k, n] = b[k, n], C[m, n] = value): the linear layer's and the
+ladder's.
 
 Unsigned indices: Numba gives every signed index it cannot prove non-negative a wrap-around
 (``i < 0 ? i + size : i``, a compare and a select in 64-bit arithmetic, which a GPU does in two
@@ -45,7 +51,8 @@ the block's sides, a no-op that tells the compiler they are small: only then doe
 run's four addresses are neighbours and emit one 128-bit load for them. For sm_90, per step of the
 reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at 64 x 64 tiles and
 from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
-bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md).
+bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
+735 for the plain matrices, and a convolution's forward 511 -> 502 with 20 global loads a step, not 32.)
 """
 import math
 
@@ -61,19 +68,45 @@ THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 
 
 @cuda.jit(device=True, inline=True)
-def load_rows(geom, a, g, r, k, tile, s, t):
-    """A[r, k] = a[r, k] (row-major a of shape (M, K))."""
-    if r < geom[GEMM_M] and k < geom[GEMM_K]:
-        tile[s, t] = a[uint64(r), uint64(k)]
+def row_of_a(geom, a, g, r):
+    """``make_gemm``'s default ``prepare_a``, for a row-major a of shape (M, K): whether row r of A
+    exists, and that row of a, a view (so the loop's address is the view's start plus k: one
+    multiply-add fewer per load than a[r, k]; a row past the end views row 0, never read)."""
+    exists = r < geom[GEMM_M]
+    return exists, a[uint64(r if exists else 0)]
+
+
+@cuda.jit(device=True, inline=True)
+def load_from_line(geom, at, k, tile, s, t):
+    """tile[s, t] = line[k] for the (exists, line) ``at`` that a prepare gave (a view of one row or
+    column of the matrix), 0 past the matrix's end."""
+    exists, line = at
+    if exists and k < geom[GEMM_K]:
+        tile[s, t] = line[uint64(k)]
     else:
         tile[s, t] = 0
 
 
 @cuda.jit(device=True, inline=True)
-def load_cols(geom, b, g, k, c, tile, s, t):
-    """B[k, c] = b[k, c] (b of shape (K, N))."""
-    if k < geom[GEMM_K] and c < geom[GEMM_N]:
-        tile[s, t] = b[uint64(k), uint64(c)]
+def load_rows(geom, a, g, row, k, tile, s, t):
+    """A[r, k] = a[r, k], for the (exists, row r of a) ``row`` that ``row_of_a`` gave."""
+    load_from_line(geom, row, k, tile, s, t)
+
+
+@cuda.jit(device=True, inline=True)
+def column_of_b(geom, b, g, c):
+    """``make_gemm``'s default ``prepare_b``, for a row-major b of shape (K, N): whether column c of
+    B exists, and c. (Not a view: a strided column view makes the compiler emit generic loads, LD
+    instead of LDG, since it no longer sees that they read global memory.)"""
+    return c < geom[GEMM_N], uint64(c)
+
+
+@cuda.jit(device=True, inline=True)
+def load_cols(geom, b, g, k, column, tile, s, t):
+    """B[k, c] = b[k, c], for the (exists, c) ``column`` that ``column_of_b`` gave."""
+    exists, c = column
+    if exists and k < geom[GEMM_K]:
+        tile[s, t] = b[uint64(k), c]
     else:
         tile[s, t] = 0
 
@@ -103,7 +136,7 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
+def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepare_a=row_of_a, prepare_b=column_of_b):
     """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles``
     (TPB_M, TPB_N, REG_M, REG_N, TK), or None: SQUARE, or THIN for a product of few rows.
     ``staged``: two shared slabs, the next slab's loads into registers issued before this slab is
@@ -111,6 +144,8 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
     default until a GPU measures it). ``runs=False``: each thread's outputs interleaved one by
     one (rows ty + i*TPB_M), read with 32-bit shared loads, the layout before the runs of 4 (the
     ladder's ``engine_interleaved``, to measure what the 128-bit loads buy).
+
+    ``prepare_a``, ``prepare_b``: the loaders' per-row and per-column part (the module's docstring).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -126,6 +161,10 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
         TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
         A_SHARE, B_SHARE = -(-TK * TILE_M // THREADS), -(-TK * TILE_N // THREADS)  # noqa: N806  (a slab per thread)
         RUN_M, RUN_N = (run_length(REG_M), run_length(REG_N)) if runs else (1, 1)  # noqa: N806
+        if THREADS % TILE_M or THREADS % TILE_N:
+            raise ValueError(f"make_gemm: tiles {tiles} give {THREADS} threads, which must be a multiple of the "
+                             f"tile's {TILE_M} rows and {TILE_N} columns (each thread loads one row of A and "
+                             f"one column of B)")
 
         @cuda.jit(device=True, inline=True)
         def place(geom, splits, k_chunk):
@@ -154,17 +193,19 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
                     acc[i, j] = 0
 
         @cuda.jit(device=True, inline=True)
-        def fetch(geom, a, b, g, k0, row0, col0, tid, a_share, b_share):
+        def fetch(geom, a, b, g, k0, tid, a_at, b_at, a_share, b_share):
             """This thread's share of the slab at reduction step k0, into registers: the elements
-            tid, tid + THREADS, ... of A's TK x TILE_M slab and of B's TK x TILE_N slab."""
+            tid, tid + THREADS, ... of A's TK x TILE_M slab and of B's TK x TILE_N slab. THREADS is a
+            multiple of TILE_M and TILE_N, so they all lie in one row of A (column of B), the one
+            ``a_at`` (``b_at``) prepared, and in rows tid // TILE_M, + THREADS // TILE_M, ... of the slab."""
             for s in range(A_SHARE):
                 e = uint32(tid + s * THREADS)
                 if e < TK * TILE_M:
-                    load_a(geom, a, g, row0 + e % TILE_M, k0 + e // TILE_M, a_share, 0, s)
+                    load_a(geom, a, g, a_at, k0 + e // TILE_M, a_share, 0, s)
             for s in range(B_SHARE):
                 e = uint32(tid + s * THREADS)
                 if e < TK * TILE_N:
-                    load_b(geom, b, g, k0 + e // TILE_N, col0 + e % TILE_N, b_share, 0, s)
+                    load_b(geom, b, g, k0 + e // TILE_N, b_at, b_share, 0, s)
 
         @cuda.jit(device=True, inline=True)
         def put(tid, a_share, b_share, a_slab, b_slab):
@@ -204,6 +245,8 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
             @jit
             def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
                 z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
+                a_at = prepare_a(geom, a, g, row0 + tid % TILE_M)  # once: the loop's loads share them
+                b_at = prepare_b(geom, b, g, col0 + tid % TILE_N)
                 a_slab = cuda.shared.array((TK, TILE_M), nbtype)
                 b_slab = cuda.shared.array((TK, TILE_N), nbtype)
                 a_share = cuda.local.array((1, A_SHARE), nbtype)
@@ -211,7 +254,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
                 acc = cuda.local.array((REG_M, REG_N), nbtype)
                 zero(acc)
                 for k0 in range(k_begin, k_end, TK):  # k_chunk is a multiple of TK: slices never overlap
-                    fetch(geom, a, b, g, k0, row0, col0, tid, a_share, b_share)
+                    fetch(geom, a, b, g, k0, tid, a_at, b_at, a_share, b_share)
                     put(tid, a_share, b_share, a_slab, b_slab)
                     cuda.syncthreads()
                     multiply(a_slab, b_slab, acc, ty, tx)
@@ -221,6 +264,8 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
             @jit
             def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
                 z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
+                a_at = prepare_a(geom, a, g, row0 + tid % TILE_M)  # once: the loop's loads share them
+                b_at = prepare_b(geom, b, g, col0 + tid % TILE_N)
                 a_slabs = cuda.shared.array((2, TK, TILE_M), nbtype)  # two of each: multiply one, fill the other
                 b_slabs = cuda.shared.array((2, TK, TILE_N), nbtype)
                 a_share = cuda.local.array((1, A_SHARE), nbtype)
@@ -229,13 +274,13 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True):
                 zero(acc)
                 steps = (k_end - k_begin + TK - 1) // TK
                 if steps > 0:
-                    fetch(geom, a, b, g, k_begin, row0, col0, tid, a_share, b_share)
+                    fetch(geom, a, b, g, k_begin, tid, a_at, b_at, a_share, b_share)
                     put(tid, a_share, b_share, a_slabs[0], b_slabs[0])
                 cuda.syncthreads()
                 for step in range(steps):
                     this = step % 2
                     if step + 1 < steps:  # the next slab's global loads are in flight during the multiply
-                        fetch(geom, a, b, g, k_begin + (step + 1) * TK, row0, col0, tid, a_share, b_share)
+                        fetch(geom, a, b, g, k_begin + (step + 1) * TK, tid, a_at, b_at, a_share, b_share)
                     multiply(a_slabs[this], b_slabs[this], acc, ty, tx)
                     if step + 1 < steps:  # the other slab: every thread finished with it at the last barrier
                         put(tid, a_share, b_share, a_slabs[1 - this], b_slabs[1 - this])

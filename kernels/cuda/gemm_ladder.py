@@ -63,7 +63,7 @@ from .launch import SIMULATED, jit
 WARP_SIDE = 4 if SIMULATED else 32  # rungs 1-3: blocks of WARP_SIDE x WARP_SIDE threads
 ONE_D = (8, 8, 4, 2) if SIMULATED else (64, 64, 8, 8)  # BM, BN, BK, TM
 TWO_D = (8, 8, 4, 2, 2) if SIMULATED else (128, 128, 8, 8, 8)  # BM, BN, BK, TM, TN
-ENGINE_128 = (2, 2, 4, 4, 4) if SIMULATED else (16, 16, 8, 8, 8)  # TPB_M, TPB_N, REG_M, REG_N, TK
+ENGINE_128 = (4, 4, 4, 4, 4) if SIMULATED else (16, 16, 8, 8, 8)  # TPB_M, TPB_N, REG_M, REG_N, TK
 
 
 _MATRIX = np.zeros((2, 2), np.float32)

@@ -9,30 +9,40 @@ Shapes: x (N, I), w (O, I), b (O,). The transposes are index arithmetic in the
 loaders; nothing is copied. geom = (M, N, K). The forward's store adds the bias, and in
 ``linear_relu_forward`` also applies a following ReLU (one launch, one store).
 """
-from numba import cuda
+from numba import cuda, uint64
 
 from .activation import relu
-from .gemm import GEMM_K, GEMM_M, GEMM_N, load_cols, load_rows, make_gemm, store_plain
+from .gemm import GEMM_K, GEMM_M, GEMM_N, load_cols, load_from_line, load_rows, make_gemm, store_plain
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
 
 
 @cuda.jit(device=True, inline=True)
-def _rows_transposed(geom, a, g, r, k, tile, s, t):
-    """A[r, k] = a[k, r] (a of shape (K, M))."""
-    if r < geom[GEMM_M] and k < geom[GEMM_K]:
-        tile[s, t] = a[k, r]
+def _rows_transposed(geom, a, g, row, k, tile, s, t):
+    """A[r, k] = a[k, r] (a of shape (K, M)); ``row`` from ``_row_index``."""
+    exists, r = row
+    if exists and k < geom[GEMM_K]:
+        tile[s, t] = a[uint64(k), r]
     else:
         tile[s, t] = 0
 
 
 @cuda.jit(device=True, inline=True)
-def _cols_transposed(geom, b, g, k, c, tile, s, t):
-    """B[k, c] = b[c, k] (b of shape (N, K))."""
-    if k < geom[GEMM_K] and c < geom[GEMM_N]:
-        tile[s, t] = b[c, k]
-    else:
-        tile[s, t] = 0
+def _row_index(geom, a, g, r):
+    return r < geom[GEMM_M], uint64(r)
+
+
+@cuda.jit(device=True, inline=True)
+def _row_of_b(geom, b, g, c):
+    """B = b^T (b of shape (N, K)): column c of B is row c of b, a view (``gemm.row_of_a``)."""
+    exists = c < geom[GEMM_N]
+    return exists, b[uint64(c if exists else 0)]
+
+
+@cuda.jit(device=True, inline=True)
+def _cols_transposed(geom, b, g, k, column, tile, s, t):
+    """B[k, c] = b[c, k], for the (exists, row c of b) ``column`` that ``_row_of_b`` gave."""
+    load_from_line(geom, column, k, tile, s, t)
 
 
 @cuda.jit(device=True, inline=True)
@@ -46,10 +56,10 @@ def _store_bias_relu(geom, out, bias, g, r, c, value):
     out[r, c] = relu(value + bias[c])
 
 
-_forward = make_gemm(load_rows, _cols_transposed, _store_bias)
-_forward_relu = make_gemm(load_rows, _cols_transposed, _store_bias_relu)
+_forward = make_gemm(load_rows, _cols_transposed, _store_bias, prepare_b=_row_of_b)
+_forward_relu = make_gemm(load_rows, _cols_transposed, _store_bias_relu, prepare_b=_row_of_b)
 _input_grad = make_gemm(load_rows, load_cols, store_plain)
-_weight_grad = make_gemm(_rows_transposed, load_cols, store_plain)
+_weight_grad = make_gemm(_rows_transposed, load_cols, store_plain, prepare_a=_row_index)
 
 
 def _run_forward(product, x, w, b):

@@ -195,6 +195,7 @@ def report(name, kernel, argtypes, fmas_per_step, threads, cc=(9, 0)):
             "float64_instructions": float64_instructions(compiled.sass),
             "warps_per_sm": warps_per_sm(compiled.registers, threads, compiled.shared_bytes),
             "instructions_per_step": mix.instructions, "ffma_per_step": mix.per_step["FFMA"],
+            "global_loads_per_step": mix.per_step["LDG"],
             "ffma_share": mix.ffma_share,
             "others": ", ".join(f"{op} {n}" for op, n in mix.per_step.most_common(7) if op != "FFMA")}
 

@@ -35,6 +35,16 @@ def test_the_engines_thin_tiles_compute_the_product(shape):
     assert rel_error(device.to_host(c), a.astype(np.float64) @ b) < 1e-5
 
 
+def test_tiles_whose_threads_cannot_share_out_the_slab_by_rows_are_refused():
+    """Each thread loads one row of A and one column of B at every step (gemm.make_gemm), which needs
+    the block's thread count to be a multiple of the tile's sides: 2 x 2 threads for 8 x 8 tiles is not."""
+    from minicnn.kernels.cuda import gemm
+
+    product = gemm.make_gemm(gemm.load_rows, gemm.load_cols, gemm.store_plain, tiles=(2, 2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"make_gemm: tiles \(2, 2, 4, 4, 4\) give 4 threads, which must be a multiple"):
+        product.compiled(np.float32, (2, 2, 4, 4, 4))
+
+
 def test_the_top_rung_is_the_engines_kernel():
     """The ladder ends at the product the layers run (gemm.make_gemm), not at a kernel of its own: its
     result is the linear layer's input gradient (grad_y @ w), bit for bit."""

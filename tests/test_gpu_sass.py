@@ -94,15 +94,16 @@ def test_the_engines_products_keep_their_accumulators_in_registers_and_their_loo
 
 # Global loads per step and thread at 64 x 64 tiles: each thread stages 4 values of A and 4 of B a step.
 # A convolution's loader reads, besides the value, only the index-table entries of the reduction index
-# (the forward's B: p, q and the offset of (c', p, q); the weight gradient's A: the column's grad_y
-# offset, its B: h0, w0 and the offset of (n, i, j); the input gradient's A: the weight's offset, its
-# B: a, b, k'*H_out*W_out); the row's or column's entries are read once per thread, before the loop
-# (``prepare_a`` / ``prepare_b``). Read per element, as before 2026-12-07: 32, 36 and 36.
-GLOBAL_LOADS = {"conv forward": 4 * 1 + 4 * (1 + 3), "conv weight gradient": 4 * (1 + 1) + 4 * (1 + 3),
-                "conv input gradient": 4 * (1 + 1) + 4 * (1 + 3), "linear weight gradient": 4 + 4}
+# (the forward's B: one packed word for p, q and the offset of (c', p, q); the weight gradient's A:
+# the column's grad_y offset, its B: h0, w0 and the offset of (n, i, j); the input gradient's A: the
+# weight's offset, its B: one packed word for a, b, k'*H_out*W_out); the row's or column's entries
+# are read once per thread, before the loop (``prepare_a`` / ``prepare_b``). Read per element, and
+# unpacked, as before 2026-12-07: 32, 36 and 36.
+GLOBAL_LOADS = {"conv forward": 4 * 1 + 4 * (1 + 1), "conv weight gradient": 4 * (1 + 1) + 4 * (1 + 3),
+                "conv input gradient": 4 * (1 + 1) + 4 * (1 + 1), "linear weight gradient": 4 + 4}
 
 
-def test_the_loaders_read_the_row_and_column_tables_once_per_thread():
+def test_the_loaders_read_the_row_and_column_tables_once_per_thread_and_window_entries_packed():
     cases = _compiled_cases()
     for name, loads in GLOBAL_LOADS.items():
         kernel, argtypes, fmas_per_step, threads = cases[name]

@@ -39,7 +39,8 @@ tables hold i + a and a, with p = ph + a*sh, so that i = (i + a) - a needs no di
 travel with the tensor as one kernel argument, a tuple (tensor, column table, reduction table).
 A thread stages the same column (row) at every step of the reduction, so its table entries are read
 once, before the loop, by the operand's ``prepare`` (``gemm.make_gemm``), and only the reduction
-index's entries at each step: 20 global loads a step in the forward where there were 32.
+index's entries at each step, packed (``_pack``): 12 global loads a step in the forward where
+there were 32.
 """
 from numba import cuda, int64, uint64
 
@@ -87,8 +88,8 @@ def _window_start(geom, columns, g, m):
 @cuda.jit(device=True, inline=True)
 def _window_entry(rows, kk):
     """Of the im2col matrix's row kk = (c', p, q), from the window table: p, q, c'*H*W + p*W + q."""
-    kk = uint64(kk)
-    return rows[ROW_P, kk], rows[ROW_Q, kk], rows[ROW_OFFSET, kk]
+    offset, p, q = _unpack(rows[ROW_PACKED, uint64(kk)])
+    return p, q, offset
 
 
 _NOWHERE = (int64(0), int64(0), int64(0))  # (a row or column past the matrix's end: never read)
@@ -228,13 +229,13 @@ def _grad_y_gathered(geom, grad_y_tables, g, kk, column, tile, slot_k, slot_mn):
         tile[slot_k, slot_mn] = 0
         return
     grad_y, columns, rows = grad_y_tables
-    kk = uint64(kk)
-    i = u - rows[PHASE_A, kk]
-    j = v - rows[PHASE_B, kk]
+    offset, a, b = _unpack(rows[PHASE_PACKED, uint64(kk)])
+    i = u - a
+    j = v - b
     if i < 0 or j < 0 or i >= geom[H_OUT] or j >= geom[W_OUT]:
         tile[slot_k, slot_mn] = 0
         return
-    tile[slot_k, slot_mn] = grad_y[uint64(base + rows[PHASE_OFFSET, kk] + i * geom[W_OUT] + j)]
+    tile[slot_k, slot_mn] = grad_y[uint64(base + offset + i * geom[W_OUT] + j)]
 
 
 @cuda.jit(device=True, inline=True)
@@ -246,15 +247,47 @@ def _store_input_grad(geom, grad_x, columns, g, c, col, value):
 
 # ---- the index tables -------------------------------------------------------------------------
 # Rows of the column table over (n, i, j) and of the window table over (c', p, q), for the x_pad
-# reads of the forward and the weight gradient.
+# reads of the forward and the weight gradient. A window entry's three numbers are packed into one
+# int64 word (``_pack``), so a loader reads them with one load where it took three: the window
+# table is read at every step, by every element of B (the column table once per thread).
 COL_BASE, COL_H0, COL_W0, COL_GRAD_Y = range(4)
-ROW_OFFSET, ROW_P, ROW_Q = range(3)
+ROW_PACKED = 0  # c'*H*W + p*W + q, p, q
 # One stride phase of the input gradient: per column (n, h, w), the grad_y offset of image n, u and
 # v (h + pad_top = u*sh + ph) and the flat x index of (n, 0, h, w); per window entry (k', p, q)
-# with p = ph + a*sh, q = pw + b*sw: k'*H_out*W_out, a, b, and the weight's offset
+# with p = ph + a*sh, q = pw + b*sw: k'*H_out*W_out, a and b packed, and the weight's offset
 # k'*C/G*kh*kw + p*kw + q.
 PHASE_GRAD_Y, PHASE_U, PHASE_V, PHASE_X = range(4)
-PHASE_OFFSET, PHASE_A, PHASE_B, PHASE_W = range(4)
+PHASE_PACKED, PHASE_W = range(2)  # (k'*H_out*W_out, a, b), the weight's offset
+PACKED_LOW_LIMIT, PACKED_HIGH_LIMIT = 2 ** 31, 2 ** 15  # what a packed word's parts may reach, exclusive
+
+
+@cuda.jit(device=True, inline=True)
+def _pack(low, middle, high):
+    """One table word: low (0 <= low < 2**31) in bits 0-31, middle and high (0 <= . < 2**15) in bits
+    32-47 and 48-63 (``_check_packable`` refuses a shape whose numbers would not fit)."""
+    return low | (middle << 32) | (high << 48)
+
+
+@cuda.jit(device=True, inline=True)
+def _unpack(word):
+    """(low, middle, high) of a ``_pack`` word."""
+    return word & 0xFFFFFFFF, (word >> 32) & 0xFFFF, word >> 48
+
+
+def _check_packable(shape):
+    """The window tables' packed words hold one image group's offsets in 31 bits and kernel positions
+    in 15: refuse (clearly) the convolution whose numbers would not fit, rather than compute garbage."""
+    _, _, h, w, _, kh, kw = shape[:7]
+    h_out, w_out, c_per_group, k_per_group = shape[11:15]
+    for name, value, limit in (("C/G*H*W (the input's channels of one group, one image)", c_per_group * h * w,
+                                PACKED_LOW_LIMIT),
+                               ("K/G*H_out*W_out (the output's channels of one group, one image)",
+                                k_per_group * h_out * w_out, PACKED_LOW_LIMIT),
+                               ("the kernel's height", kh, PACKED_HIGH_LIMIT),
+                               ("the kernel's width", kw, PACKED_HIGH_LIMIT)):
+        if value >= limit:
+            raise ValueError(f"conv2d (cuda): {name} is {value}; the GPU kernels' index tables hold at most "
+                             f"{limit - 1}")
 
 
 @jit
@@ -273,13 +306,11 @@ def _output_columns(geom, table):
 
 @jit
 def _x_windows(geom, table):
-    """Per reduction index kk = (c', p, q) of the x_pad reads: c'*H*W + p*W + q, p and q."""
+    """Per reduction index kk = (c', p, q) of the x_pad reads: c'*H*W + p*W + q, p and q, packed."""
     kh, kw = geom[KH], geom[KW]
     for kk in range(cuda.grid(1), table.shape[1], cuda.gridsize(1)):
         p, q = (kk // kw) % kh, kk % kw
-        table[ROW_OFFSET, kk] = ((kk // (kh * kw)) * geom[HEIGHT] + p) * geom[WIDTH] + q
-        table[ROW_P, kk] = p
-        table[ROW_Q, kk] = q
+        table[ROW_PACKED, kk] = _pack(((kk // (kh * kw)) * geom[HEIGHT] + p) * geom[WIDTH] + q, p, q)
 
 
 @jit
@@ -305,9 +336,7 @@ def _phase_windows(geom, a_count, b_count, ph, pw, table):
         k, ab = kk // per_kernel, kk % per_kernel
         a, b = ab // b_count, ab % b_count
         p, q = ph + a * geom[STRIDE_H], pw + b * geom[STRIDE_W]
-        table[PHASE_OFFSET, kk] = k * geom[H_OUT] * geom[W_OUT]
-        table[PHASE_A, kk] = a
-        table[PHASE_B, kk] = b
+        table[PHASE_PACKED, kk] = _pack(k * geom[H_OUT] * geom[W_OUT], a, b)
         table[PHASE_W, kk] = (k * geom[C_PER_GROUP] * geom[KH] + p) * geom[KW] + q
 
 
@@ -327,12 +356,13 @@ def _kept(key, build):
 def _output_tables(shape):
     """(column table, window table) of the x_pad reads for a convolution of ``shape`` (``_geometry``'s)."""
     def build():
+        _check_packable(shape)
         n, kh, kw = shape[0], shape[5], shape[6]
         h_out, w_out, c_per_group = shape[11:14]
         geom = (0, 0, 0) + shape  # (the tables' kernels read geom's shape entries only)
         columns = empty((4, n * h_out * w_out), "int64")
         _output_columns[grid_1d(columns.shape[1])](geom, columns)
-        windows = empty((3, c_per_group * kh * kw), "int64")
+        windows = empty((1, c_per_group * kh * kw), "int64")
         _x_windows[grid_1d(windows.shape[1])](geom, windows)
         return columns, windows
 
@@ -350,6 +380,7 @@ def _phase_tables(shape):
     """For each stride phase (ph, pw) of the input gradient that has columns: (columns, windows,
     their counts)."""
     def build():
+        _check_packable(shape)
         n, _, h, w, _, kh, kw, sh, sw, top, left = shape[:11]
         k_per_group = shape[14]
         geom = (0, 0, 0) + shape
@@ -363,7 +394,7 @@ def _phase_tables(shape):
                 a_count, b_count = len(range(ph, kh, sh)), len(range(pw, kw, sw))
                 columns = empty((4, n * u_count * v_count), "int64")
                 _phase_columns[grid_1d(columns.shape[1])](geom, u_first, u_count, v_first, v_count, ph, pw, columns)
-                windows = empty((4, max(1, k_per_group * a_count * b_count)), "int64")  # (K = 0: its gradient is 0)
+                windows = empty((2, max(1, k_per_group * a_count * b_count)), "int64")  # (K = 0: its gradient is 0)
                 if a_count * b_count:
                     _phase_windows[grid_1d(windows.shape[1])](geom, a_count, b_count, ph, pw, windows)
                 phases.append((columns, windows, columns.shape[1], k_per_group * a_count * b_count))

@@ -52,7 +52,8 @@ run's four addresses are neighbours and emit one 128-bit load for them. For sm_9
 reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at 64 x 64 tiles and
 from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
 bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
-735 for the plain matrices, and a convolution's forward 511 -> 502 with 20 global loads a step, not 32.)
+735 for the plain matrices; a convolution's forward, with its window entries packed too (conv.py),
+511 -> 469 with 12 global loads a step, not 32.)
 """
 import math
 

@@ -163,6 +163,27 @@ def test_linear_matches_cpu(n, i, o):
         close(got, want)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, groups, refused", [
+    ((1, 4, 30000, 20000), (2, 2, 3, 3), 2, None),  # 2 * 30000 * 20000 < 2**31: accepted
+    ((1, 4, 40000, 40000), (2, 2, 3, 3), 2, r"C/G\*H\*W \(the input's channels of one group, one image\) is 3200000000; "
+                                           r"the GPU kernels' index tables hold at most 2147483647"),
+    ((1, 1, 1000, 1000), (3000, 1, 1, 1), 1, r"K/G\*H_out\*W_out .* is 3000000000;"),
+    ((1, 1, 40000, 5), (1, 1, 32768, 1), 1, r"the kernel's height is 32768; .* at most 32767"),
+])
+def test_a_convolution_too_large_for_the_packed_index_tables_is_refused_by_name(x_shape, w_shape, groups, refused):
+    """The window tables pack an offset into 31 bits and kernel positions into 15 (kernels/cuda/conv.py):
+    a shape past that is refused before anything is computed, naming the number (checked on the
+    shapes alone: such tensors would not fit this machine)."""
+    from minicnn.kernels.cuda import conv as gpu_conv
+
+    shape, _, _ = gpu_conv._geometry(x_shape, w_shape, (1, 1), ((0, 0), (0, 0)), groups)
+    if refused is None:
+        gpu_conv._check_packable(shape)
+    else:
+        with pytest.raises(ValueError, match=refused):
+            gpu_conv._check_packable(shape)
+
+
 @pytest.mark.parametrize("x_shape, w_shape, padding, groups", [
     ((2, 2, 5, 6), (4, 1, 3, 3), ((1, 1), (1, 1)), 2),
     ((1, 8, 5, 5), (3, 8, 3, 3), ((0, 0), (0, 0)), 1),  # few tiles, a long reduction: split-K, the ReLU after the sum

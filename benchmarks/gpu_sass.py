@@ -12,6 +12,11 @@ Covers every rung of the GEMM ladder (kernels/cuda/gemm_ladder.py) and every pro
 (convolution forward, weight and input gradients, linear layers), float32. Exit code 1 when a kernel
 spills registers, keeps an array in local memory, or has a double-precision instruction (in these
 float32 kernels, an index compared through float64: Numba's type for int64 mixed with uint64).
+
+``--every-kernel`` also compiles every other kernel (element-wise, pooling, LRN, batch norm, softmax,
+dropout, the optimisers, tensor arithmetic) with the argument types a small float32 workload gives
+them, and fails on float64 arithmetic in any but those that add in float64 on purpose
+(``sass.FLOAT64_ALLOWED``), and on a kernel the workload never launched.
 """
 from __future__ import annotations
 
@@ -39,6 +44,15 @@ def table_row(row):
             f"| {row['others']} |")
 
 
+EVERY_HEADER = ("| kernel (module:function) | registers | spills (bytes) | local memory (bytes) | float64 instructions "
+                "| allowed because |\n|---|---|---|---|---|---|")
+
+
+def every_row(row):
+    return (f"| {row['kernel']} | {row['registers']} | {row['spill_bytes']} | {row['stack_bytes']} "
+            f"| {row['float64_instructions']} | {row['float64_allowed']} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cc", type=parse_cc, default=(9, 0),
@@ -46,6 +60,11 @@ def main(argv=None):
                              "warps-per-SM column counts with 9.0's registers and shared memory)")
     parser.add_argument("--out-md", help="also write the table as Markdown to this file")
     parser.add_argument("--out-json", help="also write the rows as JSON to this file")
+    parser.add_argument("--every-kernel", action="store_true",
+                        help="also compile every other kernel (activations, pooling, LRN, batch norm, softmax, "
+                             "dropout, optimisers, tensor arithmetic) with the argument types a float32 workload "
+                             "gives them under the simulator (about a minute), and refuse float64 arithmetic in "
+                             "any but the few that add in float64 on purpose")
     args = parser.parse_args(argv)
     try:
         sass.tools()
@@ -65,18 +84,33 @@ def main(argv=None):
         print(table_row(row), flush=True)
     spilling = [row["kernel"] for row in rows if row["spill_bytes"] or row["stack_bytes"]]
     float64 = [row["kernel"] for row in rows if row["float64_instructions"]]
+    every, not_launched = [], []
+    if args.every_kernel:
+        print("\nevery other kernel, float32 (the workload runs under the simulator in a child process)", flush=True)
+        every, not_launched = sass.every_kernel(args.cc)
+        print(f"\n{EVERY_HEADER}")
+        for row in every:
+            print(every_row(row))
+        spilling += [row["kernel"] for row in every if row["spill_bytes"] or row["stack_bytes"]]
+        float64 += [row["kernel"] for row in every if row["float64_instructions"] and not row["float64_allowed"]]
+        if not_launched:
+            print(f"kernels the workload never launched (so not checked): {', '.join(not_launched)}", file=sys.stderr)
     if args.out_md:
         with open(args.out_md, "w") as f:
             f.write(f"`python benchmarks/gpu_sass.py --cc {args.cc[0]}.{args.cc[1]}`\n\n{header}\n")
             f.writelines(table_row(row) + "\n" for row in rows)
+            if every:
+                f.write(f"\n{EVERY_HEADER}\n")
+                f.writelines(every_row(row) + "\n" for row in every)
     if args.out_json:
         with open(args.out_json, "w") as f:
-            json.dump({"cc": list(args.cc), "rows": rows}, f, indent=1)
+            json.dump({"cc": list(args.cc), "rows": rows, "every_kernel": every, "not_launched": not_launched}, f,
+                      indent=1)
     if spilling:
         print(f"spills or local memory in: {', '.join(spilling)}", file=sys.stderr)
     if float64:
         print(f"double-precision instructions in: {', '.join(float64)}", file=sys.stderr)
-    return 1 if spilling or float64 else 0
+    return 1 if spilling or float64 or not_launched else 0
 
 
 if __name__ == "__main__":

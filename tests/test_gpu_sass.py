@@ -129,6 +129,42 @@ def test_gpu_sass_script_prints_every_kernel(tmp_path, capsys):
     assert "expected a compute capability" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a float32 workload under the simulator, then about fifty compiles: about a minute
+def test_every_kernel_is_launched_by_the_workload_and_none_computes_in_float64_by_accident():
+    """Every top-level kernel of minicnn.kernels.cuda compiles for sm_90 with the argument types the
+    float32 workload gives it, without spills, and with float64 instructions only where it adds in
+    float64 on purpose. Before 2026-12-07 the ReLU's and dropout's backward stores (``v if c else 0``),
+    average pooling (a sum divided by an int64 count), the loss's mean and gradient (divided by the
+    row count) and the running statistics' update (``1 - momentum``) computed in float64."""
+    rows, not_launched = sass.every_kernel()
+    assert not_launched == []
+    assert {row["kernel"] for row in rows} == {name.replace("minicnn.kernels.cuda.", "")
+                                              for name in sass.module_kernels()}
+    for row in rows:
+        assert row["spill_bytes"] == 0 and row["stack_bytes"] == 0, row
+        assert row["float64_instructions"] == 0 or row["float64_allowed"], row
+    fixed = {"activation:_relu_backward", "dropout:_dropout_apply", "pool:_avg_forward", "pool:_avg_backward",
+             "softmax:_mean_negative_picked", "softmax:_cross_entropy_backward_rows", "batchnorm:_update_running"}
+    assert all(row["float64_instructions"] == 0 for row in rows if row["kernel"] in fixed)
+    assert any(row["float64_instructions"] for row in rows if row["kernel"] == "batchnorm:_stats")  # it can count
+
+
+def test_gpu_sass_every_kernel_fails_on_float64_where_not_allowed_and_on_a_kernel_never_launched(monkeypatch, capsys):
+    from benchmarks import gpu_sass
+
+    monkeypatch.setattr(sass, "kernel_cases", lambda: [])
+    clean = {"kernel": "activation:_relu_backward", "registers": 28, "spill_bytes": 0, "stack_bytes": 0,
+             "float64_instructions": 0, "float64_allowed": ""}
+    for rows, not_launched, code in (([clean], [], 0), ([dict(clean, float64_instructions=10)], [], 1),
+                                     ([dict(clean, float64_instructions=10, float64_allowed="on purpose")], [], 0),
+                                     ([clean], ["minicnn.kernels.cuda.sgd:_sgd_step"], 1)):
+        monkeypatch.setattr(sass, "every_kernel", lambda cc, rows=rows, not_launched=not_launched: (rows, not_launched))
+        assert gpu_sass.main(["--every-kernel"]) == code
+    err = capsys.readouterr().err
+    assert "double-precision instructions in: activation:_relu_backward" in err
+    assert "never launched (so not checked): minicnn.kernels.cuda.sgd:_sgd_step" in err
+
+
 def test_the_simulator_is_refused_with_a_clear_error(monkeypatch):
     from numba import config
 

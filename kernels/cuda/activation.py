@@ -30,7 +30,10 @@ def _relu_forward(x, y):
 @jit
 def _relu_backward(y, grad_y, grad_x):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        grad_x[i] = grad_y[i] if y[i] > 0 else 0
+        if y[i] > 0:  # (two stores, not ``grad_y[i] if ... else 0``: that unifies float32 with an int as float64)
+            grad_x[i] = grad_y[i]
+        else:
+            grad_x[i] = 0
 
 
 @jit

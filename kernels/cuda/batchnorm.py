@@ -94,10 +94,12 @@ def _eval_grad_x(grad_y, invstd, weight, grad_x):
 
 
 @jit
-def _update_running(running_mean, running_var, mean, var, momentum, unbias):
+def _update_running(running_mean, running_var, mean, var, keep, momentum, momentum_unbiased):
+    """The reference's float32 update (its Python-number factors rounded to the dtype, as NumPy does):
+    the factors come in the data's dtype, since ``1 - momentum`` in the kernel would be float64."""
     for c in range(cuda.grid(1), mean.size, cuda.gridsize(1)):
-        running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean[c]
-        running_var[c] = (1 - momentum) * running_var[c] + momentum * unbias * var[c]
+        running_mean[c] = keep * running_mean[c] + momentum * mean[c]
+        running_var[c] = keep * running_var[c] + momentum_unbiased * var[c]
 
 
 def _ncl(a):
@@ -143,4 +145,5 @@ def update_running_stats(running_mean, running_var, mean, var, momentum, count):
     """running = (1 - momentum) * running + momentum * batch (the variance unbiased: * M / (M - 1))."""
     t = mean.dtype.type
     blocks, threads = grid_1d(mean.size)
-    _update_running[blocks, threads](running_mean, running_var, mean, var, t(momentum), t(count / (count - 1)))
+    _update_running[blocks, threads](running_mean, running_var, mean, var, t(1 - momentum), t(momentum),
+                                     t(momentum * count / (count - 1)))

@@ -26,7 +26,10 @@ _hash24 = cuda.jit(device=True, inline=True)(
 @jit
 def _dropout_apply(x, key, threshold, scale, offset, y):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        y[i] = x[i] * scale if _hash24(key, offset + np.uint64(i)) >= threshold else 0
+        if _hash24(key, offset + np.uint64(i)) >= threshold:  # (two stores: see activation._relu_backward)
+            y[i] = x[i] * scale
+        else:
+            y[i] = 0
 
 
 def dropout_forward(x, p, seed, offset=0):

@@ -15,6 +15,9 @@ SIMULATED = bool(config.ENABLE_CUDASIM)
 # Kernel launches since the process started, counted by ``jit`` (``minicnn bench`` reports the
 # launches of a training step: each costs the host tens of microseconds, whatever the kernel does).
 launches = 0
+# When set, called as recorder(kernel, args) at every launch (``minicnn.apps.sass`` records which
+# kernels a workload launches, with what argument types, to compile each one for a real GPU).
+recorder = None
 
 
 class jit:  # noqa: N801  (used as a decorator, in cuda.jit's place)
@@ -23,6 +26,7 @@ class jit:  # noqa: N801  (used as a decorator, in cuda.jit's place)
     def __init__(self, function):
         self.dispatcher = cuda.jit(function)
         self.__doc__ = function.__doc__
+        self.name = f"{function.__module__}:{function.__qualname__}"
 
     def __getitem__(self, launch_config):
         configured = self.dispatcher[launch_config]
@@ -30,6 +34,8 @@ class jit:  # noqa: N801  (used as a decorator, in cuda.jit's place)
         def launch(*args):
             global launches
             launches += 1
+            if recorder is not None:
+                recorder(self, args)
             configured(*args)
 
         return launch

@@ -125,22 +125,31 @@ def _avg_backward(grad_y, row_first, row_end, row_count, col_first, col_end, col
 def avg_pool2d_forward(x, rows, cols):
     y = empty((*x.shape[:2], len(rows[0]), len(cols[0])), x.dtype)
     blocks, threads = grid_1d(y.size)
-    _avg_forward[blocks, threads](x, *map(cuda.to_device, rows), *map(cuda.to_device, cols), x.dtype.type(0), y)
+    _avg_forward[blocks, threads](x, *_on_device(rows, x.dtype), *_on_device(cols, x.dtype), x.dtype.type(0), y)
     return y
 
 
-def _covering(windows, size):
-    """For each input position, the run [first, end) of the outputs whose windows hold it, and the counts."""
+def _on_device(windows, dtype):
+    """(start, stop, count) on the device, the counts in the data's dtype: a float32 sum divided by
+    an int64 count would be a float64 division in Numba (the same quotient, correctly rounded, at
+    twice the cost and two conversions)."""
+    start, stop, count = windows
+    return cuda.to_device(start), cuda.to_device(stop), cuda.to_device(count.astype(dtype))
+
+
+def _covering(windows, size, dtype):
+    """For each input position, the run [first, end) of the outputs whose windows hold it, and the
+    counts (in ``dtype``)."""
     start, stop, count = windows
     positions = np.arange(size)
     first = np.searchsorted(stop, positions, side="right")
     end = np.searchsorted(start, positions, side="right")
-    return cuda.to_device(first), cuda.to_device(end), cuda.to_device(count)
+    return cuda.to_device(first), cuda.to_device(end), cuda.to_device(count.astype(dtype))
 
 
 def avg_pool2d_backward(grad_y, x_shape, rows, cols):
     grad_x = empty(x_shape, grad_y.dtype)
     blocks, threads = grid_1d(grad_x.size)
-    _avg_backward[blocks, threads](grad_y, *_covering(rows, x_shape[2]), *_covering(cols, x_shape[3]),
+    _avg_backward[blocks, threads](grad_y, *_covering(rows, x_shape[2], grad_y.dtype), *_covering(cols, x_shape[3], grad_y.dtype),
                                    grad_y.dtype.type(0), grad_x)
     return grad_x

@@ -53,18 +53,19 @@ def _softmax_backward_rows(y, grad_y, grad_x):
 
 
 @jit
-def _mean_negative_picked(log_y, labels, loss):
+def _mean_negative_picked(log_y, labels, rows, loss):
+    """rows: N in log_y's dtype (an int would make the division float64, as Numba types int / float32)."""
     if cuda.grid(1) == 0:
         total = log_y[0, labels[0]]
         for n in range(1, log_y.shape[0]):
             total += log_y[n, labels[n]]
-        loss[0] = -total / log_y.shape[0]
+        loss[0] = -total / rows
 
 
 @jit
-def _cross_entropy_backward_rows(log_y, labels, grad_loss, grad_x):
+def _cross_entropy_backward_rows(log_y, labels, grad_loss, rows, grad_x):
     for n in range(cuda.grid(1), log_y.shape[0], cuda.gridsize(1)):
-        scale = grad_loss[0] / log_y.shape[0]
+        scale = grad_loss[0] / rows  # (the CPU's scale: a float32 division, then a float32 exp below)
         for j in range(log_y.shape[1]):
             grad_x[n, j] = math.exp(log_y[n, j]) * scale
         grad_x[n, labels[n]] -= scale
@@ -104,14 +105,14 @@ def cross_entropy_forward(x, labels):
     """labels: (N,) int64 device array. Returns the loss as a 0-d device array, and log_y."""
     log_y = log_softmax_forward(x)
     loss = empty(1, x.dtype)
-    _mean_negative_picked[1, 1](log_y, labels, loss)
+    _mean_negative_picked[1, 1](log_y, labels, x.dtype.type(x.shape[0]), loss)
     return loss.reshape(()), log_y
 
 
 def cross_entropy_backward(log_y, labels, grad_loss):
     """grad_loss: a 0-d device array (d L_total / d loss)."""
     grad_x = empty_like(log_y)
-    _rows(_cross_entropy_backward_rows, log_y, labels, grad_loss.reshape(1), grad_x)
+    _rows(_cross_entropy_backward_rows, log_y, labels, grad_loss.reshape(1), log_y.dtype.type(log_y.shape[0]), grad_x)
     return grad_x
 
 

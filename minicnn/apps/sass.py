@@ -242,3 +242,138 @@ def kernel_cases():
     engine_product("linear forward + ReLU", linear._forward_relu, gemm.SQUARE, geom, matrix, matrix, matrix, flat)
     engine_product("linear weight gradient", linear._weight_grad, gemm.SQUARE, geom, matrix, matrix, matrix, matrix)
     return cases
+
+
+# ---- every kernel, not only the products ------------------------------------------------------
+# The element-wise kernels (activations, pooling, LRN, batch norm, softmax, dropout, the optimisers'
+# updates, tensor arithmetic) have no main loop worth counting: they are bound by memory. What can
+# go wrong in them is precision: Numba types a Python number as float64, so ``x if c else 0`` or
+# ``x * 0.5`` on a float32 value computes in float64 and converts back (an H100 does float64 at half
+# the float32 rate, and each conversion is an instruction). To compile each one, its argument types
+# are needed: a small float32 workload runs every op forward and backward under the simulator, in a
+# process of its own, and records each kernel launch's Numba types (``launch.recorder``).
+
+# Kernels whose float64 instructions are reported, not refused, and why.
+FLOAT64_ALLOWED = {
+    "minicnn.kernels.cuda.elementwise:_sum": "adds in float64 partials on purpose (elementwise.py)",
+    "minicnn.kernels.cuda.reduce:_channel_sums": "dL/db adds in float64 on purpose (reduce.py)",
+    "minicnn.kernels.cuda.batchnorm:_stats": "batch norm's statistics add in float64 on purpose",
+    "minicnn.kernels.cuda.batchnorm:_grad_sums": "batch norm's gradient sums add in float64 on purpose",
+    "minicnn.kernels.cuda.batchnorm:_train_grad_x": "computes as its CPU twin does (an integer count in the "
+                                                    "formula makes both float64)",
+}
+
+
+def _workload():
+    """Every op on "cuda", forward and backward, in float32 at small sizes (run under the simulator)."""
+    import numpy as np
+
+    import minicnn as mc
+    from minicnn import nn
+
+    F = mc.functional  # noqa: N806
+    rng = np.random.default_rng(0)
+
+    def leaf(*shape, shift=0.0):
+        return mc.tensor(rng.standard_normal(shape).astype(np.float32) + shift, requires_grad=True).to("cuda")
+
+    x, w = leaf(2, 4, 7, 7), leaf(4, 2, 3, 3)
+    y = F.conv2d(x * leaf(4, 1, 1), w, leaf(4), stride=2, padding=1, groups=2)
+    y = F.local_response_norm(F.relu(y), 3, 1e-4, 0.75, 2.0)
+    y = F.local_response_norm(y, 3, 1e-4, 0.5, 2.0) + F.max_pool2d(y, 3, 1, 1)
+    y = F.batch_norm(F.avg_pool2d(y, 3, 1, 1), None, None, training=True)
+    h = F.dropout(F.sigmoid(F.flatten(y)) * F.tanh(F.flatten(y)), 0.5, True, 3)
+    logits = F.linear(h, leaf(3, h.shape[1]), leaf(3))
+    loss = F.cross_entropy(logits, np.array([0, 2])) + F.log_softmax(logits).mean() + F.softmax(logits).sum()
+    penalty = (w * w).sum() / 2 - w.mean(dim=(0, 2), keepdim=True).sum() ** 2 + (x - 1.5).sum() * 0.5
+    (loss + penalty).backward()
+
+    net = nn.Sequential(("conv", nn.Conv2d(3, 4, 3)), ("relu", nn.ReLU()), ("bn", nn.BatchNorm2d(4)),
+                        ("flatten", nn.Flatten()), ("fc", nn.Linear(4 * 3 * 3, 2))).to("cuda")
+    batch = mc.tensor(rng.standard_normal((2, 3, 5, 5)).astype(np.float32)).to("cuda")
+    for optimiser in (mc.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4),
+                      mc.optim.Adam(net.parameters(), lr=1e-3)):
+        optimiser.zero_grad()
+        F.cross_entropy(net(batch), np.array([1, 0])).backward()
+        optimiser.step()
+    net.eval()
+    net(batch).sum().backward()
+    from ..kernels import backends
+
+    param = net.fc.weight.data
+    backends.get("cuda").sgd.sgd_step(param, param, param.copy(), 0.1, 0.9, 0.0)  # one parameter's update alone
+
+
+def record_launches(workload=_workload):
+    """{kernel name: [Numba argument types, ...]} of every kernel ``workload()`` launches (under the
+    simulator: the types are those a GPU run would compile for)."""
+    from numba import typeof
+
+    from ..kernels.cuda import launch
+
+    seen = {}
+
+    def record(kernel, args):
+        if "<locals>" in kernel.name:  # the products make_gemm builds: kernel_cases()' (and their split-K sum)
+            return
+        types = tuple(typeof(arg) for arg in args)
+        if types not in seen.setdefault(kernel.name, []):
+            seen[kernel.name].append(types)
+
+    launch.recorder = record
+    try:
+        workload()
+    finally:
+        launch.recorder = None
+    return seen
+
+
+def _record_to(path):
+    """(Run by ``every_kernel``'s child process, under the simulator.)"""
+    import pickle
+
+    Path(path).write_bytes(pickle.dumps(record_launches()))
+
+
+def module_kernels():
+    """{name: kernel} of every kernel defined at the top level of a ``minicnn.kernels.cuda`` module
+    (the products ``gemm.make_gemm`` builds are ``kernel_cases()``')."""
+    import pkgutil
+
+    from ..kernels import cuda as package
+    from ..kernels.cuda import launch
+
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, launch.jit) and value.name.startswith(module.__name__ + ":"):
+                found[value.name] = value
+    return found
+
+
+def every_kernel(cc=(9, 0)):
+    """One row per (module-level kernel, argument types) that the float32 workload launches: its
+    registers, spills, stack and float64 instructions; and the names of the kernels it never
+    launched. The workload runs under the simulator in a child process (this one compiles)."""
+    import pickle
+    import sys
+
+    tools()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "launches.pickle"
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        child = subprocess.run([sys.executable, "-c", f"from minicnn.apps.sass import _record_to; _record_to({str(path)!r})"],
+                               env=env, capture_output=True, text=True)
+        if child.returncode:
+            raise RuntimeError(f"sass: the simulator workload failed:\n{child.stderr[-3000:]}")
+        launched = pickle.loads(path.read_bytes())
+    kernels, rows = module_kernels(), []
+    for name in sorted(launched):
+        for argtypes in launched[name]:
+            compiled = compile_kernel(kernels[name].dispatcher.py_func, argtypes, cc)
+            rows.append({"kernel": name.replace("minicnn.kernels.cuda.", ""), "registers": compiled.registers,
+                         "spill_bytes": compiled.spill_bytes, "stack_bytes": compiled.stack_bytes,
+                         "float64_instructions": float64_instructions(compiled.sass),
+                         "float64_allowed": FLOAT64_ALLOWED.get(name, "")})
+    return rows, sorted(set(kernels) - set(launched))

@@ -40,9 +40,10 @@ travel with the tensor as one kernel argument, a tuple (tensor, column table, re
 A thread stages the same column (row) at every step of the reduction, so its table entries are read
 once, before the loop, by the operand's ``prepare`` (``gemm.make_gemm``), and only the reduction
 index's entries at each step, packed (``_pack``): 12 global loads a step in the forward where
-there were 32.
+there were 32. The padding tests compare as uint32 (a negative position wraps to a large one), one
+32-bit compare where ``0 <= h < H`` took two 64-bit ones.
 """
-from numba import cuda, int64, uint64
+from numba import cuda, int64, uint32, uint64
 
 from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
@@ -101,8 +102,8 @@ def _x_pad_into(geom, x, start, entry, tile, slot_k, slot_mn):
     (n, i, j) and the ``entry`` (c', p, q): 0 in the padding."""
     h0, w0, base = start
     p, q, offset = entry
-    h, w = h0 + p, w0 + q
-    if h < 0 or h >= geom[HEIGHT] or w < 0 or w >= geom[WIDTH]:
+    h, w = uint32(h0 + p), uint32(w0 + q)
+    if h >= uint32(geom[HEIGHT]) or w >= uint32(geom[WIDTH]):  # (a negative h is a large uint32: one compare)
         tile[slot_k, slot_mn] = 0
     else:
         tile[slot_k, slot_mn] = x[uint64(base + offset)]
@@ -230,9 +231,8 @@ def _grad_y_gathered(geom, grad_y_tables, g, kk, column, tile, slot_k, slot_mn):
         return
     grad_y, columns, rows = grad_y_tables
     offset, a, b = _unpack(rows[PHASE_PACKED, uint64(kk)])
-    i = u - a
-    j = v - b
-    if i < 0 or j < 0 or i >= geom[H_OUT] or j >= geom[W_OUT]:
+    i, j = uint32(u - a), uint32(v - b)
+    if i >= uint32(geom[H_OUT]) or j >= uint32(geom[W_OUT]):  # (as in _x_pad_into: one compare each)
         tile[slot_k, slot_mn] = 0
         return
     tile[slot_k, slot_mn] = grad_y[uint64(base + offset + i * geom[W_OUT] + j)]

@@ -53,7 +53,7 @@ reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at
 from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
 bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
 735 for the plain matrices; a convolution's forward, with its window entries packed too (conv.py),
-511 -> 469 with 12 global loads a step, not 32.)
+511 -> 441 with 12 global loads a step, not 32.)
 """
 import math
 

@@ -213,11 +213,11 @@ def _grad_y_column(geom, grad_y_tables, g, col):
     """Column col = (n, h, w) of the input gradient's B: u, v and the offset of image n's group g in
     grad_y (from the phase's column table)."""
     if col >= geom[GEMM_N]:
-        return False, int64(0), int64(0), int64(0)
+        return False, _NOWHERE
     grad_y, columns, rows = grad_y_tables
     col = uint64(col)
     group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
-    return True, columns[PHASE_U, col], columns[PHASE_V, col], group_base + columns[PHASE_GRAD_Y, col]
+    return True, (columns[PHASE_U, col], columns[PHASE_V, col], group_base + columns[PHASE_GRAD_Y, col])
 
 
 @cuda.jit(device=True, inline=True)
@@ -225,7 +225,7 @@ def _grad_y_gathered(geom, grad_y_tables, g, kk, column, tile, slot_k, slot_mn):
     """B[(k', p, q), (n, h, w)] = grad_y[n, g*K/G + k', i, j] for the (i, j) whose window put
     x_pad[h + pad_top, w + pad_left] at offset (p, q), or 0 where that is outside the output. In the
     phase's tables, i = u - a and j = v - b (u, v per column; a, b per window entry)."""
-    exists, u, v, base = column
+    exists, (u, v, base) = column
     if not exists or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return

@@ -9,10 +9,10 @@ the matrix) into ``tile[s, t]`` (the registers that stage a slab), and
 im2col matrix, computed on the fly from the input: "implicit GEMM"). ``geom`` is a
 tuple of ints that describes the shapes; geom[GEMM_M], geom[GEMM_N], geom[GEMM_K] are M, N, K.
 ``at_m = prepare_a(geom, a, g, m)`` and ``at_n = prepare_b(geom, b, g, n)`` are what the loaders
-need of row m of A and column n of B (by default m and n themselves; a convolution's loaders look
-the column's image coordinates up in a table): a thread loads the same row of A and the same
-column of B at every step of the reduction, so that part of the address is computed once per
-thread, before the loop, and not at every step.
+need of row m of A and column n of B, starting with whether it exists (by default a view of the
+row, and the column's index; a convolution's prepare looks the column's image coordinates up in a
+table): a thread loads the same row of A and the same column of B at every step of the reduction,
+so that part of the address is computed once per thread, before the loop, and not at every step.
 
 Threads to work: a block of TPB_M x TPB_N threads computes a TILE_M x TILE_N tile of C
 (TILE_M = TPB_M * REG_M, TILE_N = TPB_N * REG_N): each thread accumulates REG_M x REG_N outputs
@@ -71,8 +71,8 @@ THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 @cuda.jit(device=True, inline=True)
 def row_of_a(geom, a, g, r):
     """``make_gemm``'s default ``prepare_a``, for a row-major a of shape (M, K): whether row r of A
-    exists, and that row of a, a view (so the loop's address is the view's start plus k: one
-    multiply-add fewer per load than a[r, k]; a row past the end views row 0, never read)."""
+    exists, and that row of a, a view (so the loop's address is the view's start plus k; a row past
+    the end views row 0, never read)."""
     exists = r < geom[GEMM_M]
     return exists, a[uint64(r if exists else 0)]
 

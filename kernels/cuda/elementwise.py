@@ -16,11 +16,12 @@ One operand of ``binary`` may be a *host scalar*, a Python number or a NumPy arr
 (the constants of ``loss * weight_decay`` or ``x / 2``): its value goes to the kernel as an argument,
 so nothing is copied to the device.
 
-Sums: one block per output element; each thread adds a strided share of the summed elements into a
-float64 partial, and ``reduce.block_sum`` adds the partials in a fixed tree, so a sum is the same on
-every run (it is not bit-identical to NumPy's pairwise float32 sum; it is closer to the exact one).
-A full sum of a large array runs in one block, one SM: correct, and the place to split the sum
-over blocks first if a profile ever shows it.
+Sums: one block per output element, or per piece of it when the sum is long and the outputs few
+(``sum_pieces``: a full sum of fc6's weights takes 576 blocks, not one SM); each thread adds a strided
+share of the summed elements into a float64 partial, ``reduce.block_sum`` adds the partials in a
+fixed tree, and a second kernel adds the pieces' float64 sums in order. The cut is a function of
+the shapes, so a sum is the same on every run (it is not bit-identical to NumPy's pairwise float32
+sum; it is closer to the exact one).
 """
 import math
 
@@ -28,10 +29,14 @@ import numpy as np
 from numba import cuda, float64
 
 from ...errors import ArgumentError, ShapeError
-from .launch import MAX_BLOCKS, empty, full, grid_1d, jit
+from .launch import MAX_BLOCKS, SIMULATED, empty, full, grid_1d, jit
 from .reduce import REDUCE_THREADS, block_sum
 
 ADD, SUB, MUL, DIV = 0, 1, 2, 3
+# A long sum is cut into pieces of PIECE elements, one block each, whose float64 sums a second kernel
+# adds in order (a full sum of fc6's 37.7 million weights in one block would run on one SM).
+PIECE = 64 if SIMULATED else 1 << 16
+MAX_PIECE_BLOCKS = 8 if SIMULATED else 1024
 OPS = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV}
 
 
@@ -93,16 +98,29 @@ def _gather(a, out, shape, a_strides):
 
 
 @jit
-def _sum(a, out, kept_shape, kept_strides, summed_shape, summed_strides, count):
+def _sum(a, out, kept_shape, kept_strides, summed_shape, summed_strides, count, pieces):
+    """out[o * pieces + s] = the sum of piece s of output o's summed elements (the elements
+    r = s*REDUCE_THREADS + t, + pieces*REDUCE_THREADS, ...), one block per (o, s)."""
     partial = cuda.shared.array(REDUCE_THREADS, float64)
-    for o in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):
+    for block in range(cuda.blockIdx.x, out.size, cuda.gridDim.x):
+        o, piece = block // pieces, block % pieces
         base = _offset(o, kept_shape, kept_strides)
         acc = 0.0
-        for r in range(cuda.threadIdx.x, count, REDUCE_THREADS):
+        for r in range(piece * REDUCE_THREADS + cuda.threadIdx.x, count, pieces * REDUCE_THREADS):
             acc += a[base + _offset(r, summed_shape, summed_strides)]
         total = block_sum(partial, acc)
         if cuda.threadIdx.x == 0:
-            out[o] = total
+            out[block] = total
+
+
+@jit
+def _add_pieces(pieces_sums, out):
+    """out[o] = the sum of row o of pieces_sums, in order (one thread per output)."""
+    for o in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        total = pieces_sums[o, 0]
+        for piece in range(1, pieces_sums.shape[1]):
+            total += pieces_sums[o, piece]
+        out[o] = total
 
 
 def _flat(a):
@@ -188,9 +206,19 @@ def sum(a, axes, keepdims):  # noqa: A001  (NumPy's name, as the host side calls
         return out
     if a.size == 0:  # a sum of nothing is 0
         return full(out_shape, 0, a.dtype)
-    blocks = min(out.size, MAX_BLOCKS)
-    _sum[blocks, REDUCE_THREADS](_flat(a), _flat(out),
-                                 tuple(a.shape[d] for d in kept) or (1,), tuple(element_strides[d] for d in kept) or (0,),
-                                 tuple(a.shape[d] for d in axes) or (1,), tuple(element_strides[d] for d in axes) or (0,),
-                                 count)
+    pieces = sum_pieces(out.size, count)
+    target = _flat(out) if pieces == 1 else empty((out.size, pieces), np.float64)
+    _sum[min(target.size, MAX_BLOCKS), REDUCE_THREADS](
+        _flat(a), target.reshape(target.size),
+        tuple(a.shape[d] for d in kept) or (1,), tuple(element_strides[d] for d in kept) or (0,),
+        tuple(a.shape[d] for d in axes) or (1,), tuple(element_strides[d] for d in axes) or (0,), count, pieces)
+    if pieces > 1:
+        _add_pieces[grid_1d(out.size)](target, _flat(out))
     return out
+
+
+def sum_pieces(outputs, count):
+    """How many blocks share each output's sum: one per PIECE summed elements, at most what keeps
+    the blocks under MAX_PIECE_BLOCKS (enough to fill a GPU), and 1 when the outputs alone are that
+    many. A function of the shapes only, so a sum is the same on every run and every GPU."""
+    return max(1, min(math.ceil(count / PIECE), MAX_PIECE_BLOCKS // outputs))

@@ -256,6 +256,7 @@ def kernel_cases():
 # Kernels whose float64 instructions are reported, not refused, and why.
 FLOAT64_ALLOWED = {
     "minicnn.kernels.cuda.elementwise:_sum": "adds in float64 partials on purpose (elementwise.py)",
+    "minicnn.kernels.cuda.elementwise:_add_pieces": "adds a long sum's float64 pieces (elementwise.py)",
     "minicnn.kernels.cuda.reduce:_channel_sums": "dL/db adds in float64 on purpose (reduce.py)",
     "minicnn.kernels.cuda.batchnorm:_stats": "batch norm's statistics add in float64 on purpose",
     "minicnn.kernels.cuda.batchnorm:_grad_sums": "batch norm's gradient sums add in float64 on purpose",

@@ -389,6 +389,32 @@ def test_the_square_is_exact_and_sums_are_the_same_every_run():
     assert rel_error(sums[0], x.astype(np.float64).sum(axis=1)) < 1e-6
 
 
+@pytest.mark.parametrize("shape, axes, keepdims, simulated_pieces", [
+    ((3, 1000), (0, 1), False, 8),  # 3000 elements: 47 pieces of 64, at most 8 blocks
+    ((3, 1000), (1,), True, 2),  # 3 outputs of 1000: 8 // 3 blocks each
+    ((4, 2, 300), (0, 2), False, 4),
+    ((5, 7), (0, 1), False, 1),  # 35 elements: one piece, one kernel
+])
+def test_long_sums_are_cut_into_pieces_over_blocks_and_stay_exact_and_repeatable(shape, axes, keepdims,
+                                                                                  simulated_pieces):
+    """A long sum with few outputs (a weight penalty's full sum) runs as pieces over many blocks, their
+    float64 sums added in order by a second kernel (kernels/cuda/elementwise.py): close to the float64
+    sum, the same on every run. (Pieces of 64 elements under the simulator, of 65,536 on a GPU, where
+    these sums are one piece.)"""
+    from minicnn.kernels.cuda import elementwise, launch
+
+    x = normal(7, shape, np.float32) + 0.25
+    outputs = int(np.prod([n for d, n in enumerate(shape) if d not in axes]))
+    pieces = elementwise.sum_pieces(outputs, x.size // outputs)
+    assert pieces == (simulated_pieces if SIMULATED else 1)
+    before = launch.launches
+    sums = [down(GPU.arrays.sum(up(x), axes, keepdims)) for _ in range(2)]
+    assert launch.launches - before == 2 * (2 if pieces > 1 else 1)  # the pieces' kernel, then their sum
+    np.testing.assert_array_equal(sums[0], sums[1])
+    want = x.astype(np.float64).sum(axis=axes, keepdims=keepdims)
+    assert sums[0].shape == want.shape and rel_error(sums[0], want) < 1e-6
+
+
 def test_a_model_with_its_own_weight_penalty_trains_on_the_gpu(tmp_path, monkeypatch):
     """alexnet_bn's training path on "cuda": batch norm, and the L2 term (its ``regularization_loss``,
     ``(p * p).sum()`` per weight) added to the loss, give the CPU's losses. The network is alexnet_bn's

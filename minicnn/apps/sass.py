@@ -272,11 +272,13 @@ def _workload():
     import minicnn as mc
     from minicnn import nn
 
+    from ..kernels import backends
+
     F = mc.functional  # noqa: N806
     rng = np.random.default_rng(0)
 
-    def leaf(*shape, shift=0.0):
-        return mc.tensor(rng.standard_normal(shape).astype(np.float32) + shift, requires_grad=True).to("cuda")
+    def leaf(*shape):
+        return mc.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True).to("cuda")
 
     x, w = leaf(2, 4, 7, 7), leaf(4, 2, 3, 3)
     y = F.conv2d(x * leaf(4, 1, 1), w, leaf(4), stride=2, padding=1, groups=2)
@@ -299,8 +301,6 @@ def _workload():
         optimiser.step()
     net.eval()
     net(batch).sum().backward()
-    from ..kernels import backends
-
     param = net.fc.weight.data
     backends.get("cuda").sgd.sgd_step(param, param, param.copy(), 0.1, 0.9, 0.0)  # one parameter's update alone
 

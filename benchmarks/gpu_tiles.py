@@ -8,7 +8,9 @@ product at each candidate tile shape, side by side in one run.
 The engine picks its tiles by shape (``kernels/cuda/gemm.py``, ``choose_tiles``: 64 x 64, or thin
 tiles for a product of a few rows). The static count (``benchmarks/gpu_sass.py``) says 128 x 128
 tiles issue fewer instructions per multiply-add, but they keep half the warps resident and make
-fewer blocks on small layers: only the GPU can say which wins where, and this script asks it. Each
+fewer blocks on small layers; 32 x 128 tiles issue more, but waste nothing on conv1's 96 rows (64 x
+64 tiles spend a quarter of their work there on nothing): only the GPU can say which wins where,
+and this script asks it. Each
 candidate's results are checked against the default tiles' (within 1e-5 of the largest value: the
 sums are the same, but split-K may cut them into other slices); a mismatch makes the exit code 1. conv1's input gradient is left out: training never asks for it. Under the CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1``) it runs on small layers (``--small``): a check, not a timing.
@@ -33,8 +35,9 @@ def tiles_name(tiles):
 
 
 # name -> tiles (TPB_M, TPB_N, REG_M, REG_N, TK): the default (64 x 64 on a GPU) first, then 128 x 128
-# (under the simulator 8 x 8 tiles with 2 x 2 outputs a thread, and 16 x 16 with 4 x 4)
-CANDIDATES = {tiles_name(tiles): tiles for tiles in (gemm.SQUARE, gemm_ladder.ENGINE_128)}
+# and 32 x 128 (gemm.WIDE: for conv1's 96 rows); under the simulator 8 x 8 tiles with 2 x 2 outputs a
+# thread, 16 x 16 with 4 x 4, and 4 x 8 with 2 x 2
+CANDIDATES = {tiles_name(tiles): tiles for tiles in (gemm.SQUARE, gemm_ladder.ENGINE_128, gemm.WIDE)}
 TOLERANCE = 1e-5
 
 # (name, input channels, input side, kernels, kernel side, stride, padding, groups) of alexnet2012's

@@ -66,6 +66,10 @@ GEMM_M, GEMM_N, GEMM_K = 0, 1, 2  # geom's first three entries: the product's M,
 # (TPB_M, TPB_N, REG_M, REG_N, TK)
 SQUARE = (4, 4, 2, 2, 4) if SIMULATED else (16, 16, 4, 4, 16)
 THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
+# 32 x 128 tiles: not chosen by ``choose_tiles`` yet, a candidate that ``benchmarks/gpu_tiles.py`` times.
+# For a product whose rows fill 64-row tiles badly (conv1's 96 kernels: a quarter of a 64 x 64 tile's
+# work on nothing) they waste nothing, for 519 instructions a step where 64 x 64 issues 441 (sm_90).
+WIDE = (2, 4, 2, 2, 4) if SIMULATED else (8, 32, 4, 4, 16)
 
 
 @cuda.jit(device=True, inline=True)

@@ -233,6 +233,8 @@ def kernel_cases():
     conv_geom = (0,) * 18
     for name, product in (("conv forward", conv._forward), ("conv forward + ReLU", conv._forward_relu)):
         engine_product(name, product, gemm.SQUARE, conv_geom, flat, (flat, table, table), four_d, flat)
+    engine_product("conv forward (wide tiles, a candidate for conv1's 96 rows)", conv._forward, gemm.WIDE, conv_geom,
+                   flat, (flat, table, table), four_d, flat)
     engine_product("conv weight gradient", conv._weight_grad, gemm.SQUARE, conv_geom, (flat, table),
                    (flat, table, table), flat, four_d)
     for tiles, label in ((gemm.SQUARE, ""), (gemm.THIN, " (thin tiles: conv1)")):

@@ -5,6 +5,9 @@ installed as a top-level module: ``package_dir`` maps it into ``minicnn``.
 """
 from setuptools import setup
 
+# numba-cuda 0.30 fails at its first compile with NumPy 2.5 (it calls np.row_stack, issue 23): pinned together
+# wherever numba-cuda is installed ("cuda", "sass", "test")
+CUDA = ["numba-cuda>=0.30,<0.31", "numpy<2.5"]
 # NVIDIA's compiler from pip, no GPU or driver needed: NVVM (PTX), ptxas (machine code), nvdisasm (its listing)
 SASS_TOOLS = ["nvidia-nvvm>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-nvcc>=13,<14",
               "nvidia-cuda-nvdisasm>=13,<14"]
@@ -30,15 +33,13 @@ setup(
     install_requires=["numpy>=1.24,<2.6", "numba>=0.60,<0.69", "tqdm>=4.66", "threadpoolctl>=3.1"],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "Pillow>=9", "matplotlib>=3.6",
-                 "numba-cuda>=0.30,<0.31", "numpy<2.5", "mpi4py>=4", "mpich>=4", "playwright>=1.40", *SASS_TOOLS],
+                 *CUDA, "mpi4py>=4", "mpich>=4", "playwright>=1.40", *SASS_TOOLS],
         "image": ["Pillow>=9"],
         "plot": ["matplotlib>=3.6"],
-        # numba-cuda 0.30 fails at its first compile with NumPy 2.5 (it calls np.row_stack, issue 23): pinned
-        # together, here and in "test"
-        "cuda": ["numba-cuda>=0.30,<0.31", "numpy<2.5"],
-        "mpi": ["mpi4py>=4", "mpich>=4"],
+        "cuda": CUDA,
+        "mpi": ["mpi4py>=4", "mpich>=4"],  # MPI with no system install: mpiexec -n 2 minicnn train --parallel data
         # what the compiler makes of the GPU kernels, read without a GPU: benchmarks/gpu_sass.py
-        "sass": ["numba-cuda>=0.30,<0.31", "numpy<2.5", *SASS_TOOLS],  # MPI with no system install: mpiexec -n 2 minicnn train --parallel data
+        "sass": [*CUDA, *SASS_TOOLS],
     },
     entry_points={"console_scripts": ["minicnn = minicnn.apps.cli:main"]},
 )

@@ -29,9 +29,9 @@ It writes a markdown report and JSON (``--out-md``, ``--out-json``).
 from __future__ import annotations
 
 import argparse
-import math
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess

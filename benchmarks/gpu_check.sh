@@ -42,7 +42,7 @@ timeout 120 python3 benchmarks/gpu_step.py --batches 16 128 --repeats 5 --out-md
   --out-json "$out/gpu_step.json" 2>&1 | tee "$out/gpu_step.txt"
 step_rc=${PIPESTATUS[0]}
 
-echo "== the engine's tiles on every conv and fc product at batch 128: 64x64 against 128x128 (last: whatever"
+echo "== the engine's tiles on every conv and fc product at batch 128: 64x64, 128x128, 32x128 (last: whatever"
 echo "   the device call leaves time for; the folder keeps the parts above if it runs out)"
 timeout 90 python3 benchmarks/gpu_tiles.py --batch 128 --repeats 3 --out-md "$out/gpu_tiles.md" \
   --out-json "$out/gpu_tiles.json" 2>&1 | tee "$out/gpu_tiles.txt"

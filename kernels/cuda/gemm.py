@@ -107,13 +107,20 @@ def column_of_b(geom, b, g, c):
 
 
 @cuda.jit(device=True, inline=True)
-def load_cols(geom, b, g, k, column, tile, s, t):
-    """B[k, c] = b[k, c], for the (exists, c) ``column`` that ``column_of_b`` gave."""
-    exists, c = column
+def load_from_column(geom, matrix, at, k, tile, s, t):
+    """tile[s, t] = matrix[k, c] for the (exists, c) ``at`` that a prepare gave (column c of a
+    row-major matrix of K rows), 0 past the matrix's end."""
+    exists, c = at
     if exists and k < geom[GEMM_K]:
-        tile[s, t] = b[uint64(k), c]
+        tile[s, t] = matrix[uint64(k), c]
     else:
         tile[s, t] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def load_cols(geom, b, g, k, column, tile, s, t):
+    """B[k, c] = b[k, c], for the (exists, c) ``column`` that ``column_of_b`` gave."""
+    load_from_column(geom, b, column, k, tile, s, t)
 
 
 @cuda.jit(device=True, inline=True)

@@ -45,8 +45,8 @@ Numba's index arithmetic. ``benchmarks/gpu_sass.py`` shows, without a GPU, what 
 of each rung: registers, resident warps, and the instructions per step of its main loop.
 
 Beyond (to be measured before it is built): 128-bit global loads into the slabs, warp tiling,
-tiles chosen per shape by measurement (``benchmarks/gpu_tiles.py`` times both tile shapes on every
-AlexNet product). docs/gpu.md gives each rung's measured GFLOP/s and share of peak beside cuBLAS,
+tiles chosen per shape by measurement (``benchmarks/gpu_tiles.py`` times the candidate tile shapes on
+every AlexNet product). docs/gpu.md gives each rung's measured GFLOP/s and share of peak beside cuBLAS,
 once a GPU has run it.
 
 Under the simulator (every GPU thread a Python thread) each rung runs at small tiles, the same code.

@@ -12,19 +12,15 @@ loaders; nothing is copied. geom = (M, N, K). The forward's store adds the bias,
 from numba import cuda, uint64
 
 from .activation import relu
-from .gemm import GEMM_K, GEMM_M, GEMM_N, load_cols, load_from_line, load_rows, make_gemm, store_plain
+from .gemm import GEMM_M, GEMM_N, load_cols, load_from_column, load_from_line, load_rows, make_gemm, store_plain
 from .launch import empty, full
 from .reduce import sum_over_batch_and_space
 
 
 @cuda.jit(device=True, inline=True)
 def _rows_transposed(geom, a, g, row, k, tile, s, t):
-    """A[r, k] = a[k, r] (a of shape (K, M)); ``row`` from ``_row_index``."""
-    exists, r = row
-    if exists and k < geom[GEMM_K]:
-        tile[s, t] = a[uint64(k), r]
-    else:
-        tile[s, t] = 0
+    """A[r, k] = a[k, r] (a of shape (K, M)), for the (exists, r) ``row`` that ``_row_index`` gave."""
+    load_from_column(geom, a, row, k, tile, s, t)
 
 
 @cuda.jit(device=True, inline=True)

@@ -25,8 +25,9 @@ product of an image (conv1: 96 x 364 x 3025) is still a large GEMM, and while on
 copies (im2col is bound by memory) the other multiplies (bound by arithmetic), and the copy
 is read back from the cache it was just written to (conv1: 4.4 MB per image). No
 transposition is needed either way: the product writes y's rows in place, and reads
-grad_y's as they are (the wide form below through a copy padded to its pitch). The previous design (im2col of a block of 7 images on both threads,
-then a product on both, then a transposition of the result to NCHW) took 1.2-1.4x the time
+grad_y's as they are (the wide form below through a copy padded to its pitch). The previous
+design (im2col of a block of 7 images on both threads, then a product on both, then a
+transposition of the result to NCHW) took 1.2-1.4x the time
 at conv1 (docs/benchmarks.md). Each task is a kernel call and a BLAS call of about a
 millisecond or more, handed out from Python: the loop over images is a queue, not a hot loop
 (handing out costs 7-17 us per image, measured on images of 4x4 pixels: 1% of conv1's time).

@@ -53,7 +53,8 @@ reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at
 from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
 bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
 735 for the plain matrices; a convolution's forward, with its window entries packed too (conv.py),
-511 -> 441 with 12 global loads a step, not 32.)
+511 -> 441 with 12 global loads a step, not 32; with ``fetch``'s reduction indices written as a first
+one plus constants, 388, 708 and 410.)
 """
 import math
 
@@ -68,7 +69,7 @@ SQUARE = (4, 4, 2, 2, 4) if SIMULATED else (16, 16, 4, 4, 16)
 THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 # 32 x 128 tiles: not chosen by ``choose_tiles`` yet, a candidate that ``benchmarks/gpu_tiles.py`` times.
 # For a product whose rows fill 64-row tiles badly (conv1's 96 kernels: a quarter of a 64 x 64 tile's
-# work on nothing) they waste nothing, for 519 instructions a step where 64 x 64 issues 441 (sm_90).
+# work on nothing) they waste nothing, for 496 instructions a step where 64 x 64 issues 410 (sm_90).
 WIDE = (2, 4, 2, 2, 4) if SIMULATED else (8, 32, 4, 4, 16)
 
 
@@ -209,15 +210,22 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
             """This thread's share of the slab at reduction step k0, into registers: the elements
             tid, tid + THREADS, ... of A's TK x TILE_M slab and of B's TK x TILE_N slab. THREADS is a
             multiple of TILE_M and TILE_N, so they all lie in one row of A (column of B), the one
-            ``a_at`` (``b_at``) prepared, and in rows tid // TILE_M, + THREADS // TILE_M, ... of the slab."""
+            ``a_at`` (``b_at``) prepared, and in rows tid // TILE_M, + THREADS // TILE_M, ... of the slab.
+            Their reduction indices are written as this thread's first one plus a constant, which is what
+            they are: then the compiler computes one address per operand and step and reaches the
+            others by constant offsets, where from ``k0 + e // TILE_M`` it worked each one out whole
+            (sm_90, per step: 422 -> 388 instructions at 64 x 64 tiles, 735 -> 708 at 128 x 128; the
+            same loads, the same bits)."""
+            ka = k0 + tid // TILE_M  # = k0 + e // TILE_M at s = 0; each s adds THREADS // TILE_M
+            kb = k0 + tid // TILE_N
             for s in range(A_SHARE):
                 e = uint32(tid + s * THREADS)
                 if e < TK * TILE_M:
-                    load_a(geom, a, g, a_at, k0 + e // TILE_M, a_share, 0, s)
+                    load_a(geom, a, g, a_at, ka + s * (THREADS // TILE_M), a_share, 0, s)
             for s in range(B_SHARE):
                 e = uint32(tid + s * THREADS)
                 if e < TK * TILE_N:
-                    load_b(geom, b, g, k0 + e // TILE_N, b_at, b_share, 0, s)
+                    load_b(geom, b, g, kb + s * (THREADS // TILE_N), b_at, b_share, 0, s)
 
         @cuda.jit(device=True, inline=True)
         def put(tid, a_share, b_share, a_slab, b_slab):

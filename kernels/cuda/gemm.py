@@ -54,7 +54,8 @@ from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 t
 bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
 735 for the plain matrices; a convolution's forward, with its window entries packed too (conv.py),
 511 -> 441 with 12 global loads a step, not 32; with ``fetch``'s reduction indices written as a first
-one plus constants, 388, 708 and 410.)
+one plus constants, 388, 708 and 410; with the multiply unrolled by 4 at 8 x 8 outputs a thread, 665
+at 128 x 128.)
 """
 import math
 
@@ -142,6 +143,16 @@ def run_length(reg):
     return 4 if reg % 4 == 0 else 2 if reg % 2 == 0 else 1
 
 
+def unrolled(tiles):
+    """How many rows of the slab one trip of the multiply's loop takes (unrolled by hand): 4 where a
+    thread has 64 outputs or more, else 1. The compiler unrolls the loop whole where a thread's
+    outputs are 4 x 4, but not at 8 x 8, where each of the slab's rows then cost its own loop control
+    (sm_90, engine_128: 708 instructions a step rolled, 682 unrolled by 2, 665 by 4); unrolled by hand
+    at 4 x 4, the compiler's own unrolling stopped (388 -> 412)."""
+    _, _, reg_m, reg_n, tk = tiles
+    return 4 if reg_m * reg_n >= 64 and tk % 4 == 0 else 1
+
+
 def _target_blocks():
     """Enough blocks to fill the GPU twice over (the simulator: a handful, to test the split)."""
     if SIMULATED:
@@ -174,6 +185,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
         TILE_M, TILE_N, THREADS = TPB_M * REG_M, TPB_N * REG_N, TPB_M * TPB_N  # noqa: N806
         A_SHARE, B_SHARE = -(-TK * TILE_M // THREADS), -(-TK * TILE_N // THREADS)  # noqa: N806  (a slab per thread)
         RUN_M, RUN_N = (run_length(REG_M), run_length(REG_N)) if runs else (1, 1)  # noqa: N806
+        UNROLL = unrolled(tiles)  # noqa: N806
         if THREADS % TILE_M or THREADS % TILE_N:
             raise ValueError(f"make_gemm: tiles {tiles} give {THREADS} threads, which must be a multiple of the "
                              f"tile's {TILE_M} rows and {TILE_N} columns (each thread loads one row of A and "
@@ -240,14 +252,23 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
                     b_slab[uint32(e // TILE_N), uint32(e % TILE_N)] = b_share[0, s]
 
         @cuda.jit(device=True, inline=True)
+        def multiply_row(a_slab, b_slab, acc, ty, tx, kk):
+            """acc += the outer product of the slabs' row kk: this thread's values of A and of B."""
+            for i in range(REG_M):
+                av = a_slab[kk, tile_row(i, ty)]
+                for j in range(REG_N):
+                    acc[i, j] += av * b_slab[kk, tile_col(j, tx)]
+
+        @cuda.jit(device=True, inline=True)
         def multiply(a_slab, b_slab, acc, ty, tx):
             kk = uint32(0)
             while kk < TK:  # (not range(TK): its signed counter kept the wrap-around and the loop rolled)
-                for i in range(REG_M):
-                    av = a_slab[kk, tile_row(i, ty)]
-                    for j in range(REG_N):
-                        acc[i, j] += av * b_slab[kk, tile_col(j, tx)]
-                kk += uint32(1)
+                multiply_row(a_slab, b_slab, acc, ty, tx, kk)
+                if UNROLL == 4:  # a compile-time constant: the branch is folded away
+                    multiply_row(a_slab, b_slab, acc, ty, tx, kk + uint32(1))
+                    multiply_row(a_slab, b_slab, acc, ty, tx, kk + uint32(2))
+                    multiply_row(a_slab, b_slab, acc, ty, tx, kk + uint32(3))
+                kk += uint32(UNROLL)
 
         @cuda.jit(device=True, inline=True)
         def write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx):

@@ -6,11 +6,14 @@
 For each batch size, on the same weights and inputs: minicnn's step (forward, cross-entropy, backward,
 SGD with momentum 0.9 and weight decay) and PyTorch's twin of the network (``torch_twin.py``), each the
 median of CUDA-event timings after a warm-up step; images per second; minicnn's kernel launches per
-step (``kernels/cuda/launch.py`` counts them); and device memory: PyTorch's peak allocated
-(``torch.cuda.max_memory_allocated``) and minicnn's peak in use, read from the driver's free-memory
-count after the forward, the backward and the update of one more step, less what was in use before
-the network was built (Numba frees device memory lazily, so this is an upper bound). Needs a real
-GPU (the simulator would take hours at these sizes).
+step (``kernels/cuda/launch.py`` counts them); device memory: PyTorch's peak allocated
+(``torch.cuda.max_memory_allocated``) and minicnn's, the peak in use of its memory pool
+(``kernels/cuda/memory.py``, PyTorch's measure) and the driver allocations of a step after the
+warm-up (0 when the pool reuses every block). minicnn's step runs a second time with the pool off
+(every array from Numba's allocator, as before the pool), on a fresh copy of the network: its time,
+and its peak read from the driver's free-memory count after the forward, the backward and the
+update, less what was in use before the network was built (an upper bound: Numba frees lazily).
+Needs a real GPU (the simulator would take hours at these sizes).
 """
 from __future__ import annotations
 
@@ -29,34 +32,45 @@ from minicnn import models, optim  # noqa: E402
 from minicnn.apps.bench import _Timer, _torch, gpu_software, launches_so_far, measure_torch_call  # noqa: E402
 
 
-def minicnn_step(net, x_host, labels, repeats):
-    """Times ``net`` (on the host; moved to the GPU here) on one batch; returns the figures."""
+def minicnn_step(net, x_host, labels, repeats, pooled=True):
+    """Times ``net`` (on the host; moved to the GPU here) on one batch; returns the figures. ``pooled``:
+    device memory from minicnn's pool (the default), else from Numba's allocator for every array."""
     from numba import cuda
 
-    context = cuda.current_context()
-    free_before = context.get_memory_info().free
-    net.train().to("cuda")
-    x = mc.tensor(x_host).to("cuda")
-    opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    from minicnn.kernels.cuda.memory import pool
 
-    def step(sample=lambda: None):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), labels)
-        sample()
-        loss.backward()
-        sample()
-        opt.step()
-        sample()
+    pool.enabled = pooled
+    try:
+        mc.cuda.empty_cache()
+        context = cuda.current_context()
+        free_before, pool_before = context.get_memory_info().free, pool.stats()["in_use_bytes"]
+        mc.cuda.reset_peak_memory_stats()
+        net.train().to("cuda")
+        x = mc.tensor(x_host).to("cuda")
+        opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
-    def sample():
-        cuda.synchronize()
-        in_use.append(free_before - context.get_memory_info().free)
+        def step(sample=lambda: None):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), labels)
+            sample()
+            loss.backward()
+            sample()
+            opt.step()
+            sample()
 
-    seconds, first = _Timer("cuda", repeats)(step)
-    before, in_use = launches_so_far(), []
-    step(sample)
-    return {"seconds": seconds, "first_step": first, "launches": launches_so_far() - before,
-            "peak_memory_bytes": max(in_use)}
+        def sample():
+            cuda.synchronize()
+            in_use.append(free_before - context.get_memory_info().free)
+
+        seconds, first = _Timer("cuda", repeats)(step)
+        before, blocks_before, in_use = launches_so_far(), pool.blocks_made, []
+        step(sample)
+        return {"seconds": seconds, "first_step": first, "launches": launches_so_far() - before,
+                "pooled": pooled, "peak_memory_bytes": max(in_use),  # the driver's count: an upper bound
+                "pool_peak_bytes": pool.stats()["peak_bytes"] - pool_before,  # exact, while pooled
+                "driver_allocations_per_step": pool.blocks_made - blocks_before}
+    finally:
+        pool.enabled = True
 
 
 def pytorch_step(torch, net, x_host, labels, repeats):
@@ -93,25 +107,29 @@ def main(argv=None):
     rows = []
     for batch in args.batches:
         print(f"batch {batch} ...", file=sys.stderr, flush=True)
-        net = models.alexnet2012(seed=0)
         x_host = np.random.default_rng(0).standard_normal((batch, 3, 227, 227), dtype=np.float32)
         labels = np.arange(batch) % 1000
-        ours = minicnn_step(net, x_host, labels, args.repeats)
-        theirs = pytorch_step(torch, net, x_host, labels, args.repeats) if torch else None
-        rows.append({"batch": batch, "minicnn": ours, "pytorch": theirs})
-        del net
+        ours = minicnn_step(models.alexnet2012(seed=0), x_host, labels, args.repeats)
+        unpooled = minicnn_step(models.alexnet2012(seed=0), x_host, labels, args.repeats, pooled=False)
+        theirs = pytorch_step(torch, models.alexnet2012(seed=0), x_host, labels, args.repeats) if torch else None
+        rows.append({"batch": batch, "minicnn": ours, "minicnn_numba_allocator": unpooled, "pytorch": theirs})
     lines = [f"`python benchmarks/gpu_step.py --batches {' '.join(map(str, args.batches))} --repeats {args.repeats}`: "
              f"alexnet2012, float32, SGD with momentum and weight decay, medians of {args.repeats} steps after a warm-up "
              f"(CUDA events); PyTorch with TF32 off. {gpu_software()}.", "",
-             "| batch | minicnn step | images/s | PyTorch step | images/s | minicnn / PyTorch time | kernel launches "
-             "per step | peak device memory: minicnn (upper bound), PyTorch |", "|---|---|---|---|---|---|---|---|"]
+             "| batch | minicnn step | images/s | the same, Numba's allocator for every array | PyTorch step | images/s "
+             "| minicnn / PyTorch time | kernel launches per step | driver allocations per step (pooled) "
+             "| peak device memory: minicnn's pool, PyTorch (allocated) | minicnn without the pool (driver's count, "
+             "an upper bound) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ours, theirs, b = r["minicnn"], r["pytorch"], r["batch"]
+        ours, unpooled, theirs, b = r["minicnn"], r["minicnn_numba_allocator"], r["pytorch"], r["batch"]
         lines.append(f"| {b} | {ours['seconds'] * 1e3:.1f} ms | {b / ours['seconds']:.0f} | "
+                     f"{unpooled['seconds'] * 1e3:.1f} ms | "
                      + (f"{theirs['seconds'] * 1e3:.1f} ms | {b / theirs['seconds']:.0f} | "
                         f"{ours['seconds'] / theirs['seconds']:.2f}" if theirs else "- | - | -")
-                     + f" | {ours['launches']} | {ours['peak_memory_bytes'] / 2**20:.0f} MiB, "
-                     + (f"{theirs['peak_memory_bytes'] / 2**20:.0f} MiB |" if theirs else "- |"))
+                     + f" | {ours['launches']} | {ours['driver_allocations_per_step']} | "
+                     f"{ours['pool_peak_bytes'] / 2**20:.0f} MiB, "
+                     + (f"{theirs['peak_memory_bytes'] / 2**20:.0f} MiB" if theirs else "-")
+                     + f" | {unpooled['peak_memory_bytes'] / 2**20:.0f} MiB |")
     print("\n".join(lines))
     with open(args.out_md, "w") as f:
         f.write("\n".join(lines) + "\n")

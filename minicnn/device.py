@@ -59,8 +59,10 @@ def cuda_available():
 
 
 def to_device(array):
+    """A device array holding ``array``, on a block of minicnn's device memory pool (kernels/cuda/memory.py)."""
     transfers["to_device"] += 1
-    return _cuda().to_device(np.asarray(array, order="C"))  # (ascontiguousarray would make 0-d arrays 1-d)
+    # (ascontiguousarray would make 0-d arrays 1-d)
+    return backends.for_device("cuda").arrays.upload(np.asarray(array, order="C"))
 
 
 def to_host(array):

@@ -4,19 +4,25 @@ arrays:
     full(shape, value, dtype)   a new device array filled with ``value``
     add(a, b)                   a + b, a new device array (gradient accumulation)
     copy(a)                     a new device array equal to ``a``
+    upload(host)                a new device array holding a host array (``minicnn.device.to_device``)
     take(store, key)            store.pop(key), as a new device array (nothing here tracks who
                                 else uses device memory, so a leaf's gradient is always a copy)
     binary, negative, power, sum, broadcast_to
                                 tensor arithmetic with NumPy's broadcasting (``elementwise.py``)
 """
-from numba import cuda
-
 from .elementwise import add, binary, broadcast_to, negative, power, sum  # noqa: F401,A004
-from .launch import full  # noqa: F401
+from .launch import empty, full  # noqa: F401
+
+
+def upload(host):
+    """A new device array holding the host array ``host`` (C-contiguous), on a block of the memory pool."""
+    out = empty(host.shape, host.dtype)
+    out.copy_to_device(host)
+    return out
 
 
 def copy(a):
-    out = cuda.device_array_like(a)
+    out = empty(a.shape, a.dtype)
     out.copy_to_device(a)
     return out
 

@@ -62,7 +62,7 @@ import math
 import numpy as np
 from numba import cuda, from_dtype, uint32, uint64
 
-from .launch import SIMULATED, jit
+from .launch import SIMULATED, empty, jit
 
 GEMM_M, GEMM_N, GEMM_K = 0, 1, 2  # geom's first three entries: the product's M, N and K
 # (TPB_M, TPB_N, REG_M, REG_N, TK)
@@ -363,7 +363,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
             splits = max(1, min(math.ceil(_target_blocks() / tile_count), k_size // (8 * tk)))
         k_chunk = math.ceil(math.ceil(k_size / splits) / tk) * tk
         splits = math.ceil(k_size / k_chunk) if k_size else 1
-        partial = cuda.device_array((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), dtype=out.dtype)
+        partial = empty((groups * splits, m_size, n_size) if splits > 1 else (1, 1, 1), out.dtype)
         grid = (math.ceil(n_size / tile_n), math.ceil(m_size / tile_m), groups * splits)
         gemm[grid, (tpb_n, tpb_m)](geom, a, b, out, bias, partial, splits, k_chunk)
         if splits > 1:

@@ -10,6 +10,8 @@ import math
 import numpy as np
 from numba import config, cuda
 
+from . import memory
+
 SIMULATED = bool(config.ENABLE_CUDASIM)
 
 # Kernel launches since the process started, counted by ``jit`` (``minicnn bench`` reports the
@@ -50,11 +52,14 @@ def grid_1d(n):
 
 
 def empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
+    """A new device array, on a block of the memory pool (``memory.py``) on a GPU."""
+    if SIMULATED:
+        return cuda.device_array(shape, dtype=dtype)
+    return memory.pool.device_array(shape, dtype)
 
 
 def empty_like(a):
-    return cuda.device_array(a.shape, dtype=a.dtype)
+    return empty(a.shape, a.dtype)
 
 
 @jit
@@ -65,7 +70,7 @@ def _fill(a, value):
 
 
 def full(shape, value, dtype):
-    a = cuda.device_array(shape, dtype=dtype)
+    a = empty(shape, dtype)
     if a.size:
         blocks, threads = grid_1d(a.size)
         _fill[blocks, threads](a.reshape(a.size), np.dtype(dtype).type(value))

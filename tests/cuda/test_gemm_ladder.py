@@ -130,13 +130,25 @@ def test_the_gpu_step_benchmark_times_counts_and_measures_a_step():
     from benchmarks.gpu_step import minicnn_step
     from minicnn import nn
 
-    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    figures = minicnn_step(net, normal(0, (2, 4), np.float32), np.array([0, 1]), repeats=1)
+    def net():
+        return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+    x, labels = normal(0, (2, 4), np.float32), np.array([0, 1])
+    figures = minicnn_step(net(), x, labels, repeats=1)
+    unpooled = minicnn_step(net(), x, labels, repeats=1, pooled=False)
     assert figures["seconds"] > 0 and figures["launches"] >= 2 + 1 + 1 + 1
-    if SIMULATED:  # the simulator has no free-memory count (NaN)
-        assert np.isnan(figures["peak_memory_bytes"])
+    assert unpooled["seconds"] > 0 and unpooled["launches"] == figures["launches"]
+    if SIMULATED:  # the simulator has no free-memory count (NaN), and no pool
+        assert np.isnan(figures["peak_memory_bytes"]) and figures["pool_peak_bytes"] == 0
     else:
-        assert figures["peak_memory_bytes"] > 0
+        # parameters, gradients, momentum, activations: all on the pool's blocks, and after the warm-up
+        # step every block a step asks for is one an earlier array gave back
+        assert figures["pool_peak_bytes"] > 4 * (4 * 3 + 3 + 3 * 2 + 2) and unpooled["peak_memory_bytes"] > 0
+        assert figures["driver_allocations_per_step"] == 0
+    assert figures["pooled"] and not unpooled["pooled"]
+    from minicnn.kernels.cuda.memory import pool
+
+    assert pool.enabled  # the comparison leaves the pool on
 
 
 def test_the_tile_sweep_times_each_layer_at_each_candidate_and_catches_a_wrong_one(monkeypatch):

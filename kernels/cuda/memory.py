@@ -16,7 +16,8 @@ has no memory left for empties the cache and tries once more.
 
 Reuse is safe in stream order: minicnn launches every kernel and copy on the default stream, so a
 block handed out again is written by work queued after everything that used it before. (Code that
-queues work on other streams must not use these arrays there.)
+queues work on other streams must not use these arrays there.) One GPU per process: the blocks are
+the current device's, as minicnn's "cuda" is one device.
 
 ``memory_stats()``: bytes in use (handed out and not yet returned), their peak since the last
 ``reset_peak()``, and bytes reserved (in use plus free in the cache): PyTorch's

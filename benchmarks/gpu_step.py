@@ -90,6 +90,35 @@ def pytorch_step(torch, net, x_host, labels, repeats):
     return {"seconds": seconds, "peak_memory_bytes": torch.cuda.max_memory_allocated()}
 
 
+def report_lines(args, rows):
+    """The Markdown report of the batches measured so far."""
+    lines = [f"`python benchmarks/gpu_step.py --batches {' '.join(map(str, args.batches))} --repeats {args.repeats}`: "
+             f"alexnet2012, float32, SGD with momentum and weight decay, medians of {args.repeats} steps after a warm-up "
+             f"(CUDA events); PyTorch with TF32 off. {gpu_software()}.", "",
+             "| batch | minicnn step | images/s | PyTorch step | images/s | minicnn / PyTorch time | kernel launches "
+             "per step | driver allocations per step | peak device memory: minicnn's pool, PyTorch (allocated) "
+             "| minicnn's step, Numba's allocator for every array | its peak (driver's count, an upper bound) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ours, unpooled, theirs, b = r["minicnn"], r["minicnn_numba_allocator"], r["pytorch"], r["batch"]
+        lines.append(f"| {b} | {ours['seconds'] * 1e3:.1f} ms | {b / ours['seconds']:.0f} | "
+                     + (f"{theirs['seconds'] * 1e3:.1f} ms | {b / theirs['seconds']:.0f} | "
+                        f"{ours['seconds'] / theirs['seconds']:.2f}" if theirs else "- | - | -")
+                     + f" | {ours['launches']} | {ours['driver_allocations_per_step']} | "
+                     f"{ours['pool_peak_bytes'] / 2**20:.0f} MiB, "
+                     + (f"{theirs['peak_memory_bytes'] / 2**20:.0f} MiB" if theirs else "-")
+                     + (f" | {unpooled['seconds'] * 1e3:.1f} ms | {unpooled['peak_memory_bytes'] / 2**20:.0f} MiB |"
+                        if unpooled else " | (not reached) | - |"))
+    return lines
+
+
+def write_report(args, rows):
+    with open(args.out_md, "w") as f:
+        f.write("\n".join(report_lines(args, rows)) + "\n")
+    with open(args.out_json, "w") as f:
+        json.dump({"software": gpu_software(), "rows": rows}, f, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 128], help="batch sizes (default 16 128)")
@@ -105,36 +134,19 @@ def main(argv=None):
     torch = _torch()
     torch = torch if torch is not None and torch.cuda.is_available() else None
     rows = []
-    for batch in args.batches:
+    for batch in args.batches:  # the report is written after each batch: a run cut short keeps what it measured
         print(f"batch {batch} ...", file=sys.stderr, flush=True)
         x_host = np.random.default_rng(0).standard_normal((batch, 3, 227, 227), dtype=np.float32)
         labels = np.arange(batch) % 1000
         ours = minicnn_step(models.alexnet2012(seed=0), x_host, labels, args.repeats)
-        unpooled = minicnn_step(models.alexnet2012(seed=0), x_host, labels, args.repeats, pooled=False)
         theirs = pytorch_step(torch, models.alexnet2012(seed=0), x_host, labels, args.repeats) if torch else None
-        rows.append({"batch": batch, "minicnn": ours, "minicnn_numba_allocator": unpooled, "pytorch": theirs})
-    lines = [f"`python benchmarks/gpu_step.py --batches {' '.join(map(str, args.batches))} --repeats {args.repeats}`: "
-             f"alexnet2012, float32, SGD with momentum and weight decay, medians of {args.repeats} steps after a warm-up "
-             f"(CUDA events); PyTorch with TF32 off. {gpu_software()}.", "",
-             "| batch | minicnn step | images/s | the same, Numba's allocator for every array | PyTorch step | images/s "
-             "| minicnn / PyTorch time | kernel launches per step | driver allocations per step (pooled) "
-             "| peak device memory: minicnn's pool, PyTorch (allocated) | minicnn without the pool (driver's count, "
-             "an upper bound) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ours, unpooled, theirs, b = r["minicnn"], r["minicnn_numba_allocator"], r["pytorch"], r["batch"]
-        lines.append(f"| {b} | {ours['seconds'] * 1e3:.1f} ms | {b / ours['seconds']:.0f} | "
-                     f"{unpooled['seconds'] * 1e3:.1f} ms | "
-                     + (f"{theirs['seconds'] * 1e3:.1f} ms | {b / theirs['seconds']:.0f} | "
-                        f"{ours['seconds'] / theirs['seconds']:.2f}" if theirs else "- | - | -")
-                     + f" | {ours['launches']} | {ours['driver_allocations_per_step']} | "
-                     f"{ours['pool_peak_bytes'] / 2**20:.0f} MiB, "
-                     + (f"{theirs['peak_memory_bytes'] / 2**20:.0f} MiB" if theirs else "-")
-                     + f" | {unpooled['peak_memory_bytes'] / 2**20:.0f} MiB |")
-    print("\n".join(lines))
-    with open(args.out_md, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(args.out_json, "w") as f:
-        json.dump({"software": gpu_software(), "rows": rows}, f, indent=1)
+        row = {"batch": batch, "minicnn": ours, "pytorch": theirs, "minicnn_numba_allocator": None}
+        rows.append(row)
+        write_report(args, rows)
+        row["minicnn_numba_allocator"] = minicnn_step(models.alexnet2012(seed=0), x_host, labels, args.repeats,
+                                                      pooled=False)
+        write_report(args, rows)
+    print("\n".join(report_lines(args, rows)))
     print(f"wrote {args.out_md} and {args.out_json}")
     return 0
 

@@ -77,3 +77,26 @@ def test_alexnet_cpu_benchmark_writes_its_report(tmp_path):
     assert result["sgemm_samples"]["start"] > 0 and result["sgemm_samples"]["end"] > 0
     assert "samples taken between the rounds of the per-layer timings" in report
     assert len(result["layers"]["products"]["fwd"]["products_flop"]) == len(result["layers"]["names"])
+
+
+def test_the_gpu_step_report_is_written_after_each_batch_and_marks_what_was_not_reached(tmp_path):
+    """benchmarks/gpu_step.py writes its report after each measurement, so a device call cut short by its
+    time limit keeps what it measured; a row whose run without the pool never came says so."""
+    import json
+    from types import SimpleNamespace
+
+    from benchmarks.gpu_step import report_lines, write_report
+
+    ours = {"seconds": 0.05, "launches": 150, "driver_allocations_per_step": 0, "pool_peak_bytes": 3 << 30}
+    theirs = {"seconds": 0.025, "peak_memory_bytes": 2 << 30}
+    unpooled = {"seconds": 0.08, "peak_memory_bytes": 5 << 30}
+    rows = [{"batch": 128, "minicnn": ours, "pytorch": theirs, "minicnn_numba_allocator": unpooled},
+            {"batch": 16, "minicnn": ours, "pytorch": None, "minicnn_numba_allocator": None}]
+    args = SimpleNamespace(batches=[128, 16], repeats=5, out_md=str(tmp_path / "s.md"), out_json=str(tmp_path / "s.json"))
+    lines = report_lines(args, rows)
+    assert lines[-2] == ("| 128 | 50.0 ms | 2560 | 25.0 ms | 5120 | 2.00 | 150 | 0 | 3072 MiB, 2048 MiB | 80.0 ms "
+                         "| 5120 MiB |")
+    assert lines[-1] == "| 16 | 50.0 ms | 320 | - | - | - | 150 | 0 | 3072 MiB, - | (not reached) | - |"
+    write_report(args, rows)
+    assert (tmp_path / "s.md").read_text().splitlines()[-1] == lines[-1]
+    assert json.loads((tmp_path / "s.json").read_text())["rows"][1]["minicnn_numba_allocator"] is None

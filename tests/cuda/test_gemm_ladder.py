@@ -39,12 +39,13 @@ def test_the_engines_thin_tiles_compute_the_product(shape):
 def test_eight_by_eight_outputs_a_thread_take_the_multiply_unrolled_by_hand(staged):
     """At 8 x 8 outputs a thread (engine_128 on a GPU) the multiply's loop over the slab runs four of
     its rows per trip (gemm.make_gemm's UNROLL); the simulator's own ENGINE_128 tiles are 4 x 4, so
-    this builds 8 x 8 ones at 64 threads, on shapes that fill no tile and no slab."""
+    this builds 8 x 8 ones at 64 threads with 8-deep slabs (two trips of the loop a step, as on a GPU),
+    on shapes that fill no tile and no slab."""
     from minicnn.kernels.cuda import gemm
 
-    tiles = (8, 8, 8, 8, 4)
+    tiles = (8, 8, 8, 8, 8)
     product = gemm_ladder.engine(tiles, staged=staged)
-    for seed, (m, n, k) in enumerate([(9, 11, 7), (70, 3, 13)]):
+    for seed, (m, n, k) in enumerate([(9, 11, 7), (70, 3, 21)]):
         a, b = normal(7 + seed, (m, k), np.float32), normal(9 + seed, (k, n), np.float32)
         c = device.to_device(np.full((m, n), np.nan, np.float32))
         product(device.to_device(a), device.to_device(b), c)

@@ -11,14 +11,7 @@ arrays:
                                 tensor arithmetic with NumPy's broadcasting (``elementwise.py``)
 """
 from .elementwise import add, binary, broadcast_to, negative, power, sum  # noqa: F401,A004
-from .launch import empty, full  # noqa: F401
-
-
-def upload(host):
-    """A new device array holding the host array ``host`` (C-contiguous), on a block of the memory pool."""
-    out = empty(host.shape, host.dtype)
-    out.copy_to_device(host)
-    return out
+from .launch import empty, full, upload  # noqa: F401
 
 
 def copy(a):

@@ -47,7 +47,7 @@ from numba import cuda, int64, uint32, uint64
 
 from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
-from .launch import empty, full, grid_1d, jit
+from .launch import empty, full, grid_1d, jit, kept
 from .reduce import sum_over_batch_and_space
 
 
@@ -214,7 +214,7 @@ def _grad_y_column(geom, grad_y_tables, g, col):
     grad_y (from the phase's column table)."""
     if col >= geom[GEMM_N]:
         return False, _NOWHERE
-    grad_y, columns, rows = grad_y_tables
+    columns = grad_y_tables[1]
     col = uint64(col)
     group_base = g * geom[K_PER_GROUP] * geom[H_OUT] * geom[W_OUT]
     return True, (columns[PHASE_U, col], columns[PHASE_V, col], group_base + columns[PHASE_GRAD_Y, col])
@@ -229,7 +229,7 @@ def _grad_y_gathered(geom, grad_y_tables, g, kk, column, tile, slot_k, slot_mn):
     if not exists or kk >= geom[GEMM_K]:
         tile[slot_k, slot_mn] = 0
         return
-    grad_y, columns, rows = grad_y_tables
+    grad_y, rows = grad_y_tables[0], grad_y_tables[2]
     offset, a, b = _unpack(rows[PHASE_PACKED, uint64(kk)])
     i, j = uint32(u - a), uint32(v - b)
     if i >= uint32(geom[H_OUT]) or j >= uint32(geom[W_OUT]):  # (as in _x_pad_into: one compare each)
@@ -343,19 +343,6 @@ def _phase_windows(geom, a_count, b_count, ph, pw, table):
         table[PHASE_W, kk] = (k * geom[C_PER_GROUP] * geom[KH] + p) * geom[KW] + q
 
 
-_TABLES = {}  # (kind, shape) -> tables on the device; a network has a handful of shapes
-_MAX_TABLES = 64
-
-
-def _kept(key, build):
-    """The tables under ``key``, built (by ``build()``) at the first use and kept."""
-    if key not in _TABLES:
-        if len(_TABLES) >= _MAX_TABLES:
-            _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key] = build()
-    return _TABLES[key]
-
-
 def _output_tables(shape):
     """(column table, window table) of the x_pad reads for a convolution of ``shape`` (``_geometry``'s)."""
     def build():
@@ -369,7 +356,7 @@ def _output_tables(shape):
         _x_windows[grid_1d(windows.shape[1])](geom, windows)
         return columns, windows
 
-    return _kept(("output", shape), build)
+    return kept(("conv output", shape), build)
 
 
 def _phase_range(stride, phase, pad, size):
@@ -403,7 +390,7 @@ def _phase_tables(shape):
                 phases.append((columns, windows, columns.shape[1], k_per_group * a_count * b_count))
         return phases
 
-    return _kept(("phases", shape), build)
+    return kept(("conv phases", shape), build)
 
 
 _forward = make_gemm(_weight_row_major, _im2col, _store_output, prepare_a=_weight_row, prepare_b=_im2col_column)

@@ -48,14 +48,12 @@ are zero-extended where they are read, which lets the compiler see that sums of 
 negative either. The multiply's loop over the slab runs on an unsigned counter for the same
 reason (at 64 x 64 tiles the compiler then unrolls it). The thread indices are also taken modulo
 the block's sides, a no-op that tells the compiler they are small: only then does it see that a
-run's four addresses are neighbours and emit one 128-bit load for them. For sm_90, per step of the
-reduction, a thread's instructions went from 885 to 414 for the same 256 FMAs at 64 x 64 tiles and
-from 1785 to 729 for 512 at 128 x 128, and its registers from 94 to 56 and 128 to 122: the same
-bits, counted without a GPU by ``benchmarks/gpu_sass.py`` (docs/gpu.md). (With ``prepare``, 422 and
-735 for the plain matrices; a convolution's forward, with its window entries packed too (conv.py),
-511 -> 441 with 12 global loads a step, not 32; with ``fetch``'s reduction indices written as a first
-one plus constants, 388, 708 and 410; with the multiply unrolled by 4 at 8 x 8 outputs a thread, 665
-at 128 x 128.)
+run's four addresses are neighbours and emit one 128-bit load for them. Each of these choices,
+the ``prepare`` step, the reduction indices written as a first one plus constants (``fetch``) and
+the multiply unrolled by hand at 8 x 8 outputs a thread (``unrolled``) changes the machine code, not
+the sums: the same bits. What each did to a thread's instructions per step (885 -> 388 at 64 x 64
+tiles, 1785 -> 665 at 128 x 128, for sm_90) is counted without a GPU by ``benchmarks/gpu_sass.py``
+and kept, step by step, in docs/gpu.md.
 """
 import math
 
@@ -70,7 +68,7 @@ SQUARE = (4, 4, 2, 2, 4) if SIMULATED else (16, 16, 4, 4, 16)
 THIN = (2, 4, 1, 2, 4) if SIMULATED else (4, 64, 1, 4, 16)
 # 32 x 128 tiles: not chosen by ``choose_tiles`` yet, a candidate that ``benchmarks/gpu_tiles.py`` times.
 # For a product whose rows fill 64-row tiles badly (conv1's 96 kernels: a quarter of a 64 x 64 tile's
-# work on nothing) they waste nothing, for 496 instructions a step where 64 x 64 issues 410 (sm_90).
+# work on nothing) they waste nothing, for more instructions a step than 64 x 64 tiles (docs/gpu.md).
 WIDE = (2, 4, 2, 2, 4) if SIMULATED else (8, 32, 4, 4, 16)
 
 
@@ -146,9 +144,9 @@ def run_length(reg):
 def unrolled(tiles):
     """How many rows of the slab one trip of the multiply's loop takes (unrolled by hand): 4 where a
     thread has 64 outputs or more, else 1. The compiler unrolls the loop whole where a thread's
-    outputs are 4 x 4, but not at 8 x 8, where each of the slab's rows then cost its own loop control
-    (sm_90, engine_128: 708 instructions a step rolled, 682 unrolled by 2, 665 by 4); unrolled by hand
-    at 4 x 4, the compiler's own unrolling stopped (388 -> 412)."""
+    outputs are 4 x 4, but not at 8 x 8, where each of the slab's rows then costs its own loop
+    control; unrolled by hand at 4 x 4, the compiler's own unrolling stopped (docs/gpu.md has the
+    counts)."""
     _, _, reg_m, reg_n, tk = tiles
     return 4 if reg_m * reg_n >= 64 and tk % 4 == 0 else 1
 
@@ -225,9 +223,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
             ``a_at`` (``b_at``) prepared, and in rows tid // TILE_M, + THREADS // TILE_M, ... of the slab.
             Their reduction indices are written as this thread's first one plus a constant, which is what
             they are: then the compiler computes one address per operand and step and reaches the
-            others by constant offsets, where from ``k0 + e // TILE_M`` it worked each one out whole
-            (sm_90, per step: 422 -> 388 instructions at 64 x 64 tiles, 735 -> 708 at 128 x 128; the
-            same loads, the same bits)."""
+            others by constant offsets, where from ``k0 + e // TILE_M`` it worked each one out whole."""
             ka = k0 + tid // TILE_M  # = k0 + e // TILE_M at s = 0; each s adds THREADS // TILE_M
             kb = k0 + tid // TILE_N
             for s in range(A_SHARE):

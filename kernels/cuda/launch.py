@@ -62,6 +62,28 @@ def empty_like(a):
     return empty(a.shape, a.dtype)
 
 
+def upload(host):
+    """A new device array holding the C-contiguous host array ``host``, on a block of the pool."""
+    out = empty(host.shape, host.dtype)
+    out.copy_to_device(host)
+    return out
+
+
+_KEPT = {}  # key -> what ``build()`` made: index tables on the device, per shape; a network has a handful
+_MAX_KEPT = 64
+
+
+def kept(key, build):
+    """What ``build()`` returns for ``key`` (a hashable description of a shape), built at the first use
+    and kept, so that tables derived from a shape reach the device once, not at every pass (the oldest
+    goes when more than _MAX_KEPT are kept)."""
+    if key not in _KEPT:
+        if len(_KEPT) >= _MAX_KEPT:
+            _KEPT.pop(next(iter(_KEPT)))
+        _KEPT[key] = build()
+    return _KEPT[key]
+
+
 @jit
 def _fill(a, value):
     start, stride = cuda.grid(1), cuda.gridsize(1)

@@ -13,7 +13,7 @@ the same (i, j) order as the CPU kernel: no atomics, and the same sums.
 import numpy as np
 from numba import cuda
 
-from .launch import empty, grid_1d, jit
+from .launch import empty, grid_1d, jit, kept, upload
 
 
 @jit
@@ -132,19 +132,21 @@ def avg_pool2d_forward(x, rows, cols):
 def _on_device(windows, dtype):
     """(start, stop, count) on the device, the counts in the data's dtype: a float32 sum divided by
     an int64 count would be a float64 division in Numba (the same quotient, correctly rounded, at
-    twice the cost and two conversions)."""
+    twice the cost and two conversions). Uploaded once per set of windows and dtype (``launch.kept``),
+    not at every pass."""
+    key = ("avg pool windows", np.dtype(dtype).str) + tuple((a.dtype.str, a.tobytes()) for a in windows)
     start, stop, count = windows
-    return cuda.to_device(start), cuda.to_device(stop), cuda.to_device(count.astype(dtype))
+    return kept(key, lambda: (upload(start), upload(stop), upload(count.astype(dtype))))
 
 
 def _covering(windows, size, dtype):
     """For each input position, the run [first, end) of the outputs whose windows hold it, and the
-    counts (in ``dtype``)."""
+    counts (in ``dtype``), on the device."""
     start, stop, count = windows
     positions = np.arange(size)
     first = np.searchsorted(stop, positions, side="right")
     end = np.searchsorted(start, positions, side="right")
-    return cuda.to_device(first), cuda.to_device(end), cuda.to_device(count.astype(dtype))
+    return _on_device((first, end, count), dtype)
 
 
 def avg_pool2d_backward(grad_y, x_shape, rows, cols):

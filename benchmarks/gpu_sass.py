@@ -13,6 +13,10 @@ Covers every rung of the GEMM ladder (kernels/cuda/gemm_ladder.py) and every pro
 spills registers, keeps an array in local memory, or has a double-precision instruction (in these
 float32 kernels, an index compared through float64: Numba's type for int64 mixed with uint64).
 
+A second table gives the kernels that loop over a window for each element (max and average pooling,
+LRN): registers, calls to the 64-bit integer division routine (exit code 1 if any: these kernels index
+in 32 bits, ``kernels/cuda/pool.py``), and the window loop's instructions per global load.
+
 ``--every-kernel`` also compiles every other kernel (element-wise, pooling, LRN, batch norm, softmax,
 dropout, the optimisers, tensor arithmetic) with the argument types a small float32 workload gives
 them, and fails on float64 arithmetic in any but those that add in float64 on purpose
@@ -45,12 +49,22 @@ def table_row(row):
 
 
 EVERY_HEADER = ("| kernel (module:function) | registers | spills (bytes) | local memory (bytes) | float64 instructions "
-                "| allowed because |\n|---|---|---|---|---|---|")
+                "| allowed because | 64-bit division call sites |\n|---|---|---|---|---|---|---|")
 
 
 def every_row(row):
     return (f"| {row['kernel']} | {row['registers']} | {row['spill_bytes']} | {row['stack_bytes']} "
-            f"| {row['float64_instructions']} | {row['float64_allowed']} |")
+            f"| {row['float64_instructions']} | {row['float64_allowed']} | {row['integer_divisions_64']} |")
+
+
+WINDOW_HEADER = ("| window kernel | registers | spills (bytes) | float64 instructions | 64-bit division call sites "
+                 "| window loop: instructions, global loads | instructions per global load |\n|---|---|---|---|---|---|---|")
+
+
+def window_row(row):
+    return (f"| {row['kernel']} | {row['registers']} | {row['spill_bytes']} | {row['float64_instructions']} "
+            f"| {row['integer_divisions_64']} | {row['window_loop_instructions']}, {row['window_loop_loads']} "
+            f"| {row['instructions_per_load']:.1f} |")
 
 
 def main(argv=None):
@@ -82,8 +96,14 @@ def main(argv=None):
         row = sass.report(name, kernel, argtypes, fmas_per_step, threads, args.cc)
         rows.append(row)
         print(table_row(row), flush=True)
-    spilling = [row["kernel"] for row in rows if row["spill_bytes"] or row["stack_bytes"]]
-    float64 = [row["kernel"] for row in rows if row["float64_instructions"]]
+    print(f"\nthe kernels that loop over a window for each element, float32\n\n{WINDOW_HEADER}", flush=True)
+    windows = []
+    for name, kernel, argtypes in sass.window_kernel_cases():
+        windows.append(sass.window_report(name, kernel, argtypes, args.cc))
+        print(window_row(windows[-1]), flush=True)
+    spilling = [row["kernel"] for row in rows + windows if row["spill_bytes"] or row.get("stack_bytes")]
+    float64 = [row["kernel"] for row in rows + windows if row["float64_instructions"]]
+    dividing = [row["kernel"] for row in windows if row["integer_divisions_64"]]
     every, not_launched = [], []
     if args.every_kernel:
         print("\nevery other kernel, float32 (the workload runs under the simulator in a child process)", flush=True)
@@ -99,18 +119,23 @@ def main(argv=None):
         with open(args.out_md, "w") as f:
             f.write(f"`python benchmarks/gpu_sass.py --cc {args.cc[0]}.{args.cc[1]}`\n\n{header}\n")
             f.writelines(table_row(row) + "\n" for row in rows)
+            f.write(f"\n{WINDOW_HEADER}\n")
+            f.writelines(window_row(row) + "\n" for row in windows)
             if every:
                 f.write(f"\n{EVERY_HEADER}\n")
                 f.writelines(every_row(row) + "\n" for row in every)
     if args.out_json:
         with open(args.out_json, "w") as f:
-            json.dump({"cc": list(args.cc), "rows": rows, "every_kernel": every, "not_launched": not_launched}, f,
+            json.dump({"cc": list(args.cc), "rows": rows, "window_kernels": windows, "every_kernel": every,
+                       "not_launched": not_launched}, f,
                       indent=1)
     if spilling:
         print(f"spills or local memory in: {', '.join(spilling)}", file=sys.stderr)
     if float64:
         print(f"double-precision instructions in: {', '.join(float64)}", file=sys.stderr)
-    return 1 if spilling or float64 or not_launched else 0
+    if dividing:
+        print(f"64-bit integer divisions in: {', '.join(dividing)}", file=sys.stderr)
+    return 1 if spilling or float64 or dividing or not_launched else 0
 
 
 if __name__ == "__main__":

@@ -113,7 +113,32 @@ def test_the_loaders_read_the_row_and_column_tables_once_per_thread_and_window_e
         assert row["global_loads_per_step"] == loads, row
 
 
-@pytest.mark.slow  # compiles all sixteen kernels: about 20 s
+def test_the_window_kernels_index_in_32_bits_and_keep_their_window_loop_short():
+    """Pooling and LRN index in 32-bit unsigned integers (kernels/cuda/pool.py): with Numba's int64 they
+    held 5-11 call sites each of the 64-bit division routine, 36-80 registers, and 18-29 instructions
+    per global load in their window loop (2026-12-07); now none, at most 40 registers, and at most 12
+    instructions per load (4.4-11.8)."""
+    try:
+        sass.tools()
+    except sass.ToolsMissing as missing:
+        pytest.skip(str(missing))
+    for name, kernel, argtypes in sass.window_kernel_cases():
+        row = sass.window_report(name, kernel, argtypes)
+        assert row["integer_divisions_64"] == 0 and row["float64_instructions"] == 0 and row["spill_bytes"] == 0, row
+        assert row["registers"] <= 40 and row["instructions_per_load"] <= 12, row
+
+
+def test_64_bit_division_calls_and_the_window_loop_are_found():
+    listing = SYNTHETIC + "        /*00d0*/                   CALL.REL.NOINC `($__internal_0_$__cuda_sm20_div_s64) ;\n" \
+                          "        /*00e0*/                   CALL.REL.NOINC `($__internal_1_$__cuda_sm20_rem_u64) ;\n" \
+                          "        /*00f0*/                   CALL.REL.NOINC `($__internal_2_$__cuda_sm20_sqrt_rn_f32_slowpath) ;\n"
+    assert sass.integer_divisions_64(SYNTHETIC) == 0 and sass.integer_divisions_64(listing) == 2
+    assert sass.innermost_loop(SYNTHETIC) == (9, 1)  # the outer loop: the inner one has no global load
+    with pytest.raises(ValueError, match="no loop with a global load"):
+        sass.innermost_loop("/*0000*/ MOV R1, R2 ;")
+
+
+@pytest.mark.slow  # compiles the eighteen products and six window kernels: about 30 s
 def test_gpu_sass_script_prints_every_kernel(tmp_path, capsys):
     from benchmarks import gpu_sass
 
@@ -123,9 +148,12 @@ def test_gpu_sass_script_prints_every_kernel(tmp_path, capsys):
     table = capsys.readouterr().out
     import json
 
-    rows = json.loads(out_json.read_text())["rows"]
+    written = json.loads(out_json.read_text())
+    rows, windows = written["rows"], written["window_kernels"]
     assert len(rows) == len(sass.kernel_cases()) and all(row["kernel"] in table for row in rows)
-    assert (tmp_path / "sass.md").read_text().count("\n| ") == len(rows) + 1  # the header and one line each
+    assert len(windows) == len(sass.window_kernel_cases()) and all(row["kernel"] in table for row in windows)
+    # each table's header and one line a kernel
+    assert (tmp_path / "sass.md").read_text().count("\n| ") == len(rows) + 1 + len(windows) + 1
     with pytest.raises(SystemExit):
         gpu_sass.main(["--cc", "nine"])
     assert "expected a compute capability" in capsys.readouterr().err
@@ -155,8 +183,9 @@ def test_gpu_sass_every_kernel_fails_on_float64_where_not_allowed_and_on_a_kerne
     from benchmarks import gpu_sass
 
     monkeypatch.setattr(sass, "kernel_cases", lambda: [])
+    monkeypatch.setattr(sass, "window_kernel_cases", lambda: [])
     clean = {"kernel": "activation:_relu_backward", "registers": 28, "spill_bytes": 0, "stack_bytes": 0,
-             "float64_instructions": 0, "float64_allowed": ""}
+             "float64_instructions": 0, "float64_allowed": "", "integer_divisions_64": 1}
     for rows, not_launched, code in (([clean], [], 0), ([dict(clean, float64_instructions=10)], [], 1),
                                      ([dict(clean, float64_instructions=10, float64_allowed="on purpose")], [], 0),
                                      ([clean], ["minicnn.kernels.cuda.sgd:_sgd_step"], 1)):
@@ -165,6 +194,22 @@ def test_gpu_sass_every_kernel_fails_on_float64_where_not_allowed_and_on_a_kerne
     err = capsys.readouterr().err
     assert "double-precision instructions in: activation:_relu_backward" in err
     assert "never launched (so not checked): minicnn.kernels.cuda.sgd:_sgd_step" in err
+
+
+def test_gpu_sass_fails_on_a_window_kernel_with_a_64_bit_division(monkeypatch, capsys):
+    from benchmarks import gpu_sass
+
+    monkeypatch.setattr(sass, "kernel_cases", lambda: [])
+    monkeypatch.setattr(sass, "window_kernel_cases", lambda: [("max pooling forward", None, ())])
+    row = {"kernel": "max pooling forward", "registers": 32, "spill_bytes": 0, "float64_instructions": 0,
+           "integer_divisions_64": 0, "window_loop_instructions": 131, "window_loop_loads": 16,
+           "instructions_per_load": 131 / 16}
+    for divisions, code in ((0, 0), (3, 1)):
+        monkeypatch.setattr(sass, "window_report", lambda *args, divisions=divisions: dict(row, integer_divisions_64=divisions))
+        assert gpu_sass.main([]) == code
+    out, err = capsys.readouterr()
+    assert "| max pooling forward | 32 | 0 | 0 | 3 | 131, 16 | 8.2 |" in out
+    assert "64-bit integer divisions in: max pooling forward" in err
 
 
 def test_the_simulator_is_refused_with_a_clear_error(monkeypatch):

@@ -10,7 +10,7 @@ import math
 
 from numba import cuda
 
-from .launch import empty_like, grid_1d, jit
+from .launch import empty_like, flat, grid_1d, jit
 
 
 @cuda.jit(device=True, inline=True)
@@ -65,14 +65,10 @@ def _tanh_backward(y, grad_y, one, grad_x):
         grad_x[i] = grad_y[i] * (one - y[i] * y[i])
 
 
-def _flat(a):
-    return a.reshape(a.size)
-
-
 def _map(kernel, first, *rest):
     out = empty_like(first)
     blocks, threads = grid_1d(first.size)
-    kernel[blocks, threads](_flat(first), *[_flat(r) if hasattr(r, "copy_to_host") else r for r in rest], _flat(out))
+    kernel[blocks, threads](flat(first), *[flat(r) if hasattr(r, "copy_to_host") else r for r in rest], flat(out))
     return out
 
 

@@ -51,6 +51,28 @@ def grid_1d(n):
     return max(1, min(MAX_BLOCKS, math.ceil(n / THREADS))), THREADS
 
 
+# The window kernels (pooling, LRN) index with 32-bit unsigned integers: with Numba's int64, every
+# index takes a fix-up for negative values and every division by a runtime size a 64-bit division,
+# which the GPU does in software (docs/gpu.md counts both). One launch covers at most MAX_INDEXED
+# elements, which leaves room below 2^32 for the grid stride; larger arrays go in several launches,
+# cut along their first axis (``leading_chunks``).
+MAX_INDEXED = 2**31
+
+
+def leading_chunks(length, per_item, op):
+    """Ranges [lo, hi) of a first axis of ``length`` items, each ``per_item`` elements, as few as keep
+    each range's elements under MAX_INDEXED (one range but for arrays of billions of elements)."""
+    if per_item > MAX_INDEXED:
+        raise ValueError(f"{op}: one item of {per_item} elements is more than the {MAX_INDEXED} a GPU launch indexes")
+    step = MAX_INDEXED // max(per_item, 1)
+    return [(lo, min(length, lo + step)) for lo in range(0, length, step)]
+
+
+def flat(a):
+    """The C-contiguous device array ``a`` as one axis (a view)."""
+    return a.reshape(a.size)
+
+
 def empty(shape, dtype):
     """A new device array, on a block of the memory pool (``memory.py``) on a GPU."""
     if SIMULATED:

@@ -9,12 +9,18 @@ Each thread sums its n-channel window directly (n reads, stride H*W, which
 neighbouring threads read at neighbouring addresses: coalesced). The backward
 first writes ratio = grad_y * y / scale, then each thread sums the ratio over its
 window. beta = 0.75 uses two square roots, as on the CPU.
+
+The arrays are flat and every index a 32-bit unsigned integer, as in ``pool.py`` (whose
+docstring says why): a thread's (image, channel, position) comes from its flat index in two
+divisions, and a window's first channel is clamped at 0 before anything is subtracted.
 """
 import math
 
-from numba import cuda
+import numpy as np
+from numba import cuda, uint32
 
-from .launch import empty_like, grid_1d, jit
+from .launch import empty_like, flat, grid_1d, jit, leading_chunks
+from .pool import clamped_difference, split_index
 
 
 @cuda.jit(device=True, inline=True)
@@ -26,53 +32,69 @@ def _times_power(v, s, beta, three_quarters):
 
 
 @jit
-def _forward(x, half, alpha, beta, k, three_quarters, y, scale):
-    channels, plane = x.shape[1], x.shape[2]
-    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        p = e % plane
-        c = (e // plane) % channels
-        n = e // (plane * channels)
-        lo = max(0, c - half)
-        hi = min(channels - 1, c + half)
-        total = x[n, lo, p] * x[n, lo, p]
-        for j in range(lo + 1, hi + 1):
-            total += x[n, j, p] * x[n, j, p]
+def _forward(x, channels, plane, half, alpha, beta, k, three_quarters, y, scale):
+    """Flat x, y and scale (N*C*H*W); channels, plane (H*W) and half (n//2) uint32."""
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < x.size:
+        n, c, p = split_index(e, channels, plane)
+        first = clamped_difference(c, half)
+        last = uint32(min(channels - uint32(1), c + half))  # (a plain 1: int64, which min() with a uint64 makes float64)
+        image_p = uint32(n * channels * plane + p)  # x[n, j, p] is x[image_p + j*plane]
+        v = x[uint32(image_p + first * plane)]
+        total = v * v
+        j = uint32(first + 1)
+        while j <= last:
+            v = x[uint32(image_p + j * plane)]
+            total += v * v
+            j = uint32(j + 1)
         s = k + alpha * total
-        scale[n, c, p] = s
-        y[n, c, p] = _times_power(x[n, c, p], s, beta, three_quarters)
+        scale[e] = s
+        y[e] = _times_power(x[e], s, beta, three_quarters)
+        e = uint32(e + stride)
 
 
 @jit
 def _ratio(grad_y, y, scale, ratio):
-    for i in range(cuda.grid(1), ratio.size, cuda.gridsize(1)):
-        ratio[i] = grad_y[i] * y[i] / scale[i]
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < ratio.size:
+        ratio[e] = grad_y[e] * y[e] / scale[e]
+        e = uint32(e + stride)
 
 
 @jit
-def _backward(x, scale, grad_y, ratio, half, two_alpha_beta, beta, three_quarters, grad_x):
-    channels, plane = x.shape[1], x.shape[2]
-    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        p = e % plane
-        i = (e // plane) % channels
-        n = e // (plane * channels)
-        lo = max(0, i - half)
-        hi = min(channels - 1, i + half)
-        total = ratio[n, lo, p]
-        for c in range(lo + 1, hi + 1):
-            total += ratio[n, c, p]
-        grad_x[n, i, p] = (_times_power(grad_y[n, i, p], scale[n, i, p], beta, three_quarters)
-                           - two_alpha_beta * x[n, i, p] * total)
+def _backward(x, scale, grad_y, ratio, channels, plane, half, two_alpha_beta, beta, three_quarters, grad_x):
+    """Flat arrays (N*C*H*W); channels, plane and half uint32."""
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < x.size:
+        n, i, p = split_index(e, channels, plane)
+        first = clamped_difference(i, half)
+        last = uint32(min(channels - uint32(1), i + half))
+        image_p = uint32(n * channels * plane + p)
+        total = ratio[uint32(image_p + first * plane)]
+        c = uint32(first + 1)
+        while c <= last:
+            total += ratio[uint32(image_p + c * plane)]
+            c = uint32(c + 1)
+        grad_x[e] = _times_power(grad_y[e], scale[e], beta, three_quarters) - two_alpha_beta * x[e] * total
+        e = uint32(e + stride)
 
 
-def _planes(a):
-    return a.reshape(a.shape[0], a.shape[1], a.size // (a.shape[0] * a.shape[1]))
+def _launches(x):
+    """The (first, end) images of each launch (one but for billions of elements), and the sizes
+    the kernels take, as uint32."""
+    n, c = x.shape[0], x.shape[1]
+    plane = x.size // (n * c) if x.size else 0
+    return leading_chunks(n, c * plane, "local_response_norm"), np.uint32(c), np.uint32(plane)
 
 
 def lrn_forward(x, size, alpha, beta, k):
     t = x.dtype.type
     y, scale = empty_like(x), empty_like(x)
-    blocks, threads = grid_1d(x.size)
-    _forward[blocks, threads](_planes(x), size // 2, t(alpha), t(beta), t(k), beta == 0.75, _planes(y), _planes(scale))
+    chunks, channels, plane = _launches(x)
+    for lo, hi in chunks:
+        blocks, threads = grid_1d(x[lo:hi].size)
+        _forward[blocks, threads](flat(x[lo:hi]), channels, plane, np.uint32(size // 2), t(alpha), t(beta), t(k),
+                                  beta == 0.75, flat(y[lo:hi]), flat(scale[lo:hi]))
     return y, (y, scale)
 
 
@@ -80,8 +102,11 @@ def lrn_backward(x, saved, grad_y, size, alpha, beta, k):
     y, scale = saved
     t = x.dtype.type
     ratio, grad_x = empty_like(x), empty_like(x)
-    blocks, threads = grid_1d(x.size)
-    _ratio[blocks, threads](grad_y.reshape(x.size), y.reshape(x.size), scale.reshape(x.size), ratio.reshape(x.size))
-    _backward[blocks, threads](_planes(x), _planes(scale), _planes(grad_y), _planes(ratio), size // 2,
-                               t(2 * alpha * beta), t(beta), beta == 0.75, _planes(grad_x))
+    chunks, channels, plane = _launches(x)
+    for lo, hi in chunks:
+        blocks, threads = grid_1d(x[lo:hi].size)
+        _ratio[blocks, threads](flat(grad_y[lo:hi]), flat(y[lo:hi]), flat(scale[lo:hi]), flat(ratio[lo:hi]))
+        _backward[blocks, threads](flat(x[lo:hi]), flat(scale[lo:hi]), flat(grad_y[lo:hi]), flat(ratio[lo:hi]),
+                                   channels, plane, np.uint32(size // 2), t(2 * alpha * beta), t(beta), beta == 0.75,
+                                   flat(grad_x[lo:hi]))
     return grad_x

@@ -129,6 +129,27 @@ def loops(sass):
     return found
 
 
+_SOFTWARE_DIVISION = re.compile(r"CALL\.REL\S*\s+`\(\$__internal_\d+_\$__cuda_sm20_(?:div|rem)_[su]64\)")
+
+
+def integer_divisions_64(sass):
+    """How many places of a listing call the GPU's routine for a 64-bit integer division or remainder
+    (about 85 instructions: the GPU has no divide instruction; each call site first tests whether both
+    operands fit in 32 bits and then takes an inline 32-bit division instead, about 20 instructions
+    with the test). A 32-bit unsigned division is inline: about 10."""
+    return len(_SOFTWARE_DIVISION.findall(sass))
+
+
+def innermost_loop(sass):
+    """(instructions, global loads) of the shortest loop of a listing with a global load in it: a window
+    kernel's loop over its window (the compiler unrolls it, so both count several window elements)."""
+    with_loads = [loop for _, loop in loops(sass) if any(op.startswith("LDG") for op in loop)]
+    if not with_loads:
+        raise ValueError("sass: the kernel has no loop with a global load in it")
+    loop = min(with_loads, key=len)
+    return len(loop), sum(1 for op in loop if op.startswith("LDG"))
+
+
 def float64_instructions(sass):
     """How many double-precision instructions a listing has: in a float32 kernel, each one is an
     index compared or converted through float64 (Numba's type for int64 mixed with uint64)."""
@@ -246,10 +267,42 @@ def kernel_cases():
     return cases
 
 
+def window_kernel_cases():
+    """(name, kernel, argument types) of the kernels that loop over a window for each element (max and
+    average pooling, LRN), float32, as their host functions launch them: flat arrays, uint32 sizes."""
+    import numpy as np
+
+    from ..kernels.cuda import lrn, pool
+
+    flat, index, table, size = np.zeros(4, np.float32), np.zeros(4, np.int64), np.zeros(4, np.uint32), np.uint32(1)
+    f32, yes = np.float32(1), True
+    return [("max pooling forward", pool._forward, _types(flat, *(size,) * 10, flat, index)),
+            ("max pooling backward", pool._backward, _types(flat, index, *(size,) * 10, f32, flat)),
+            ("average pooling forward", pool._avg_forward, _types(flat, size, size, table, table, flat, table, table, flat,
+                                                                  f32, flat)),
+            ("average pooling backward", pool._avg_backward, _types(flat, size, size, table, table, flat, table, table,
+                                                                    flat, f32, flat)),
+            ("LRN forward", lrn._forward, _types(flat, size, size, size, f32, f32, f32, yes, flat, flat)),
+            ("LRN backward", lrn._backward, _types(flat, flat, flat, flat, size, size, size, f32, f32, yes, flat))]
+
+
+def window_report(name, kernel, argtypes, cc=(9, 0)):
+    """One row: registers, 64-bit division call sites, float64 instructions, and the window loop's
+    instructions per global load."""
+    compiled = compile_kernel(kernel.dispatcher.py_func, argtypes, cc)
+    instructions, loads = innermost_loop(compiled.sass)
+    return {"kernel": name, "registers": compiled.registers, "spill_bytes": compiled.spill_bytes,
+            "integer_divisions_64": integer_divisions_64(compiled.sass),
+            "float64_instructions": float64_instructions(compiled.sass),
+            "window_loop_instructions": instructions, "window_loop_loads": loads,
+            "instructions_per_load": instructions / loads}
+
+
 # ---- every kernel, not only the products ------------------------------------------------------
 # The element-wise kernels (activations, pooling, LRN, batch norm, softmax, dropout, the optimisers'
-# updates, tensor arithmetic) have no main loop worth counting: they are bound by memory. What can
-# go wrong in them is precision: Numba types a Python number as float64, so ``x if c else 0`` or
+# updates, tensor arithmetic) have no main loop worth counting: they should be bound by memory. What
+# can go wrong in them is index arithmetic (a 64-bit division per element: ``integer_divisions_64``,
+# and ``window_kernel_cases`` for the kernels that loop over a window) and precision: Numba types a Python number as float64, so ``x if c else 0`` or
 # ``x * 0.5`` on a float32 value computes in float64 and converts back (an H100 does float64 at half
 # the float32 rate, and each conversion is an instruction). To compile each one, its argument types
 # are needed: a small float32 workload runs every op forward and backward under the simulator, in a
@@ -378,5 +431,6 @@ def every_kernel(cc=(9, 0)):
             rows.append({"kernel": name.replace("minicnn.kernels.cuda.", ""), "registers": compiled.registers,
                          "spill_bytes": compiled.spill_bytes, "stack_bytes": compiled.stack_bytes,
                          "float64_instructions": float64_instructions(compiled.sass),
+                         "integer_divisions_64": integer_divisions_64(compiled.sass),
                          "float64_allowed": FLOAT64_ALLOWED.get(name, "")})
     return rows, sorted(set(kernels) - set(launched))

@@ -135,6 +135,41 @@ def test_lrn_matches_cpu(seed, size, beta):
           lrn.lrn_backward(x, saved, grad_y, size, 0.01, beta, 2.0))
 
 
+def test_window_kernels_cut_an_array_past_their_32_bit_indices_into_launches(monkeypatch):
+    """Pooling and LRN index in 32-bit unsigned integers, so an array of more than
+    launch.MAX_INDEXED elements goes in several launches along the batch: made here to cut after
+    every image, each op launches once per image, and gives the CPU's results (max pooling's
+    winners bit for bit)."""
+    from minicnn.kernels.cuda import launch
+
+    x = normal(0, (3, 4, 7, 6), np.float32, scale=3)
+    monkeypatch.setattr(launch, "MAX_INDEXED", 4 * 7 * 6)
+    window = ((3, 3), (2, 2), (1, 1))
+    rows, cols = pool_windows(F.avg_pool2d, x, *window)
+    y, argmax = pool.max_pool2d_forward(x, *window)
+    grad_y = normal(1, y.shape, np.float32)
+    grad_x = normal(2, x.shape, np.float32)
+    before = launch.launches
+    gy, garg = GPU.pool.max_pool2d_forward(up(x), *window)
+    assert launch.launches - before == 3
+    np.testing.assert_array_equal(down(gy), y)
+    np.testing.assert_array_equal(down(garg), argmax)
+    np.testing.assert_array_equal(down(GPU.pool.max_pool2d_backward(up(grad_y), garg, x.shape, *window)),
+                                  pool.max_pool2d_backward(grad_y, argmax, x.shape, *window))
+    close(GPU.pool.avg_pool2d_forward(up(x), rows, cols), pool.avg_pool2d_forward(x, rows, cols))
+    close(GPU.pool.avg_pool2d_backward(up(grad_y), x.shape, rows, cols), pool.avg_pool2d_backward(grad_y, x.shape, rows, cols))
+    y_lrn, saved = lrn.lrn_forward(x, 3, 0.01, 0.75, 2.0)
+    before = launch.launches
+    g_lrn, g_saved = GPU.lrn.lrn_forward(up(x), 3, 0.01, 0.75, 2.0)
+    assert launch.launches - before == 3
+    close(g_lrn, y_lrn)
+    close(GPU.lrn.lrn_backward(up(x), g_saved, up(grad_x), 3, 0.01, 0.75, 2.0),
+          lrn.lrn_backward(x, saved, grad_x, 3, 0.01, 0.75, 2.0))
+    monkeypatch.setattr(launch, "MAX_INDEXED", 4 * 7 * 6 - 1)  # not even one image fits a launch
+    with pytest.raises(ValueError, match="max_pool2d: one item of 168 elements is more than the 167"):
+        GPU.pool.max_pool2d_forward(up(x), *window)
+
+
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
 def test_activations_match_cpu(name):
     x = normal(0, (3, 50), np.float32, scale=4)

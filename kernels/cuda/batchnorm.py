@@ -9,31 +9,38 @@ Same formulas as ``kernels/cpu/batchnorm.py``:
     dL/dx = weight * invstd * grad_y                                           (eval)
 
 The per-channel sums take one block per channel and a shared-memory tree
-(``reduce.block_sum``), in a fixed order; the element-wise passes one thread per
-element. The running statistics are updated on the device too.
+(``reduce.block_sum``), in a fixed order, each thread walking its values as
+``reduce.channel_walk`` does; the element-wise passes one thread per element, on
+flat arrays with 32-bit unsigned indices (``pool.py``'s docstring says why). The
+running statistics are updated on the device too.
 """
 import math
 
-from numba import cuda, float64
+import numpy as np
+from numba import cuda, float64, uint32
 
-from .launch import empty, empty_like, grid_1d, jit
-from .reduce import REDUCE_THREADS, block_sum
+from .launch import empty, empty_like, flat, grid_1d, jit, leading_chunks, split_index
+from .reduce import REDUCE_THREADS, at, block_sum, channel_walk, sizes, walk_on
 
 
 @jit
-def _stats(x, mean, var):
-    c = cuda.blockIdx.x
-    n_batch, length = x.shape[0], x.shape[2]
+def _stats(x, n_batch, channels, length, mean, var):
+    """x flat (N*C*L), sizes uint32; one block per channel."""
+    c = uint32(cuda.blockIdx.x)
     count = n_batch * length
     partial = cuda.shared.array(REDUCE_THREADS, float64)
     acc = 0.0
-    for e in range(cuda.threadIdx.x, count, REDUCE_THREADS):
-        acc += x[e // length, c, e % length]
+    n, position, n_step, position_step = channel_walk(length)
+    while n < n_batch:
+        acc += x[at(n, c, position, channels, length)]
+        n, position = walk_on(n, position, n_step, position_step, length)
     m = block_sum(partial, acc) / count
     acc = 0.0
-    for e in range(cuda.threadIdx.x, count, REDUCE_THREADS):
-        d = x[e // length, c, e % length] - m
+    n, position, n_step, position_step = channel_walk(length)
+    while n < n_batch:
+        d = x[at(n, c, position, channels, length)] - m
         acc += d * d
+        n, position = walk_on(n, position, n_step, position_step, length)
     v = block_sum(partial, acc) / count
     if cuda.threadIdx.x == 0:
         mean[c] = m
@@ -41,16 +48,19 @@ def _stats(x, mean, var):
 
 
 @jit
-def _grad_sums(x, mean, invstd, grad_y, grad_weight, grad_bias):
-    c = cuda.blockIdx.x
-    n_batch, length = x.shape[0], x.shape[2]
+def _grad_sums(x, mean, invstd, grad_y, n_batch, channels, length, grad_weight, grad_bias):
+    """x and grad_y flat (N*C*L), sizes uint32; one block per channel."""
+    c = uint32(cuda.blockIdx.x)
     partial = cuda.shared.array(REDUCE_THREADS, float64)
     sum_g = 0.0
     sum_g_xhat = 0.0
-    for e in range(cuda.threadIdx.x, n_batch * length, REDUCE_THREADS):
-        g = grad_y[e // length, c, e % length]
+    n, position, n_step, position_step = channel_walk(length)
+    while n < n_batch:
+        e = at(n, c, position, channels, length)
+        g = grad_y[e]
         sum_g += g
-        sum_g_xhat += g * ((x[e // length, c, e % length] - mean[c]) * invstd[c])
+        sum_g_xhat += g * ((x[e] - mean[c]) * invstd[c])
+        n, position = walk_on(n, position, n_step, position_step, length)
     total_g = block_sum(partial, sum_g)
     total_g_xhat = block_sum(partial, sum_g_xhat)
     if cuda.threadIdx.x == 0:
@@ -65,32 +75,35 @@ def _invstd(var, eps, out):
 
 
 @jit
-def _normalise(x, mean, invstd, weight, bias, y):
-    channels, length = x.shape[1], x.shape[2]
-    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        c = (e // length) % channels
-        n, i = e // (length * channels), e % length
-        y[n, c, i] = (x[n, c, i] - mean[c]) * (weight[c] * invstd[c]) + bias[c]
+def _normalise(x, mean, invstd, weight, bias, channels, length, y):
+    """x and y flat (images*C*L); channels, length uint32."""
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < x.size:
+        c = split_index(e, channels, length)[1]
+        y[e] = (x[e] - mean[c]) * (weight[c] * invstd[c]) + bias[c]
+        e = uint32(e + stride)
 
 
 @jit
-def _train_grad_x(x, mean, invstd, weight, grad_y, grad_weight, grad_bias, grad_x):
-    n_batch, channels, length = x.shape
-    count = n_batch * length
-    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        c = (e // length) % channels
-        n, i = e // (length * channels), e % length
-        xhat = (x[n, c, i] - mean[c]) * invstd[c]
-        grad_x[n, c, i] = weight[c] * invstd[c] / count * (count * grad_y[n, c, i] - grad_bias[c] - xhat * grad_weight[c])
+def _train_grad_x(x, mean, invstd, weight, grad_y, grad_weight, grad_bias, channels, length, count, grad_x):
+    """Flat arrays (images*C*L); channels, length uint32; count = N*L of the whole batch (an int64, as
+    the CPU twin's formula has it)."""
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < x.size:
+        c = split_index(e, channels, length)[1]
+        xhat = (x[e] - mean[c]) * invstd[c]
+        grad_x[e] = weight[c] * invstd[c] / count * (count * grad_y[e] - grad_bias[c] - xhat * grad_weight[c])
+        e = uint32(e + stride)
 
 
 @jit
-def _eval_grad_x(grad_y, invstd, weight, grad_x):
-    channels, length = grad_y.shape[1], grad_y.shape[2]
-    for e in range(cuda.grid(1), grad_y.size, cuda.gridsize(1)):
-        c = (e // length) % channels
-        n, i = e // (length * channels), e % length
-        grad_x[n, c, i] = grad_y[n, c, i] * weight[c] * invstd[c]
+def _eval_grad_x(grad_y, invstd, weight, channels, length, grad_x):
+    """Flat arrays (images*C*L); channels, length uint32."""
+    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
+    while e < grad_y.size:
+        c = split_index(e, channels, length)[1]
+        grad_x[e] = grad_y[e] * weight[c] * invstd[c]
+        e = uint32(e + stride)
 
 
 @jit
@@ -106,6 +119,15 @@ def _ncl(a):
     return a.reshape(a.shape[0], a.shape[1], a.size // (a.shape[0] * a.shape[1]))
 
 
+def _launches(x):
+    """(images [lo, hi), blocks, threads, channels, length) of each launch of an element-wise pass: one
+    but for arrays past ``launch.MAX_INDEXED`` elements; the sizes as the kernels take them, uint32."""
+    n, c = x.shape[0], x.shape[1]
+    length = x.size // (n * c)
+    return [(lo, hi, *grid_1d((hi - lo) * c * length), np.uint32(c), np.uint32(length))
+            for lo, hi in leading_chunks(n, c * length, "batch_norm")]
+
+
 def _invstd_of(var, eps):
     out = empty_like(var)
     blocks, threads = grid_1d(var.size)
@@ -116,14 +138,15 @@ def _invstd_of(var, eps):
 def batch_norm_train_forward(x, weight, bias, eps):
     c = x.shape[1]
     mean, var = empty(c, x.dtype), empty(c, x.dtype)
-    _stats[c, REDUCE_THREADS](_ncl(x), mean, var)
+    _stats[c, REDUCE_THREADS](flat(x), *sizes(_ncl(x)), mean, var)
     return batch_norm_eval_forward(x, mean, var, weight, bias, eps), mean, var
 
 
 def batch_norm_eval_forward(x, mean, var, weight, bias, eps):
     y = empty_like(x)
-    blocks, threads = grid_1d(x.size)
-    _normalise[blocks, threads](_ncl(x), mean, _invstd_of(var, eps), weight, bias, _ncl(y))
+    invstd = _invstd_of(var, eps)
+    for lo, hi, blocks, threads, channels, length in _launches(x):
+        _normalise[blocks, threads](flat(x[lo:hi]), mean, invstd, weight, bias, channels, length, flat(y[lo:hi]))
     return y
 
 
@@ -131,13 +154,15 @@ def batch_norm_backward(x, mean, var, weight, grad_y, eps, training):
     c = x.shape[1]
     invstd = _invstd_of(var, eps)
     grad_weight, grad_bias = empty(c, x.dtype), empty(c, x.dtype)
-    _grad_sums[c, REDUCE_THREADS](_ncl(x), mean, invstd, _ncl(grad_y), grad_weight, grad_bias)
+    _grad_sums[c, REDUCE_THREADS](flat(x), mean, invstd, flat(grad_y), *sizes(_ncl(x)), grad_weight, grad_bias)
     grad_x = empty_like(x)
-    blocks, threads = grid_1d(x.size)
-    if training:
-        _train_grad_x[blocks, threads](_ncl(x), mean, invstd, weight, _ncl(grad_y), grad_weight, grad_bias, _ncl(grad_x))
-    else:
-        _eval_grad_x[blocks, threads](_ncl(grad_y), invstd, weight, _ncl(grad_x))
+    count = x.size // c  # N*L, as the CPU twin counts
+    for lo, hi, blocks, threads, channels, length in _launches(x):
+        if training:
+            _train_grad_x[blocks, threads](flat(x[lo:hi]), mean, invstd, weight, flat(grad_y[lo:hi]), grad_weight,
+                                           grad_bias, channels, length, count, flat(grad_x[lo:hi]))
+        else:
+            _eval_grad_x[blocks, threads](flat(grad_y[lo:hi]), invstd, weight, channels, length, flat(grad_x[lo:hi]))
     return grad_x, grad_weight, grad_bias
 
 

@@ -8,7 +8,7 @@ shapes finish in seconds. The kernels' code is the same either way.
 import math
 
 import numpy as np
-from numba import config, cuda
+from numba import config, cuda, uint32
 
 from . import memory
 
@@ -71,6 +71,21 @@ def leading_chunks(length, per_item, op):
 def flat(a):
     """The C-contiguous device array ``a`` as one axis (a view)."""
     return a.reshape(a.size)
+
+
+@cuda.jit(device=True, inline=True)
+def split_index(e, rows, cols):
+    """(plane, row, column) of flat index e in planes of rows x cols, all uint32: two inline 32-bit
+    divisions."""
+    rest = uint32(e // cols)
+    plane = uint32(rest // rows)
+    return plane, uint32(rest - plane * rows), uint32(e - rest * cols)
+
+
+@cuda.jit(device=True, inline=True)
+def clamped_difference(a, b):
+    """max(a - b, 0) for unsigned a and b, never negative on the way."""
+    return uint32(a - b) if a > b else uint32(0)
 
 
 def empty(shape, dtype):

@@ -19,8 +19,7 @@ import math
 import numpy as np
 from numba import cuda, uint32
 
-from .launch import empty_like, flat, grid_1d, jit, leading_chunks
-from .pool import clamped_difference, split_index
+from .launch import clamped_difference, empty_like, flat, grid_1d, jit, leading_chunks, split_index
 
 
 @cuda.jit(device=True, inline=True)

@@ -22,21 +22,7 @@ zero are clamped before they are subtracted, so no value is ever negative.
 import numpy as np
 from numba import cuda, int64, uint32
 
-from .launch import empty, flat, grid_1d, jit, kept, leading_chunks, upload
-
-
-@cuda.jit(device=True, inline=True)
-def split_index(e, rows, cols):
-    """(plane, row, column) of flat index e in planes of rows x cols, all uint32."""
-    rest = uint32(e // cols)
-    plane = uint32(rest // rows)
-    return plane, uint32(rest - plane * rows), uint32(e - rest * cols)
-
-
-@cuda.jit(device=True, inline=True)
-def clamped_difference(a, b):
-    """max(a - b, 0) for unsigned a and b."""
-    return uint32(a - b) if a > b else uint32(0)
+from .launch import clamped_difference, empty, flat, grid_1d, jit, kept, leading_chunks, split_index, upload
 
 
 @jit

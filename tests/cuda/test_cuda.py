@@ -136,7 +136,7 @@ def test_lrn_matches_cpu(seed, size, beta):
 
 
 def test_window_kernels_cut_an_array_past_their_32_bit_indices_into_launches(monkeypatch):
-    """Pooling and LRN index in 32-bit unsigned integers, so an array of more than
+    """Pooling, LRN and batch norm's element-wise passes index in 32-bit unsigned integers, so an array of more than
     launch.MAX_INDEXED elements goes in several launches along the batch: made here to cut after
     every image, each op launches once per image, and gives the CPU's results (max pooling's
     winners bit for bit)."""
@@ -165,6 +165,15 @@ def test_window_kernels_cut_an_array_past_their_32_bit_indices_into_launches(mon
     close(g_lrn, y_lrn)
     close(GPU.lrn.lrn_backward(up(x), g_saved, up(grad_x), 3, 0.01, 0.75, 2.0),
           lrn.lrn_backward(x, saved, grad_x, 3, 0.01, 0.75, 2.0))
+    w, b = normal(3, (4,), np.float32) + 1, normal(4, (4,), np.float32)
+    y_bn, mean, var = batchnorm.batch_norm_train_forward(x, w, b, 1e-5)
+    before = launch.launches
+    g_bn, g_mean, g_var = GPU.batchnorm.batch_norm_train_forward(up(x), up(w), up(b), 1e-5)
+    assert launch.launches - before == 1 + 1 + 3  # the statistics, 1/sqrt(var + eps), then an image a launch
+    close(g_bn, y_bn, 1e-4)
+    for got, want in zip(GPU.batchnorm.batch_norm_backward(up(x), g_mean, g_var, up(w), up(grad_x), 1e-5, True),
+                         batchnorm.batch_norm_backward(x, mean, var, w, grad_x, 1e-5, True)):
+        close(got, want, 1e-4)
     monkeypatch.setattr(launch, "MAX_INDEXED", 4 * 7 * 6 - 1)  # not even one image fits a launch
     with pytest.raises(ValueError, match="max_pool2d: one item of 168 elements is more than the 167"):
         GPU.pool.max_pool2d_forward(up(x), *window)
@@ -281,7 +290,10 @@ def test_softmax_and_cross_entropy_match_cpu():
           softmax.softmax_backward(softmax.softmax_forward(x), grad_y), 1e-4)
 
 
-@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 2, 3)])
+# Each thread of a channel's sums walks (image, position) pairs (reduce.channel_walk), moving on by
+# (T // L, T % L) with a carry, T the block's threads (16 under the simulator): planes of 1 value
+# (L < T, several images a step), of T values (one image a step, no carry), and of more than T.
+@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 2, 3), (3, 3, 4, 4), (3, 3, 5, 7)])
 def test_batch_norm_matches_cpu(shape):
     x = normal(0, shape, np.float32, scale=2) + 1
     w, b = normal(1, (3,), np.float32) + 1, normal(2, (3,), np.float32)

@@ -92,6 +92,29 @@ def test_the_engines_products_keep_their_accumulators_in_registers_and_their_loo
         assert row["spill_bytes"] == 0 and row["stack_bytes"] == 0 and row["float64_instructions"] == 0, row
         assert row["ffma_share"] >= floor, row
         assert row["ffma_per_step"] == fmas_per_step
+    # the forward's cap (conv._FORWARD_REGISTERS): 4 blocks of 256 threads per SM, not the 3 of its own 72 registers
+    for name in ("conv forward", "conv forward + ReLU"):
+        kernel, argtypes, fmas_per_step, threads = cases[name]
+        row = sass.report(name, kernel, argtypes, fmas_per_step, threads)
+        assert row["registers"] <= 64 and row["warps_per_sm"] == 32 and row["spill_bytes"] == 0, row
+
+
+def test_a_register_cap_reaches_cuda_jit_only_where_given_and_never_the_simulator(monkeypatch):
+    import numpy as np
+
+    from minicnn.kernels.cuda import conv, gemm, launch
+
+    given = []
+    monkeypatch.setattr(launch.cuda, "jit", lambda function, **options: given.append(options))
+    for simulated in (False, True):
+        monkeypatch.setattr(launch, "SIMULATED", simulated)
+        launch.jit(lambda: None, max_registers=64)
+        launch.jit(lambda: None)
+    assert given == [{"max_registers": 64}, {}, {}, {}]
+    monkeypatch.undo()
+    assert conv._forward.compiled(np.float32, gemm.SQUARE)[0].max_registers == 64
+    assert conv._forward.compiled(np.float32, gemm.WIDE)[0].max_registers is None
+    assert conv._weight_grad.compiled(np.float32, gemm.SQUARE)[0].max_registers is None
 
 
 # Global loads per step and thread at 64 x 64 tiles: each thread stages 4 values of A and 4 of B a step.

@@ -46,7 +46,7 @@ there were 32. The padding tests compare as uint32 (a negative position wraps to
 from numba import cuda, int64, uint32, uint64
 
 from .activation import relu
-from .gemm import GEMM_K, GEMM_M, GEMM_N, make_gemm
+from .gemm import GEMM_K, GEMM_M, GEMM_N, SQUARE, make_gemm
 from .launch import empty, full, grid_1d, jit, kept
 from .reduce import sum_over_batch_and_space
 
@@ -393,9 +393,13 @@ def _phase_tables(shape):
     return kept(("conv phases", shape), build)
 
 
-_forward = make_gemm(_weight_row_major, _im2col, _store_output, prepare_a=_weight_row, prepare_b=_im2col_column)
+# At 64 x 64 tiles the forward's loaders leave the compiler at 72 registers (3 blocks per SM); capped at
+# 64 it fits 4 at the same instructions per step (``make_gemm``'s ``max_registers``, docs/gpu.md)
+_FORWARD_REGISTERS = {SQUARE: 64}
+_forward = make_gemm(_weight_row_major, _im2col, _store_output, prepare_a=_weight_row, prepare_b=_im2col_column,
+                     max_registers=_FORWARD_REGISTERS)
 _forward_relu = make_gemm(_weight_row_major, _im2col, _store_output_relu, prepare_a=_weight_row,
-                         prepare_b=_im2col_column)
+                          prepare_b=_im2col_column, max_registers=_FORWARD_REGISTERS)
 _weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad, prepare_a=_grad_y_channel,
                          prepare_b=_im2col_row)
 _input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad, prepare_a=_weight_channel,

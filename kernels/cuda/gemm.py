@@ -55,6 +55,7 @@ the sums: the same bits. What each did to a thread's instructions per step (885 
 tiles, 1785 -> 665 at 128 x 128, for sm_90) is counted without a GPU by ``benchmarks/gpu_sass.py``
 and kept, step by step, in docs/gpu.md.
 """
+import functools
 import math
 
 import numpy as np
@@ -158,7 +159,8 @@ def _target_blocks():
     return 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
 
 
-def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepare_a=row_of_a, prepare_b=column_of_b):
+def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepare_a=row_of_a, prepare_b=column_of_b,
+              max_registers=None):
     """A function ``run(geom, groups, a, b, out, bias)`` that launches the product; ``tiles``
     (TPB_M, TPB_N, REG_M, REG_N, TK), or None: SQUARE, or THIN for a product of few rows.
     ``staged``: two shared slabs, the next slab's loads into registers issued before this slab is
@@ -168,6 +170,12 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
     ladder's ``engine_interleaved``, to measure what the 128-bit loads buy).
 
     ``prepare_a``, ``prepare_b``: the loaders' per-row and per-column part (the module's docstring).
+
+    ``max_registers``: {tiles: a cap on the registers per thread} for the tiles where the compiler's
+    own choice keeps fewer blocks resident than the cap does at the same instructions per step (the
+    convolution's forward at 64 x 64 tiles: 72 registers, 3 blocks of 256 threads per SM; capped at
+    64, 4 blocks and 409 instructions a step against 410). Not a general rule: capped at 64, the
+    plain product takes 64 registers where it chose 48, and 128 x 128 tiles spill (docs/gpu.md).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),
@@ -278,8 +286,9 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
                         else:
                             partial[z, r, c] = acc[i, j]
 
+        kernel = functools.partial(jit, max_registers=(max_registers or {}).get(tiles))  # @jit, with the cap
         if not staged:
-            @jit
+            @kernel
             def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
                 z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
                 a_at = prepare_a(geom, a, g, row0 + tid % TILE_M)  # once: the loop's loads share them
@@ -298,7 +307,7 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
                     cuda.syncthreads()
                 write(geom, out, bias, partial, g, z, splits, acc, row0, col0, ty, tx)
         else:
-            @jit
+            @kernel
             def gemm(geom, a, b, out, bias, partial, splits, k_chunk):
                 z, g, k_begin, k_end, tx, ty, tid, row0, col0 = place(geom, splits, k_chunk)
                 a_at = prepare_a(geom, a, g, row0 + tid % TILE_M)  # once: the loop's loads share them

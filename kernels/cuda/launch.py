@@ -23,10 +23,14 @@ recorder = None
 
 
 class jit:  # noqa: N801  (used as a decorator, in cuda.jit's place)
-    """``cuda.jit`` for a kernel (not a device function), with each launch counted in ``launches``."""
+    """``cuda.jit`` for a kernel (not a device function), with each launch counted in ``launches``.
+    ``max_registers``: a cap on the registers per thread, handed to the assembler (``gemm.make_gemm``
+    says where one pays); the simulator has no registers and takes no cap."""
 
-    def __init__(self, function):
-        self.dispatcher = cuda.jit(function)
+    def __init__(self, function, max_registers=None):
+        options = {} if SIMULATED or max_registers is None else {"max_registers": max_registers}
+        self.dispatcher = cuda.jit(function, **options)
+        self.max_registers = max_registers
         self.__doc__ = function.__doc__
         self.name = f"{function.__module__}:{function.__qualname__}"
 

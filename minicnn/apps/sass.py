@@ -77,9 +77,10 @@ class Compiled:
     shared_bytes: int
 
 
-def compile_kernel(pyfunc, argtypes, cc=(9, 0)):
+def compile_kernel(pyfunc, argtypes, cc=(9, 0), max_registers=None):
     """The PTX, SASS and resource counts of the kernel ``pyfunc`` (a Python function written for
-    ``cuda.jit``) for arguments of Numba types ``argtypes`` on compute capability ``cc``."""
+    ``cuda.jit``) for arguments of Numba types ``argtypes`` on compute capability ``cc``; with
+    ``max_registers``, assembled under that cap, as the driver assembles a kernel given one."""
     from numba import cuda
 
     ptxas, nvdisasm = tools()
@@ -88,7 +89,8 @@ def compile_kernel(pyfunc, argtypes, cc=(9, 0)):
     with tempfile.TemporaryDirectory() as folder:
         ptx_path, cubin_path = os.path.join(folder, "kernel.ptx"), os.path.join(folder, "kernel.cubin")
         Path(ptx_path).write_text(ptx)
-        assembled = subprocess.run([ptxas, f"-arch={arch}", "-v", ptx_path, "-o", cubin_path],
+        cap = [f"-maxrregcount={max_registers}"] if max_registers else []
+        assembled = subprocess.run([ptxas, f"-arch={arch}", "-v", *cap, ptx_path, "-o", cubin_path],
                                    capture_output=True, text=True)
         if assembled.returncode:
             raise RuntimeError(f"sass: ptxas failed on {pyfunc.__name__}: {assembled.stderr.strip()}")
@@ -209,7 +211,7 @@ def warps_per_sm(registers, threads, shared_bytes):
 
 def report(name, kernel, argtypes, fmas_per_step, threads, cc=(9, 0)):
     """One row: what the compiler made of ``kernel`` (a ``launch.jit`` kernel)."""
-    compiled = compile_kernel(kernel.dispatcher.py_func, argtypes, cc)
+    compiled = compile_kernel(kernel.dispatcher.py_func, argtypes, cc, kernel.max_registers)
     mix = main_loop_mix(compiled.sass, fmas_per_step)
     return {"kernel": name, "registers": compiled.registers, "spill_bytes": compiled.spill_bytes,
             "stack_bytes": compiled.stack_bytes, "shared_bytes": compiled.shared_bytes, "threads": threads,

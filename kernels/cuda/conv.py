@@ -393,17 +393,19 @@ def _phase_tables(shape):
     return kept(("conv phases", shape), build)
 
 
-# At 64 x 64 tiles the forward's loaders leave the compiler at 72 registers (3 blocks per SM); capped at
-# 64 it fits 4 at the same instructions per step (``make_gemm``'s ``max_registers``, docs/gpu.md)
-_FORWARD_REGISTERS = {SQUARE: 64}
+# At 64 x 64 tiles the products take a cap of 64 registers (``make_gemm``'s ``max_registers``, docs/gpu.md):
+# the forward's loaders left the compiler at 72 (3 blocks per SM), capped it fits 4 at the same instructions
+# per step; the gradients, at 56 without the cap, issue fewer under it (input 462 -> 451 a step, weight
+# 494 -> 490) at the same 4 blocks.
+_REGISTERS = {SQUARE: 64}
 _forward = make_gemm(_weight_row_major, _im2col, _store_output, prepare_a=_weight_row, prepare_b=_im2col_column,
-                     max_registers=_FORWARD_REGISTERS)
+                     max_registers=_REGISTERS)
 _forward_relu = make_gemm(_weight_row_major, _im2col, _store_output_relu, prepare_a=_weight_row,
-                          prepare_b=_im2col_column, max_registers=_FORWARD_REGISTERS)
+                          prepare_b=_im2col_column, max_registers=_REGISTERS)
 _weight_grad = make_gemm(_grad_y_rows, _im2col_transposed, _store_weight_grad, prepare_a=_grad_y_channel,
-                         prepare_b=_im2col_row)
+                         prepare_b=_im2col_row, max_registers=_REGISTERS)
 _input_grad = make_gemm(_weight_transposed, _grad_y_gathered, _store_input_grad, prepare_a=_weight_channel,
-                        prepare_b=_grad_y_column)
+                        prepare_b=_grad_y_column, max_registers=_REGISTERS)
 
 
 def _geometry(x_shape, w_shape, stride, padding, groups):

@@ -171,11 +171,11 @@ def make_gemm(load_a, load_b, store, tiles=None, staged=False, runs=True, prepar
 
     ``prepare_a``, ``prepare_b``: the loaders' per-row and per-column part (the module's docstring).
 
-    ``max_registers``: {tiles: a cap on the registers per thread} for the tiles where the compiler's
-    own choice keeps fewer blocks resident than the cap does at the same instructions per step (the
-    convolution's forward at 64 x 64 tiles: 72 registers, 3 blocks of 256 threads per SM; capped at
-    64, 4 blocks and 409 instructions a step against 410). Not a general rule: capped at 64, the
-    plain product takes 64 registers where it chose 48, and 128 x 128 tiles spill (docs/gpu.md).
+    ``max_registers``: {tiles: a cap on the registers per thread} for the tiles where the cap gives as
+    many resident blocks or more at as few instructions per step or fewer (the convolutions at 64 x 64
+    tiles: the forward 72 -> 64 registers, 3 -> 4 blocks of 256 threads per SM). Not a general rule:
+    capped at 64, the plain product takes 64 registers where it chose 48, and 128 x 128 tiles spill
+    (docs/gpu.md).
 
     Split-K: when the output has too few tiles to fill the GPU but the reduction is
     long (conv1's weight gradient: 96 x 363 outputs, each a sum of 48,400 products),

@@ -204,7 +204,7 @@ def test_every_kernel_is_launched_by_the_workload_and_none_computes_in_float64_b
     # The kernels that split an index per element or walk a channel do it in 32 bits (kernels/cuda/pool.py,
     # reduce.py): no call to the 64-bit division routine. Before 2026-12-07: 3-15 call sites each.
     indexed_in_32_bits = {"pool:_forward", "pool:_backward", "pool:_avg_forward", "pool:_avg_backward", "lrn:_forward",
-                          "lrn:_backward", "lrn:_ratio", "reduce:_channel_sums", "batchnorm:_stats",
+                          "lrn:_backward", "reduce:_channel_sums", "batchnorm:_stats",
                           "batchnorm:_grad_sums", "batchnorm:_normalise", "batchnorm:_train_grad_x",
                           "batchnorm:_eval_grad_x"}
     assert {row["kernel"] for row in rows if row["kernel"] in indexed_in_32_bits and row["integer_divisions_64"]} == set()

@@ -6,9 +6,13 @@
                - 2 * alpha * beta * x[i] * sum_{|c - i| <= n//2} grad_y[c] * y[c] / scale[c]
 
 Each thread sums its n-channel window directly (n reads, stride H*W, which
-neighbouring threads read at neighbouring addresses: coalesced). The backward
-first writes ratio = grad_y * y / scale, then each thread sums the ratio over its
-window. beta = 0.75 uses two square roots, as on the CPU.
+neighbouring threads read at neighbouring addresses: coalesced). The forward saves
+y and scale; in the backward each thread sums ratio = grad_y * y / scale over its
+window, computing each term from the three saved arrays as it goes (the window's
+other channels are its neighbours' own elements, so mostly cache hits): one pass
+that reads four arrays and writes one, where a separate pass writing the ratio
+array and a second reading it moved nine. The same terms in the same order as
+the CPU's sum. beta = 0.75 uses two square roots, as on the CPU.
 
 The arrays are flat and every index a 32-bit unsigned integer, as in ``pool.py`` (whose
 docstring says why): a thread's (image, channel, position) comes from its flat index in two
@@ -53,15 +57,7 @@ def _forward(x, channels, plane, half, alpha, beta, k, three_quarters, y, scale)
 
 
 @jit
-def _ratio(grad_y, y, scale, ratio):
-    e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
-    while e < ratio.size:
-        ratio[e] = grad_y[e] * y[e] / scale[e]
-        e = uint32(e + stride)
-
-
-@jit
-def _backward(x, scale, grad_y, ratio, channels, plane, half, two_alpha_beta, beta, three_quarters, grad_x):
+def _backward(x, scale, grad_y, y, channels, plane, half, two_alpha_beta, beta, three_quarters, grad_x):
     """Flat arrays (N*C*H*W); channels, plane and half uint32."""
     e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
     while e < x.size:
@@ -69,10 +65,12 @@ def _backward(x, scale, grad_y, ratio, channels, plane, half, two_alpha_beta, be
         first = clamped_difference(i, half)
         last = uint32(min(channels - uint32(1), i + half))
         image_p = uint32(n * channels * plane + p)
-        total = ratio[uint32(image_p + first * plane)]
+        at = uint32(image_p + first * plane)
+        total = grad_y[at] * y[at] / scale[at]
         c = uint32(first + 1)
         while c <= last:
-            total += ratio[uint32(image_p + c * plane)]
+            at = uint32(image_p + c * plane)
+            total += grad_y[at] * y[at] / scale[at]
             c = uint32(c + 1)
         grad_x[e] = _times_power(grad_y[e], scale[e], beta, three_quarters) - two_alpha_beta * x[e] * total
         e = uint32(e + stride)
@@ -100,12 +98,11 @@ def lrn_forward(x, size, alpha, beta, k):
 def lrn_backward(x, saved, grad_y, size, alpha, beta, k):
     y, scale = saved
     t = x.dtype.type
-    ratio, grad_x = empty_like(x), empty_like(x)
+    grad_x = empty_like(x)
     chunks, channels, plane = _launches(x)
     for lo, hi in chunks:
         blocks, threads = grid_1d(x[lo:hi].size)
-        _ratio[blocks, threads](flat(grad_y[lo:hi]), flat(y[lo:hi]), flat(scale[lo:hi]), flat(ratio[lo:hi]))
-        _backward[blocks, threads](flat(x[lo:hi]), flat(scale[lo:hi]), flat(grad_y[lo:hi]), flat(ratio[lo:hi]),
+        _backward[blocks, threads](flat(x[lo:hi]), flat(scale[lo:hi]), flat(grad_y[lo:hi]), flat(y[lo:hi]),
                                    channels, plane, np.uint32(size // 2), t(2 * alpha * beta), t(beta), beta == 0.75,
                                    flat(grad_x[lo:hi]))
     return grad_x

@@ -20,14 +20,14 @@ now 32 and 8 (docs/gpu.md, ``benchmarks/gpu_sass.py``). Window bounds that could
 zero are clamped before they are subtracted, so no value is ever negative.
 """
 import numpy as np
-from numba import cuda, int64, uint32
+from numba import cuda, int32, uint32
 
 from .launch import clamped_difference, empty, flat, grid_1d, jit, kept, leading_chunks, split_index, upload
 
 
 @jit
 def _forward(x, height, width, kh, kw, sh, sw, ph, pw, h_out, w_out, y, argmax):
-    """Flat x (planes*H*W), y and argmax (planes*H_out*W_out); every size a uint32."""
+    """Flat x (planes*H*W), y and argmax (int32; planes*H_out*W_out); every size a uint32."""
     e, stride = uint32(cuda.grid(1)), uint32(cuda.gridsize(1))
     while e < y.size:
         plane, i, j = split_index(e, h_out, w_out)
@@ -48,7 +48,7 @@ def _forward(x, height, width, kh, kw, sh, sw, ph, pw, h_out, w_out, y, argmax):
                 w = uint32(w + 1)
             h = uint32(h + 1)
         y[e] = best
-        argmax[e] = int64(best_index)
+        argmax[e] = int32(best_index)
         e = uint32(e + stride)
 
 
@@ -63,7 +63,7 @@ def _backward(grad_y, argmax, height, width, kh, kw, sh, sw, ph, pw, h_out, w_ou
         i_end = uint32(min(h_out, uint32(h + ph) // sh + 1))
         j_first = uint32(clamped_difference(uint32(w + pw + sw), kw) // sw)
         j_end = uint32(min(w_out, uint32(w + pw) // sw + 1))
-        me = int64(h * width + w)
+        me = int32(h * width + w)
         base = uint32(plane * h_out * w_out)
         total = zero
         while i < i_end:
@@ -89,7 +89,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     h_out = (h + 2 * ph - kh) // sh + 1
     w_out = (w + 2 * pw - kw) // sw + 1
     y = empty((n, c, h_out, w_out), x.dtype)
-    argmax = empty((n, c, h_out, w_out), np.int64)
+    argmax = empty((n, c, h_out, w_out), np.int32)  # an index within one plane (< MAX_INDEXED), as on the CPU
     sizes = np.uint32(h), np.uint32(w)
     for lo, hi in leading_chunks(n, c * max(h * w, h_out * w_out), "max_pool2d"):
         blocks, threads = grid_1d((hi - lo) * c * h_out * w_out)

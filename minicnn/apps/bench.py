@@ -105,9 +105,9 @@ def layer_cases(n):
         build.description = "x".join(map(str, shape[1:]))
         return name, "memory", (passes[0] * size, passes[1] * size), build
 
-    def pool(name, c, hw):  # reads x, writes y and argmax; backward reads both, writes dL/dx
+    def pool(name, c, hw):  # reads x, writes y and argmax (int32: each about x/4); backward reads both, writes dL/dx
         return unary(name, (n, c, hw, hw), lambda x: F.max_pool2d(x, 3, 2),
-                     lambda t, x: t.nn.functional.max_pool2d(x, 3, 2), (1.75, 1.75))
+                     lambda t, x: t.nn.functional.max_pool2d(x, 3, 2), (1.5, 1.5))
 
     def lrn(name, c, hw):
         return unary(name, (n, c, hw, hw), F.local_response_norm,

@@ -276,7 +276,7 @@ def window_kernel_cases():
 
     from ..kernels.cuda import lrn, pool
 
-    flat, index, table, size = np.zeros(4, np.float32), np.zeros(4, np.int64), np.zeros(4, np.uint32), np.uint32(1)
+    flat, index, table, size = np.zeros(4, np.float32), np.zeros(4, np.int32), np.zeros(4, np.uint32), np.uint32(1)
     f32, yes = np.float32(1), True
     return [("max pooling forward", pool._forward, _types(flat, *(size,) * 10, flat, index)),
             ("max pooling backward", pool._backward, _types(flat, index, *(size,) * 10, f32, flat)),

@@ -55,6 +55,17 @@ def grid_1d(n):
     return max(1, min(MAX_BLOCKS, math.ceil(n / THREADS))), THREADS
 
 
+WARPS_PER_MULTIPROCESSOR = 64  # resident warps per SM on the GPUs minicnn measures (compute capability 8.0-9.0)
+
+
+def resident_blocks(threads):
+    """How many blocks of ``threads`` threads the GPU keeps resident at once (all its SMs full; under
+    the simulator, MAX_BLOCKS): a grid-stride loop gains nothing from more."""
+    if SIMULATED:
+        return MAX_BLOCKS
+    return cuda.get_current_device().MULTIPROCESSOR_COUNT * max(1, WARPS_PER_MULTIPROCESSOR * 32 // threads)
+
+
 # The window kernels (pooling, LRN) index with 32-bit unsigned integers: with Numba's int64, every
 # index takes a fix-up for negative values and every division by a runtime size a 64-bit division,
 # which the GPU does in software (docs/gpu.md counts both). One launch covers at most MAX_INDEXED

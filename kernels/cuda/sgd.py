@@ -8,12 +8,14 @@ launch: the arrays go to the kernel as tuples, row y of the grid takes tensor y,
 stride over that tensor (blocks past a small tensor's end have nothing to do). A launch costs the
 host tens of microseconds whatever it does, and AlexNet has 16 parameters. At most
 ``TENSORS_PER_LAUNCH`` tensors go in one launch: each array is several words of the kernel's
-parameters, whose space is bounded.
+parameters, whose space is bounded. A row has as many blocks as the largest tensor needs, but no
+more than the GPU keeps resident (``group_blocks``): at 65535 a row, the most a 1-D grid takes,
+AlexNet's 16 rows launched a million blocks, 85% of them with nothing to do.
 """
 import numpy as np
 from numba import cuda
 
-from .launch import grid_1d, jit
+from .launch import THREADS, grid_1d, jit, resident_blocks
 
 TENSORS_PER_LAUNCH = 16
 
@@ -55,5 +57,12 @@ def sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
         for first in range(0, len(members), TENSORS_PER_LAUNCH):
             chunk = members[first:first + TENSORS_PER_LAUNCH]
             flat = [tuple(a.reshape(a.size) for a in arrays) for arrays in zip(*chunk)]  # params, grads, velocities
-            blocks, threads = grid_1d(max(p.size for p, _, _ in chunk))
-            _sgd_group_step[(blocks, len(chunk)), threads](*flat, t(lr), t(momentum), t(weight_decay))
+            blocks = group_blocks(max(p.size for p, _, _ in chunk), resident_blocks(THREADS))
+            _sgd_group_step[(blocks, len(chunk)), THREADS](*flat, t(lr), t(momentum), t(weight_decay))
+
+
+def group_blocks(largest, resident):
+    """Blocks of a group launch's row: those the largest tensor needs (one of its elements a thread, up
+    to the grid's 65535), but at most the ``resident`` blocks the GPU runs at once; each row's blocks
+    stride over their tensor, so fewer blocks give the same updates."""
+    return max(1, min(grid_1d(largest)[0], resident))

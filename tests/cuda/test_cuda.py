@@ -506,7 +506,7 @@ def test_sgd_kernel_matches_cpu():
 def test_sgd_group_step_is_each_parameters_step_bit_for_bit():
     """The one-launch update of a group (kernels/cuda/sgd.py: tensors of several sizes and two dtypes,
     more than one launch's worth) gives what one launch per parameter gives."""
-    shapes = [(3,), (2, 5), (7,), (1,)] * 5  # 20 tensors: two launches of float32
+    shapes = [(3,), (2, 5), (7,), (6, 9)] * 5  # 20 tensors: two launches of float32; 54 elements: blocks stride
     one_by_one, grouped = [], []
     for i, shape in enumerate(shapes + [(4, 3)]):
         dtype = np.float64 if i == len(shapes) else np.float32
@@ -519,6 +519,16 @@ def test_sgd_group_step_is_each_parameters_step_bit_for_bit():
     for (p1, _, v1), (p2, _, v2) in zip(one_by_one, grouped):
         np.testing.assert_array_equal(down(p1), down(p2))
         np.testing.assert_array_equal(down(v1), down(v2))
+
+
+def test_a_group_launch_has_no_more_blocks_a_row_than_the_gpu_holds():
+    """AlexNet's 16 parameters on an H100 (132 SMs, 8 blocks of 256 threads each): 1,056 blocks a row,
+    where a row had up to 65,535 (a million blocks for the 16 rows, 85% of them idle)."""
+    # (under the simulator a grid has at most 4 blocks of 8 threads: launch.MAX_BLOCKS)
+    assert GPU.sgd.group_blocks(9216 * 4096, 132 * 8) == (4 if SIMULATED else 1056)  # fc6's weight: its blocks stride
+    assert GPU.sgd.group_blocks(4096, 132 * 8) == (4 if SIMULATED else 16)  # a bias: the blocks it needs
+    assert GPU.sgd.group_blocks(10**9, 10**6) == (4 if SIMULATED else 65535)  # the grid's limit
+    assert GPU.sgd.group_blocks(9216 * 4096, 2) == 2
 
 
 def test_optimiser_updates_parameters_on_the_device():

@@ -1,5 +1,5 @@
 """Launch configuration shared by the CUDA kernels, the counted ``jit`` every kernel is compiled
-with, and small array helpers.
+with, small array helpers, and the helpers of the kernels that index in 32 bits.
 
 ``SIMULATED`` is true under Numba's CUDA simulator, where every GPU thread is a
 Python thread: there the GEMM tiles shrink from 64x64 to 8x8 so tests on small
@@ -66,11 +66,12 @@ def resident_blocks(threads):
     return cuda.get_current_device().MULTIPROCESSOR_COUNT * max(1, WARPS_PER_MULTIPROCESSOR * 32 // threads)
 
 
-# The window kernels (pooling, LRN) index with 32-bit unsigned integers: with Numba's int64, every
-# index takes a fix-up for negative values and every division by a runtime size a 64-bit division,
-# which the GPU does in software (docs/gpu.md counts both). One launch covers at most MAX_INDEXED
-# elements, which leaves room below 2^32 for the grid stride; larger arrays go in several launches,
-# cut along their first axis (``leading_chunks``).
+# The window kernels (pooling, LRN) and batch norm's element-wise passes index with 32-bit unsigned
+# integers (``split_index``, ``clamped_difference``): with Numba's int64, every index takes a fix-up
+# for negative values and every division by a runtime size a 64-bit division, which the GPU does in
+# software (docs/gpu.md counts both). One launch covers at most MAX_INDEXED elements, which leaves
+# room below 2^32 for the grid stride; larger arrays go in several launches, cut along their first
+# axis (``leading_chunks``).
 MAX_INDEXED = 2**31
 
 

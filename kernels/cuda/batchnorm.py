@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import cuda, float64, uint32
 
-from .launch import empty, empty_like, flat, grid_1d, jit, leading_chunks, split_index
+from .launch import chunked_launches, empty, empty_like, flat, grid_1d, jit, split_index
 from .reduce import REDUCE_THREADS, at, block_sum, channel_walk, sizes, walk_on
 
 
@@ -120,12 +120,12 @@ def _ncl(a):
 
 
 def _launches(x):
-    """(images [lo, hi), blocks, threads, channels, length) of each launch of an element-wise pass: one
-    but for arrays past ``launch.MAX_INDEXED`` elements; the sizes as the kernels take them, uint32."""
+    """(images [lo, hi), blocks, threads, channels, length) of each launch of an element-wise pass (one
+    but for arrays past ``launch.MAX_INDEXED`` elements); the sizes as the kernels take them, uint32."""
     n, c = x.shape[0], x.shape[1]
-    length = x.size // (n * c)
-    return [(lo, hi, *grid_1d((hi - lo) * c * length), np.uint32(c), np.uint32(length))
-            for lo, hi in leading_chunks(n, c * length, "batch_norm")]
+    per_image = x.size // n
+    return [(lo, hi, blocks, threads, np.uint32(c), np.uint32(per_image // c))
+            for lo, hi, blocks, threads in chunked_launches(n, per_image, per_image, "batch_norm")]
 
 
 def _invstd_of(var, eps):

@@ -71,17 +71,20 @@ def resident_blocks(threads):
 # for negative values and every division by a runtime size a 64-bit division, which the GPU does in
 # software (docs/gpu.md counts both). One launch covers at most MAX_INDEXED elements, which leaves
 # room below 2^32 for the grid stride; larger arrays go in several launches, cut along their first
-# axis (``leading_chunks``).
+# axis (``chunked_launches``).
 MAX_INDEXED = 2**31
 
 
-def leading_chunks(length, per_item, op):
-    """Ranges [lo, hi) of a first axis of ``length`` items, each ``per_item`` elements, as few as keep
-    each range's elements under MAX_INDEXED (one range but for arrays of billions of elements)."""
+def chunked_launches(length, per_item, threads_per_item, op):
+    """(lo, hi, blocks, threads) of each launch over items [lo, hi) of a first axis of ``length`` items:
+    as few ranges as keep each range's elements (``per_item`` an item, the larger of what a kernel
+    reads and writes) under MAX_INDEXED, one but for arrays of billions of elements; and the 1-D grid
+    for ``threads_per_item`` threads an item."""
     if per_item > MAX_INDEXED:
         raise ValueError(f"{op}: one item of {per_item} elements is more than the {MAX_INDEXED} a GPU launch indexes")
     step = MAX_INDEXED // max(per_item, 1)
-    return [(lo, min(length, lo + step)) for lo in range(0, length, step)]
+    return [(lo, min(length, lo + step), *grid_1d((min(length, lo + step) - lo) * threads_per_item))
+            for lo in range(0, length, step)]
 
 
 def flat(a):

@@ -12,7 +12,8 @@ floor((h + ph) / sh), likewise j) and adds the gradients of those it won, in the
 
 Indexing: the kernels see each array as one flat axis of planes (n, c) one after the other
 and take a thread's (plane, row, column) from its flat index with two divisions, all in
-32-bit unsigned integers (``launch.MAX_INDEXED``; a larger batch goes in several launches).
+32-bit unsigned integers (``launch.MAX_INDEXED``; a larger batch goes in several launches,
+``launch.chunked_launches``).
 With Numba's default int64 each thread's index took 64-bit divisions and modulos (the GPU has
 no divide instruction) and every array index the fix-up Numba adds to an index it cannot
 prove non-negative: 72 registers and 29 instructions per window element in the forward, where
@@ -22,7 +23,7 @@ zero are clamped before they are subtracted, so no value is ever negative.
 import numpy as np
 from numba import cuda, int32, uint32
 
-from .launch import clamped_difference, empty, flat, grid_1d, jit, kept, leading_chunks, split_index, upload
+from .launch import chunked_launches, clamped_difference, empty, flat, jit, kept, split_index, upload
 
 
 @jit
@@ -91,8 +92,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     y = empty((n, c, h_out, w_out), x.dtype)
     argmax = empty((n, c, h_out, w_out), np.int32)  # an index within one plane (< MAX_INDEXED), as on the CPU
     sizes = np.uint32(h), np.uint32(w)
-    for lo, hi in leading_chunks(n, c * max(h * w, h_out * w_out), "max_pool2d"):
-        blocks, threads = grid_1d((hi - lo) * c * h_out * w_out)
+    for lo, hi, blocks, threads in chunked_launches(n, c * max(h * w, h_out * w_out), c * h_out * w_out, "max_pool2d"):
         _forward[blocks, threads](flat(x[lo:hi]), *sizes, *_window_args(kernel_size, stride, padding),
                                   np.uint32(h_out), np.uint32(w_out), flat(y[lo:hi]), flat(argmax[lo:hi]))
     return y, argmax
@@ -102,8 +102,7 @@ def max_pool2d_backward(grad_y, argmax, x_shape, kernel_size, stride, padding):
     n, c, h, w = x_shape
     h_out, w_out = grad_y.shape[2], grad_y.shape[3]
     grad_x = empty(x_shape, grad_y.dtype)
-    for lo, hi in leading_chunks(n, c * max(h * w, h_out * w_out), "max_pool2d"):
-        blocks, threads = grid_1d((hi - lo) * c * h * w)
+    for lo, hi, blocks, threads in chunked_launches(n, c * max(h * w, h_out * w_out), c * h * w, "max_pool2d"):
         _backward[blocks, threads](flat(grad_y[lo:hi]), flat(argmax[lo:hi]), np.uint32(h), np.uint32(w),
                                    *_window_args(kernel_size, stride, padding), np.uint32(h_out), np.uint32(w_out),
                                    grad_y.dtype.type(0), flat(grad_x[lo:hi]))
@@ -163,8 +162,8 @@ def avg_pool2d_forward(x, rows, cols):
     n, c, h, w = x.shape
     y = empty((n, c, len(rows[0]), len(cols[0])), x.dtype)
     tables = *_on_device(rows, x.dtype), *_on_device(cols, x.dtype)
-    for lo, hi in leading_chunks(n, c * max(h * w, y.shape[2] * y.shape[3]), "avg_pool2d"):
-        blocks, threads = grid_1d(y[lo:hi].size)
+    outputs = c * y.shape[2] * y.shape[3]
+    for lo, hi, blocks, threads in chunked_launches(n, max(c * h * w, outputs), outputs, "avg_pool2d"):
         _avg_forward[blocks, threads](flat(x[lo:hi]), np.uint32(h), np.uint32(w), *tables, x.dtype.type(0), flat(y[lo:hi]))
     return y
 
@@ -194,8 +193,8 @@ def avg_pool2d_backward(grad_y, x_shape, rows, cols):
     n, c, h, w = x_shape
     grad_x = empty(x_shape, grad_y.dtype)
     tables = *_covering(rows, h, grad_y.dtype), *_covering(cols, w, grad_y.dtype)
-    for lo, hi in leading_chunks(n, c * max(h * w, grad_y.shape[2] * grad_y.shape[3]), "avg_pool2d"):
-        blocks, threads = grid_1d(grad_x[lo:hi].size)
+    for lo, hi, blocks, threads in chunked_launches(n, c * max(h * w, grad_y.shape[2] * grad_y.shape[3]), c * h * w,
+                                                    "avg_pool2d"):
         _avg_backward[blocks, threads](flat(grad_y[lo:hi]), np.uint32(h), np.uint32(w), *tables, grad_y.dtype.type(0),
                                        flat(grad_x[lo:hi]))
     return grad_x

@@ -10,7 +10,8 @@
 Broadcasting is NumPy's, done with strides: an operand is read through the output's coordinates,
 with stride 0 along each axis where it has size 1 or which it lacks. One thread per output element
 (a grid-stride loop): it unravels its flat index into the output's coordinates (a division per
-axis) and dots them with each operand's strides. Every array here is C-contiguous.
+axis, once for both operands) and dots them with each operand's strides. Every array here is
+C-contiguous.
 
 One operand of ``binary`` may be a *host scalar*, a Python number or a NumPy array of one element
 (the constants of ``loss * weight_decay`` or ``x / 2``): its value goes to the kernel as an argument,
@@ -61,10 +62,23 @@ def _offset(index, shape, strides):
     return offset
 
 
+@cuda.jit(device=True, inline=True)
+def _offsets(index, shape, a_strides, b_strides):
+    """``_offset`` in two arrays at once: the coordinates are divided out once for both."""
+    a_offset = b_offset = 0
+    for d in range(len(shape) - 1, -1, -1):
+        coordinate = index % shape[d]
+        a_offset += coordinate * a_strides[d]
+        b_offset += coordinate * b_strides[d]
+        index //= shape[d]
+    return a_offset, b_offset
+
+
 @jit
 def _binary(op, a, b, out, shape, a_strides, b_strides):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = _apply(op, a[_offset(i, shape, a_strides)], b[_offset(i, shape, b_strides)])
+        a_offset, b_offset = _offsets(i, shape, a_strides, b_strides)
+        out[i] = _apply(op, a[a_offset], b[b_offset])
 
 
 @jit

@@ -281,42 +281,54 @@ def test_spectral_gradcheck_and_conv2s_shape(spectral_at_any_batch):
         assert rel_error(g, want) < tolerance(np.float32)
 
 
-def test_spectral_backward_reuses_the_forwards_weight_spectrum_only_while_it_is_the_weights(spectral_at_any_batch, monkeypatch):
-    """The backward takes the weights' spectrum the forward left in scratch: the same bits as
-    computing it again; and it computes it again where the weights changed in place, another
-    convolution's forward came between, or the scratch buffers were released."""
-    x, w, b = normal(0, (2, 32, 7, 6), np.float32), normal(1, (4, 16, 5, 5), np.float32), normal(2, (4,), np.float32)
-    other_w = normal(3, (4, 16, 5, 5), np.float32)
-    grad_y = normal(4, (2, 4, 7, 6), np.float32)
+@pytest.mark.parametrize("kept", ["weights", "input"])
+def test_spectral_backward_reuses_the_forwards_spectra_only_while_they_are_its_arrays(kept, spectral_at_any_batch,
+                                                                                       monkeypatch):
+    """The backward takes the weights' and the input's spectra the forward left in scratch: the
+    same bits as computing them again; and it computes one again where its array changed in
+    place, another convolution's forward came between, or the scratch buffers were released."""
+    arrays = {"input": normal(0, (2, 32, 7, 6), np.float32), "weights": normal(1, (4, 16, 5, 5), np.float32)}
+    others = {"input": normal(3, (2, 32, 7, 6), np.float32), "weights": normal(5, (4, 16, 5, 5), np.float32)}
+    b, grad_y = normal(2, (4,), np.float32), normal(4, (2, 4, 7, 6), np.float32)
     args = ((1, 1), ((2, 2), (2, 2)), 2)
+    # the planes _transform is given: the weights' (k, c), the input's channel-major (c, n)
+    planes = arrays["weights"].shape if kept == "weights" else (32, 2, 7, 6)
     transforms = []
     real_transform = spectral._transform
-    monkeypatch.setattr(spectral, "_transform", lambda planes, *a: transforms.append(planes.shape) or real_transform(planes, *a))
+    monkeypatch.setattr(spectral, "_transform", lambda p, *a: transforms.append(p.shape) or real_transform(p, *a))
 
-    def backward(w):
-        return [g.copy() for g in spectral.conv2d_backward(x, w, grad_y, *args)]
+    def call(function, **changed):
+        given = {**arrays, **changed}
+        if function == "forward":
+            return spectral.conv2d_forward(given["input"], given["weights"], b, *args)
+        return [g.copy() for g in spectral.conv2d_backward(given["input"], given["weights"], grad_y, *args)]
 
-    def weight_transforms(action):
+    def transforms_in(action):
         transforms.clear()
         action()
-        return transforms.count(w.shape)
+        return transforms.count(planes)
 
-    spectral._kept.update(weights=None, made_for=None)
-    assert weight_transforms(lambda: backward(w)) == 1  # nothing kept: computed
-    fresh = backward(w)
-    assert weight_transforms(lambda: spectral.conv2d_forward(x, w, b, *args)) == 1
-    assert weight_transforms(lambda: [np.testing.assert_array_equal(g, f) for g, f in zip(backward(w), fresh)]) == 0
-    assert weight_transforms(lambda: backward(w)) == 1  # the last backward's dL/dw took the buffer
+    def same_as(fresh):
+        return lambda: [np.testing.assert_array_equal(g, f) for g, f in zip(call("backward"), fresh)]
 
-    for between in (lambda: spectral.conv2d_forward(x, other_w, b, *args), workspace.release):
-        spectral.conv2d_forward(x, w, b, *args)
+    spectral._kept_weights.forget()
+    spectral._kept_input.forget()
+    assert transforms_in(lambda: call("backward")) == 1  # nothing kept: computed
+    fresh = call("backward")
+    # the last backward's dL/dw took the weights' buffer; the input's spectrum stays where it was
+    # (a forward of the same input takes it too)
+    assert transforms_in(lambda: call("forward")) == (1 if kept == "weights" else 0)
+    assert transforms_in(same_as(fresh)) == 0
+    assert transforms_in(same_as(fresh)) == (1 if kept == "weights" else 0)
+
+    for between in (lambda: call("forward", **{kept: others[kept]}), workspace.release):
+        call("forward")
         between()
-        assert weight_transforms(lambda: [np.testing.assert_array_equal(g, f) for g, f in zip(backward(w), fresh)]) == 1
-    spectral.conv2d_forward(x, w, b, *args)
-    changed = w.copy()
-    changed[0, 0, 0, 0] += 1  # the same shape, other values: as if changed in place
-    spectral._kept["weights"][...] = w
-    assert weight_transforms(lambda: backward(changed)) == 1
+        assert transforms_in(same_as(fresh)) == 1
+    call("forward")
+    changed = arrays[kept].copy()
+    changed.flat[0] += 1  # the same shape, other values: as if changed in place
+    assert transforms_in(lambda: call("backward", **{kept: changed})) == 1
 
 
 @pytest.mark.parametrize("w_shape, stride, batch, expected", [

@@ -137,36 +137,70 @@ def _complex(dtype):
 
 # Scratch buffers (workspace.scratch), shared by the stages of one call in turns that never
 # overlap: about 250 MB at conv2's size (batch 64), where one buffer per stage held 500 MB and
-# pushed the training step's peak memory past PyTorch's. X or dX, Wc or dW, Y or G: the spectra
-# a product reads or writes; FIRST and SECOND: the stages between (planes in channel-major
-# order, row transforms, their interleaving, the inverse's steps).
-X_OR_DX, W_OR_DW, Y_OR_G, FIRST, SECOND = "spectral.a", "spectral.b", "spectral.c", "spectral.first", "spectral.second"
+# pushed the training step's peak memory past PyTorch's. X: the input's spectrum; W_OR_DW: the
+# weights' (conjugated) or dL/dw's; Y_OR_G: the output's or grad_y's; FIRST and SECOND: the stages
+# between (planes in channel-major order, row transforms, their interleaving, the inverse's steps),
+# SECOND also dL/dx's spectrum, which the inverse reads before it writes SECOND.
+X, W_OR_DW, Y_OR_G, FIRST, SECOND = "spectral.a", "spectral.b", "spectral.c", "spectral.first", "spectral.second"
 
 
-# The weights' spectrum stays in W_OR_DW from a forward to its backward, whose dL/dx needs it
-# again: at conv2's shape it costs 6-7 ms to compute (48.8 MB of complex numbers, whatever the
-# batch). The backward takes it from there when W_OR_DW was last written by a forward of the same
-# sizes from weights equal to those it is given (compared against a copy: 1.2 MB, ~0.2 ms) and the
-# scratch buffers were not forgotten since (``workspace.generation``), so the result is the same
-# bits as computing it again; else it computes it. Only this module writes W_OR_DW.
-_kept = {"weights": None, "made_for": None}  # the weights, and (size_h, size_w, generation), of W_OR_DW's spectrum
+class _KeptSpectrum:
+    """A spectrum a forward leaves in its scratch buffer for the backward, which needs it again.
+
+    The weights' spectrum (in W_OR_DW, for dL/dx) costs 6-7 ms to compute at conv2's shape, the
+    input's (in X, for dL/dw) 14 ms at batch 64. The backward takes the one in the buffer when it
+    was made from an array equal to the one it is given (compared against a copy of it: 1.2 MB
+    of weights, 18 MB of input at batch 64, ~2 ms), in the same frame, and the scratch buffers
+    were not forgotten since (``workspace.generation``): so the result is the same bits as
+    computing it again. Else it computes it. Only this module writes these buffers."""
+
+    def __init__(self, buffer):
+        self.buffer = buffer
+        self.source = None  # a copy of the array whose spectrum the buffer holds
+        self.made_for = None  # (frame, workspace generation) of that spectrum; None: nothing valid
+
+    def forget(self):
+        """The buffer is about to take something else."""
+        self.made_for = None
+
+    def spectrum(self, planes, frame, compute):
+        """The spectrum of ``planes`` (A, B, H, W) in ``frame`` (size_h, size_w, top, left, sign):
+        the buffer's when it is theirs, else ``compute()``'s, which writes it into the buffer."""
+        size_h, size_w = frame[:2]
+        source = self.source
+        if (self.made_for == (frame, workspace.generation()) and source is not None
+                and source.shape == planes.shape and source.dtype == planes.dtype
+                and np.array_equal(source, planes)):
+            shape = (size_h, size_w // 2 + 1, planes.shape[0] * planes.shape[1])
+            return workspace.scratch(self.buffer, shape, _complex(planes.dtype.type))
+        self.made_for = None  # (until the new spectrum is whole)
+        spectrum = compute()
+        if source is None or source.shape != planes.shape or source.dtype != planes.dtype:
+            source = self.source = np.empty_like(planes)
+        np.copyto(source, planes)
+        self.made_for = (frame, workspace.generation())
+        return spectrum
+
+
+_kept_weights = _KeptSpectrum(W_OR_DW)
+_kept_input = _KeptSpectrum(X)
 
 
 def _weights_spectrum(w, size_h, size_w):
-    """The conjugated spectrum of w's planes at size_h x size_w, in W_OR_DW: the one already there
-    when it is w's (see ``_kept``), else computed."""
-    kept = _kept["weights"]
-    if (_kept["made_for"] == (size_h, size_w, workspace.generation()) and kept is not None
-            and kept.shape == w.shape and kept.dtype == w.dtype and np.array_equal(kept, w)):
-        half = size_w // 2 + 1
-        return workspace.scratch(W_OR_DW, (size_h, half, w.shape[0] * w.shape[1]), _complex(w.dtype.type))
-    _kept["made_for"] = None  # (until the new spectrum is whole)
-    spectrum = _transform(w, size_h, size_w, 0, 0, +1, W_OR_DW)
-    if kept is None or kept.shape != w.shape or kept.dtype != w.dtype:
-        kept = _kept["weights"] = np.empty_like(w)
-    np.copyto(kept, w)
-    _kept["made_for"] = (size_h, size_w, workspace.generation())
-    return spectrum
+    """The conjugated spectrum of w's planes (k, c) at size_h x size_w, in W_OR_DW."""
+    frame = (size_h, size_w, 0, 0, +1)
+    return _kept_weights.spectrum(w, frame, lambda: _transform(w, *frame, W_OR_DW))
+
+
+def _input_spectrum(x, size_h, size_w, top, left):
+    """The spectrum of x's planes, channel-major (c, n), placed at (top, left), in X."""
+    frame = (size_h, size_w, top, left, -1)
+
+    def compute():
+        sums = workspace.scratch("spectral.channel_sums", x.shape[1::-1], np.float64)  # unused here
+        return _transform(_channel_major(x, sums), *frame, X)
+
+    return _kept_input.spectrum(x, frame, compute)
 
 
 def _channel_major(planes, channel_sums):
@@ -205,7 +239,8 @@ def _transform(planes, size_h, size_w, top, left, sign, into):
 def _inverse(spectrum, size_h, size_w, top, left, sign, out):
     """The real inverse of each plane of ``spectrum`` (size_h, V, A*B) at rows top .., columns
     left .. (sign +1; sign -1 inverts the conjugate spectrum), into out[a, b], out (A, B, R, T)
-    (``out`` may be FIRST: written after FIRST is read)."""
+    (``spectrum`` may be SECOND: read before SECOND is written; ``out`` may be FIRST: written
+    after FIRST is read)."""
     size_u, half, planes = spectrum.shape
     height, width = out.shape[2:]
     dtype = out.dtype.type
@@ -232,8 +267,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     (top, _), (left, _) = padding
     size_h, size_w = _sizes(x.shape, padding)
     u, half = size_h, size_w // 2 + 1
-    sums = workspace.scratch("spectral.channel_sums", (c, n), np.float64)  # computed on the way, unused here
-    x_spectrum = _transform(_channel_major(x, sums), size_h, size_w, top, left, -1, X_OR_DX)  # planes (c, n)
+    x_spectrum = _input_spectrum(x, size_h, size_w, top, left)  # planes (c, n)
     w_spectrum = _weights_spectrum(w, size_h, size_w)  # planes (k, c), conjugated
     y_spectrum = workspace.scratch(Y_OR_G, (u, half, k * n), x_spectrum.dtype)
     blas.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g),
@@ -258,16 +292,15 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     grad_b = channel_sums.sum(axis=1).astype(x.dtype) if needs_input_grad[2] else None
     if needs_input_grad[0]:  # first: it reads the weights' spectrum the forward left in W_OR_DW
         w_spectrum = _weights_spectrum(w, size_h, size_w)
-        x_grad_spectrum = workspace.scratch(X_OR_DX, (u, half, c * n), g_spectrum.dtype)
+        x_grad_spectrum = workspace.scratch(SECOND, (u, half, c * n), g_spectrum.dtype)  # X keeps x's
         blas.matmul(w_spectrum.reshape(u, half, groups, k // groups, c_g).swapaxes(-1, -2), g_groups,
                     x_grad_spectrum.reshape(u, half, groups, c_g, n))
         grad_x_cn = _inverse(x_grad_spectrum, size_h, size_w, top, left, -1,
                              workspace.scratch(FIRST, (c, n, height, width), x.dtype))
         grad_x = _to_nchw(grad_x_cn, np.zeros(c, dtype=x.dtype), workspace.empty(x.shape, x.dtype))
     if needs_input_grad[1]:
-        x_spectrum = _transform(_channel_major(x, workspace.scratch("spectral.channel_sums", (c, n), np.float64)),
-                                size_h, size_w, top, left, -1, X_OR_DX)
-        _kept["made_for"] = None  # W_OR_DW now takes dL/dw's spectrum
+        x_spectrum = _input_spectrum(x, size_h, size_w, top, left)  # the forward's, where it is x's
+        _kept_weights.forget()  # W_OR_DW now takes dL/dw's spectrum
         w_grad_spectrum = workspace.scratch(W_OR_DW, (u, half, k * c_g), g_spectrum.dtype)
         blas.matmul(g_groups, x_spectrum.reshape(u, half, groups, c_g, n).swapaxes(-1, -2),
                     w_grad_spectrum.reshape(u, half, groups, k // groups, c_g))

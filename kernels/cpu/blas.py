@@ -30,6 +30,7 @@ differ in their last bits between 1 and 2 threads).
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -186,13 +187,14 @@ def matmul(a, b, out):
     n = b.shape[-1]
     complex_values = np.iscomplexobj(out)
     axis, pieces = plan(m, k, n, complex_values=complex_values)
-    members = list(np.ndindex(out.shape[:-2]))  # [()] for one product
     tasks, partials = [], []
     if out.ndim > 2 and (pieces == 1 or out.shape[0] % CORES == 0):  # runs of the first leading axis
         first = out.shape[0]
-        runs = int(min(CORES, first, len(members) * flop(m, k, n, complex_values) // MIN_PIECE_FLOP))
+        runs = int(min(CORES, first, math.prod(out.shape[:-2]) * flop(m, k, n, complex_values) // MIN_PIECE_FLOP))
         tasks = [_product(a[lo:hi], b[lo:hi], out[lo:hi]) for lo, hi in ranges(first, max(1, runs), 1)]
         members = []
+    else:
+        members = list(np.ndindex(out.shape[:-2]))  # [()] for one product
     for s in members:
         a_s, b_s, out_s = a[s], b[s], out[s]
         if axis == "k" and pieces > 1:

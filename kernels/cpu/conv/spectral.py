@@ -149,15 +149,14 @@ class _KeptSpectrum:
 
     The weights' spectrum (in W_OR_DW, for dL/dx) costs 6-7 ms to compute at conv2's shape, the
     input's (in X, for dL/dw) 14 ms at batch 64. The backward takes the one in the buffer when it
-    was made from an array equal to the one it is given (compared against a copy of it: 1.2 MB
-    of weights, 18 MB of input at batch 64, ~2 ms), in the same frame, and the scratch buffers
-    were not forgotten since (``workspace.generation``): so the result is the same bits as
-    computing it again. Else it computes it. Only this module writes these buffers."""
+    was made from an array equal to the one it is given (compared against a copy of it, kept in
+    scratch too: 1.2 MB of weights, 18 MB of input at batch 64, ~2 ms), in the same frame, and the
+    scratch buffers were not forgotten since (``workspace.generation``): so the result is the same
+    bits as computing it again. Else it computes it. Only this module writes these buffers."""
 
     def __init__(self, buffer):
         self.buffer = buffer
-        self.source = None  # a copy of the array whose spectrum the buffer holds
-        self.made_for = None  # (frame, workspace generation) of that spectrum; None: nothing valid
+        self.made_for = None  # (frame, shape, dtype, generation) of the spectrum in the buffer; None: nothing valid
 
     def forget(self):
         """The buffer is about to take something else."""
@@ -166,19 +165,16 @@ class _KeptSpectrum:
     def spectrum(self, planes, frame, compute):
         """The spectrum of ``planes`` (A, B, H, W) in ``frame`` (size_h, size_w, top, left, sign):
         the buffer's when it is theirs, else ``compute()``'s, which writes it into the buffer."""
-        size_h, size_w = frame[:2]
-        source = self.source
-        if (self.made_for == (frame, workspace.generation()) and source is not None
-                and source.shape == planes.shape and source.dtype == planes.dtype
-                and np.array_equal(source, planes)):
+        made_for = (frame, planes.shape, planes.dtype, workspace.generation())
+        source = workspace.scratch(self.buffer + ".source", planes.shape, planes.dtype)
+        if self.made_for == made_for and np.array_equal(source, planes):
+            size_h, size_w = frame[:2]
             shape = (size_h, size_w // 2 + 1, planes.shape[0] * planes.shape[1])
             return workspace.scratch(self.buffer, shape, _complex(planes.dtype.type))
         self.made_for = None  # (until the new spectrum is whole)
         spectrum = compute()
-        if source is None or source.shape != planes.shape or source.dtype != planes.dtype:
-            source = self.source = np.empty_like(planes)
         np.copyto(source, planes)
-        self.made_for = (frame, workspace.generation())
+        self.made_for = made_for
         return spectrum
 
 

@@ -3,7 +3,7 @@ import math
 
 from numba import cuda
 
-from .launch import grid_1d, jit
+from .launch import flat, grid_1d, jit
 
 
 @jit
@@ -21,9 +21,5 @@ def adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, c1, c2):
     """Update ``param``, ``m`` and ``v`` in place."""
     t = param.dtype.type
     blocks, threads = grid_1d(param.size)
-
-    def flat(a):
-        return a.reshape(a.size)
-
     _adam_step[blocks, threads](flat(param), flat(grad), flat(m), flat(v), t(lr), t(beta1), t(beta2), t(eps),
                                 t(weight_decay), t(c1), t(c2), t(1))

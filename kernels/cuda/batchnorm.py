@@ -16,10 +16,9 @@ running statistics are updated on the device too.
 """
 import math
 
-import numpy as np
 from numba import cuda, float64, uint32
 
-from .launch import chunked_launches, empty, empty_like, flat, grid_1d, jit, split_index
+from .launch import empty, empty_like, flat, grid_1d, image_launches, jit, split_index
 from .reduce import REDUCE_THREADS, at, block_sum, channel_walk, sizes, walk_on
 
 
@@ -119,15 +118,6 @@ def _ncl(a):
     return a.reshape(a.shape[0], a.shape[1], a.size // (a.shape[0] * a.shape[1]))
 
 
-def _launches(x):
-    """(images [lo, hi), blocks, threads, channels, length) of each launch of an element-wise pass (one
-    but for arrays past ``launch.MAX_INDEXED`` elements); the sizes as the kernels take them, uint32."""
-    n, c = x.shape[0], x.shape[1]
-    per_image = x.size // n
-    return [(lo, hi, blocks, threads, np.uint32(c), np.uint32(per_image // c))
-            for lo, hi, blocks, threads in chunked_launches(n, per_image, per_image, "batch_norm")]
-
-
 def _invstd_of(var, eps):
     out = empty_like(var)
     blocks, threads = grid_1d(var.size)
@@ -145,7 +135,7 @@ def batch_norm_train_forward(x, weight, bias, eps):
 def batch_norm_eval_forward(x, mean, var, weight, bias, eps):
     y = empty_like(x)
     invstd = _invstd_of(var, eps)
-    for lo, hi, blocks, threads, channels, length in _launches(x):
+    for lo, hi, blocks, threads, channels, length in image_launches(x, "batch_norm"):
         _normalise[blocks, threads](flat(x[lo:hi]), mean, invstd, weight, bias, channels, length, flat(y[lo:hi]))
     return y
 
@@ -157,7 +147,7 @@ def batch_norm_backward(x, mean, var, weight, grad_y, eps, training):
     _grad_sums[c, REDUCE_THREADS](flat(x), mean, invstd, flat(grad_y), *sizes(_ncl(x)), grad_weight, grad_bias)
     grad_x = empty_like(x)
     count = x.size // c  # N*L, as the CPU twin counts
-    for lo, hi, blocks, threads, channels, length in _launches(x):
+    for lo, hi, blocks, threads, channels, length in image_launches(x, "batch_norm"):
         if training:
             _train_grad_x[blocks, threads](flat(x[lo:hi]), mean, invstd, weight, flat(grad_y[lo:hi]), grad_weight,
                                            grad_bias, channels, length, count, flat(grad_x[lo:hi]))

@@ -47,7 +47,7 @@ from numba import cuda, int64, uint32, uint64
 
 from .activation import relu
 from .gemm import GEMM_K, GEMM_M, GEMM_N, SQUARE, make_gemm
-from .launch import empty, full, grid_1d, jit, kept
+from .launch import empty, flat, full, grid_1d, jit, kept
 from .reduce import sum_over_batch_and_space
 
 
@@ -424,8 +424,8 @@ def _run_forward(product, x, w, b, stride, padding, groups):
     y = empty((n, k, h_out, w_out), x.dtype)
     bias = b if b is not None else full(k, 0, x.dtype)
     geom = (k // groups, n * h_out * w_out, c_per_group * kh * kw) + shape
-    x_tables = (x.reshape(x.size), *_output_tables(shape))
-    product(geom, groups, w.reshape(w.size), x_tables, y, bias)
+    x_tables = (flat(x), *_output_tables(shape))
+    product(geom, groups, flat(w), x_tables, y, bias)
     return y
 
 
@@ -445,7 +445,7 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
     grad_x = grad_w = grad_b = None
     if needs_input_grad[0]:
         grad_x = empty(x.shape, x.dtype)
-        grad_y_flat, grad_x_flat, w_flat = grad_y.reshape(grad_y.size), grad_x.reshape(grad_x.size), w.reshape(w.size)
+        grad_y_flat, grad_x_flat, w_flat = flat(grad_y), flat(grad_x), flat(w)
         for columns, windows, column_count, window_count in _phase_tables(shape):
             geom = (c_per_group, column_count, window_count) + shape
             _input_grad(geom, groups, (w_flat, windows), (grad_y_flat, columns, windows), grad_x_flat, columns)
@@ -453,8 +453,8 @@ def conv2d_backward(x, w, grad_y, stride, padding, groups, needs_input_grad=(Tru
         grad_w = empty(w.shape, w.dtype)
         geom = (k // groups, c_per_group * kh * kw, n * h_out * w_out) + shape
         columns, windows = _output_tables(shape)
-        x_tables = (x.reshape(x.size), columns, windows)
-        _weight_grad(geom, groups, (grad_y.reshape(grad_y.size), columns), x_tables, grad_w.reshape(grad_w.size), grad_w)
+        x_tables = (flat(x), columns, windows)
+        _weight_grad(geom, groups, (flat(grad_y), columns), x_tables, flat(grad_w), grad_w)
     if needs_input_grad[2]:
         grad_b = sum_over_batch_and_space(grad_y.reshape(n, k, h_out * w_out))
     return grad_x, grad_w, grad_b

@@ -15,7 +15,7 @@ from numba import cuda
 
 from ..cpu import dropout as _cpu
 from ..reference.dropout import keep_threshold, seed_key
-from .launch import empty_like, grid_1d, jit
+from .launch import empty_like, flat, grid_1d, jit
 
 _mix32 = cuda.jit(device=True, inline=True)(_cpu._mix32.py_func)
 _hash24 = cuda.jit(device=True, inline=True)(
@@ -35,8 +35,8 @@ def _dropout_apply(x, key, threshold, scale, offset, y):
 def dropout_forward(x, p, seed, offset=0):
     y = empty_like(x)
     blocks, threads = grid_1d(x.size)
-    _dropout_apply[blocks, threads](x.reshape(x.size), np.uint64(seed_key(seed)), np.uint64(keep_threshold(p)),
-                                    x.dtype.type(1 / (1 - p)), np.uint64(offset), y.reshape(y.size))
+    _dropout_apply[blocks, threads](flat(x), np.uint64(seed_key(seed)), np.uint64(keep_threshold(p)),
+                                    x.dtype.type(1 / (1 - p)), np.uint64(offset), flat(y))
     return y
 
 

@@ -223,7 +223,7 @@ def sum(a, axes, keepdims):  # noqa: A001  (NumPy's name, as the host side calls
     pieces = sum_pieces(out.size, count)
     target = _flat(out) if pieces == 1 else empty((out.size, pieces), np.float64)
     _sum[min(target.size, MAX_BLOCKS), REDUCE_THREADS](
-        _flat(a), target.reshape(target.size),
+        _flat(a), _flat(target),
         tuple(a.shape[d] for d in kept) or (1,), tuple(element_strides[d] for d in kept) or (0,),
         tuple(a.shape[d] for d in axes) or (1,), tuple(element_strides[d] for d in axes) or (0,), count, pieces)
     if pieces > 1:

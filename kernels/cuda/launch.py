@@ -87,6 +87,16 @@ def chunked_launches(length, per_item, threads_per_item, op):
             for lo in range(0, length, step)]
 
 
+def image_launches(x, op):
+    """``chunked_launches`` for an element-wise pass over x (N, C, ...), a thread an element: (lo, hi,
+    blocks, threads, C, L) of each launch over images [lo, hi), C and L (the elements of one channel
+    of one image) as the uint32 the kernels split their index with (LRN, batch norm)."""
+    n, c = x.shape[0], x.shape[1]
+    per_image = x.size // n
+    return [(lo, hi, blocks, threads, np.uint32(c), np.uint32(per_image // c))
+            for lo, hi, blocks, threads in chunked_launches(n, per_image, per_image, op)]
+
+
 def flat(a):
     """The C-contiguous device array ``a`` as one axis (a view)."""
     return a.reshape(a.size)
@@ -151,5 +161,5 @@ def full(shape, value, dtype):
     a = empty(shape, dtype)
     if a.size:
         blocks, threads = grid_1d(a.size)
-        _fill[blocks, threads](a.reshape(a.size), np.dtype(dtype).type(value))
+        _fill[blocks, threads](flat(a), np.dtype(dtype).type(value))
     return a

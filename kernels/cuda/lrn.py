@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import cuda, uint32
 
-from .launch import chunked_launches, clamped_difference, empty_like, flat, jit, split_index
+from .launch import clamped_difference, empty_like, flat, image_launches, jit, split_index
 
 
 @cuda.jit(device=True, inline=True)
@@ -76,17 +76,10 @@ def _backward(x, scale, grad_y, y, channels, plane, half, two_alpha_beta, beta, 
         e = uint32(e + stride)
 
 
-def _sizes(x):
-    """(images, the elements of one image, C, H*W): the kernels take the last two as uint32."""
-    n, c = x.shape[0], x.shape[1]
-    return n, x.size // n, np.uint32(c), np.uint32(x.size // (n * c))
-
-
 def lrn_forward(x, size, alpha, beta, k):
     t = x.dtype.type
     y, scale = empty_like(x), empty_like(x)
-    n, per_image, channels, plane = _sizes(x)
-    for lo, hi, blocks, threads in chunked_launches(n, per_image, per_image, "local_response_norm"):
+    for lo, hi, blocks, threads, channels, plane in image_launches(x, "local_response_norm"):
         _forward[blocks, threads](flat(x[lo:hi]), channels, plane, np.uint32(size // 2), t(alpha), t(beta), t(k),
                                   beta == 0.75, flat(y[lo:hi]), flat(scale[lo:hi]))
     return y, (y, scale)
@@ -96,8 +89,7 @@ def lrn_backward(x, saved, grad_y, size, alpha, beta, k):
     y, scale = saved
     t = x.dtype.type
     grad_x = empty_like(x)
-    n, per_image, channels, plane = _sizes(x)
-    for lo, hi, blocks, threads in chunked_launches(n, per_image, per_image, "local_response_norm"):
+    for lo, hi, blocks, threads, channels, plane in image_launches(x, "local_response_norm"):
         _backward[blocks, threads](flat(x[lo:hi]), flat(scale[lo:hi]), flat(grad_y[lo:hi]), flat(y[lo:hi]),
                                    channels, plane, np.uint32(size // 2), t(2 * alpha * beta), t(beta), beta == 0.75,
                                    flat(grad_x[lo:hi]))

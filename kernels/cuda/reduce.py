@@ -13,7 +13,7 @@ value: a 64-bit division per value, in software on a GPU, cost more than the val
 import numpy as np
 from numba import cuda, float64, uint32, uint64
 
-from .launch import SIMULATED, empty, jit
+from .launch import SIMULATED, empty, flat, jit
 
 REDUCE_THREADS = 16 if SIMULATED else 256
 
@@ -84,5 +84,5 @@ def sizes(a):
 def sum_over_batch_and_space(a):
     """a: (N, C, L) device array -> (C,) sums, in a's dtype."""
     out = empty(a.shape[1], a.dtype)
-    _channel_sums[a.shape[1], REDUCE_THREADS](a.reshape(a.size), *sizes(a), out)
+    _channel_sums[a.shape[1], REDUCE_THREADS](flat(a), *sizes(a), out)
     return out

@@ -15,7 +15,7 @@ AlexNet's 16 rows launched a million blocks, 85% of them with nothing to do.
 import numpy as np
 from numba import cuda
 
-from .launch import THREADS, grid_1d, jit, resident_blocks
+from .launch import THREADS, flat, grid_1d, jit, resident_blocks
 
 TENSORS_PER_LAUNCH = 16
 
@@ -32,7 +32,7 @@ def sgd_step(param, grad, velocity, lr, momentum, weight_decay):
     """Update ``param`` and ``velocity`` in place."""
     t = param.dtype.type
     blocks, threads = grid_1d(param.size)
-    _sgd_step[blocks, threads](param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size),
+    _sgd_step[blocks, threads](flat(param), flat(grad), flat(velocity),
                                t(lr), t(momentum), t(weight_decay))
 
 
@@ -56,9 +56,9 @@ def sgd_group_step(params, grads, velocities, lr, momentum, weight_decay):
         t = dtype.type
         for first in range(0, len(members), TENSORS_PER_LAUNCH):
             chunk = members[first:first + TENSORS_PER_LAUNCH]
-            flat = [tuple(a.reshape(a.size) for a in arrays) for arrays in zip(*chunk)]  # params, grads, velocities
+            flats = [tuple(flat(a) for a in arrays) for arrays in zip(*chunk)]  # params, grads, velocities
             blocks = group_blocks(max(p.size for p, _, _ in chunk), resident_blocks(THREADS))
-            _sgd_group_step[(blocks, len(chunk)), THREADS](*flat, t(lr), t(momentum), t(weight_decay))
+            _sgd_group_step[(blocks, len(chunk)), THREADS](*flats, t(lr), t(momentum), t(weight_decay))
 
 
 def group_blocks(largest, resident):

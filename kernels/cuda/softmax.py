@@ -9,7 +9,7 @@ import math
 
 from numba import cuda
 
-from .launch import empty, empty_like, grid_1d, jit
+from .launch import empty, empty_like, flat, grid_1d, jit
 
 
 @jit
@@ -91,7 +91,7 @@ def log_softmax_backward(log_y, grad_y):
 def softmax_forward(x):
     y = log_softmax_forward(x)
     blocks, threads = grid_1d(y.size)
-    _exp[blocks, threads](y.reshape(y.size), y.reshape(y.size))
+    _exp[blocks, threads](flat(y), flat(y))
     return y
 
 

@@ -117,6 +117,57 @@ def test_gradcheck_alexnet2012_sampled():
     assert result.ok and result.checked == 2 * (1 + len(params))
 
 
+# Where a ReLU's input or a max-pooling window's top two are within float32 rounding of each other
+# (relative to the layer's largest value), the two engines may decide differently, and a gradient is
+# not continuous there: one flipped ReLU at conv2 (3.6e-7 against -5.2e-7, scale 1) moved dL/dx by
+# 0.6% over 51x51 pixels on a CPU whose BLAS rounds otherwise. Such a near-tie is expected about once
+# per float32 pass of this size. So in float32 the reference follows minicnn's decisions, and each
+# decision that differs from float64's must be such a near-tie: the test still fails for a decision
+# that differs by more, or for a wrong gradient along the same decisions.
+NEAR_TIE = 1e-5
+
+
+def _decisions(torch, model, x):
+    """minicnn's discrete choices in its own forward pass (layer by layer, the same kernels and bits
+    as a whole pass): each ReLU's mask, and each max-pooling window's winner (PyTorch's index into
+    the flattened plane, found on minicnn's float32 input: the gradient then also checks that the
+    two engines break exact ties alike)."""
+    masks, winners = [], []
+    h = mc.tensor(x)
+    with mc.no_grad():
+        for _, m in model.named_children():
+            if isinstance(m, nn.ReLU):
+                masks.append(torch.tensor(h.data > 0))
+            elif isinstance(m, nn.MaxPool2d):
+                winners.append(torch.nn.functional.max_pool2d(
+                    torch.tensor(h.data), m.kernel_size, m.stride, return_indices=True)[1])
+            h = m(h)
+    return masks, winners
+
+
+def _forward_along(torch, reference, tx, masks, winners):
+    """The float64 reference's forward with minicnn's ReLU masks and pooling winners, checking that
+    each one that differs from its own is a near-tie."""
+    masks, winners = iter(masks), iter(winners)
+    t = tx
+    for layer in reference:
+        if isinstance(layer, torch.nn.ReLU):
+            mask = next(masks)
+            near = t.detach().abs() <= NEAR_TIE * t.detach().abs().max()
+            assert bool((((t.detach() > 0) == mask) | near).all()), "a ReLU decided otherwise, not at a near-tie"
+            t = t * mask
+        elif isinstance(layer, torch.nn.MaxPool2d):
+            ours = next(winners)
+            own = torch.nn.functional.max_pool2d(t.detach(), layer.kernel_size, layer.stride, return_indices=True)[1]
+            flat = t.flatten(2)
+            gap = (flat.detach().gather(2, ours.flatten(2)) - flat.detach().gather(2, own.flatten(2))).abs()
+            assert bool((gap <= NEAR_TIE * t.detach().abs().max()).all()), "a pooling window chose otherwise, not at a near-tie"
+            t = flat.gather(2, ours.flatten(2)).view(ours.shape)
+        else:
+            t = layer(t)
+    return t
+
+
 # float32 parity uses Kaiming weights: with the paper's N(0, 0.01) weights the float32 gradients that
 # reach the early layers are sums of nearly cancelling terms (1e-8 from terms of 1e-6), where any two
 # summation orders differ by percents. In float64 the two engines agree to 1e-15 with the paper's init.
@@ -152,7 +203,10 @@ def test_matches_pytorch(torch, name, training, init, dtype):
     x = normal(1, (4, 3, 227, 227), dtype)
     labels = np.array([3, 1, 4, 1])
     tx = torch.tensor(x.astype(np.float64), requires_grad=True)
-    t_logits = reference(tx)
+    if dtype == np.float32:
+        t_logits = _forward_along(torch, reference, tx, *_decisions(torch, model, x))
+    else:
+        t_logits = reference(tx)
     torch.nn.functional.cross_entropy(t_logits, torch.tensor(labels)).backward()
     mx = mc.tensor(x, requires_grad=True)
     logits = model(mx)

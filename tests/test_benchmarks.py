@@ -1,4 +1,10 @@
 """The baselines the benchmarks compare against compute the same function as minicnn."""
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -100,3 +106,56 @@ def test_the_gpu_step_report_is_written_after_each_batch_and_marks_what_was_not_
     write_report(args, rows)
     assert (tmp_path / "s.md").read_text().splitlines()[-1] == lines[-1]
     assert json.loads((tmp_path / "s.json").read_text())["rows"][1]["minicnn_numba_allocator"] is None
+
+
+# benchmarks/cpu_asm.py reads the machine code of the CPU kernels. Its targets are AVX2 builds, which
+# every x86-64 machine here can run, so the checks name Numba's target (Haswell) instead of the host's.
+x86_only = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                              reason="x86 assembly: this machine is not x86-64")
+CONDITIONAL_STORES = """
+import numpy as np
+from numba import njit
+from benchmarks.cpu_asm import assembly, count_masked
+
+@njit(cache=False)
+def keep_in_place(values, best):  # the form max pooling's scan had: a store under a condition
+    for m in range(best.size):
+        if values[m] > best[m]:
+            best[m] = values[m]
+
+@njit(cache=False)
+def keep_in_another(values, best_then, best_now):  # its form now: loads first, then a plain store
+    for m in range(best_now.size):
+        value, best = values[m], best_then[m]
+        best_now[m] = value if value > best else best
+
+a = np.zeros(64, np.float32)
+keep_in_place(a, a.copy())
+keep_in_another(a, a.copy(), a.copy())
+print(count_masked(assembly(keep_in_place, keep_in_place.signatures[0]))[0],
+      count_masked(assembly(keep_in_another, keep_in_another.signatures[0]))[0])
+"""
+
+
+def _haswell(args, **kwargs):
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, **kwargs)
+
+
+@x86_only
+def test_cpu_asm_counts_the_masked_stores_of_a_store_under_a_condition():
+    done = _haswell(["-c", CONDITIONAL_STORES], timeout=300)
+    assert done.returncode == 0, done.stderr
+    in_place, in_another = (int(n) for n in done.stdout.split())
+    assert in_place >= 1 and in_another == 0
+
+
+@pytest.mark.slow
+@x86_only
+def test_cpu_asm_finds_no_masked_store_in_pooling():
+    done = _haswell(["benchmarks/cpu_asm.py", "--modules", "pool"], timeout=1200)
+    assert done.returncode == 0, done.stderr
+    assert "| pool:_max_pool_forward | 1 | 0 |" in done.stdout
+    bad = _haswell(["benchmarks/cpu_asm.py", "--modules", "no_such_module"], timeout=1200)
+    assert bad.returncode == 2 and "no compiled kernel in modules ['no_such_module']" in bad.stderr

@@ -25,7 +25,7 @@ compiler does not vectorise. Per (n, c) plane:
 2. then, for output (i, j) at m = i*PW + j, window element (p, q) is phase
    ((p - ph) mod sh, (q - pw) mod sw) at flat position m + a constant: one contiguous run
    of all the plane's outputs per window element. The scan becomes kh*kw passes over those
-   runs, each a vector compare and masked store of the value and of the element's offset
+   runs, each a vector compare and blend of the value and of the element's offset
    p*W + q in the window (PW - W_out of each row's entries are not outputs and are dropped);
 3. argmax = the window's corner (i*sh - ph)*W + j*sw - pw + that offset.
 
@@ -93,8 +93,10 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
         count = min(planes, first + PLANES_PER_TASK) - first
         phases = np.empty(sh * sw * phase_size, dtype=x.dtype)
         run = (count - 1) * plane_stride + (i_hi - i_lo) * phase_w
-        best = np.empty(run, dtype=x.dtype)
-        best_offset = np.empty(run, dtype=np.int32)
+        # The running maximum and its offset, in two buffers that the passes alternate between
+        # (step 2 says why).
+        best_then, best_now = np.empty(run, dtype=x.dtype), np.empty(run, dtype=x.dtype)
+        offset_then, offset_now = np.empty(run, dtype=np.int32), np.empty(run, dtype=np.int32)
         for k in range(count):
             n, c = (first + k) // channels, (first + k) % channels
             plane, out, out_index = x[n, c], y[n, c], argmax[n, c]
@@ -115,9 +117,15 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
         if not has_interior:
             continue
         # 2. the scan, one window element (p, q) at a time, over the interior outputs of all
-        #    the task's planes: m = k*plane_stride + (i - i_lo)*PW + j
+        #    the task's planes: m = k*plane_stride + (i - i_lo)*PW + j. Each pass loads the
+        #    running maximum from one buffer and stores all of it to the other: kept in one
+        #    buffer, or with the loads inside the conditional expressions, the compiler makes
+        #    the keep-or-replace a masked store, microcoded on AMD's AVX2 cores (VMASKMOVPS;
+        #    docs/benchmarks.md has the numbers).
         for p in range(kh):
             for q in range(kw):
+                best_then, best_now = best_now, best_then
+                offset_then, offset_now = offset_now, offset_then
                 dh, dw = p - ph, q - pw
                 start = (((dh % sh) * sw + dw % sw) * phase_size + kw
                          + (i_lo + dh // sh) * phase_w + dw // sw)
@@ -125,13 +133,14 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 offset = np.int32(p * width + q)
                 if p == 0 and q == 0:
                     for m in range(run):
-                        best[m] = element[m]
-                        best_offset[m] = offset
+                        best_now[m] = element[m]
+                        offset_now[m] = offset
                     continue
                 for m in range(run):
-                    if _wins(element[m], best[m]):
-                        best[m] = element[m]
-                        best_offset[m] = offset
+                    value, best, best_offset = element[m], best_then[m], offset_then[m]
+                    wins = _wins(value, best)
+                    best_now[m] = value if wins else best
+                    offset_now[m] = offset if wins else best_offset
         # 3. the interior outputs and their flat indices
         for k in range(count):
             n, c = (first + k) // channels, (first + k) % channels
@@ -140,8 +149,8 @@ def _max_pool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 corner = (i * sh - ph) * width - pw
                 out_row = y[n, c, i, j_lo:j_hi]
                 index_row = argmax[n, c, i, j_lo:j_hi]
-                best_row = best[row + j_lo:row + j_hi]
-                offset_row = best_offset[row + j_lo:row + j_hi]
+                best_row = best_now[row + j_lo:row + j_hi]
+                offset_row = offset_now[row + j_lo:row + j_hi]
                 for j in range(j_hi - j_lo):
                     out_row[j] = best_row[j]
                     index_row[j] = corner + (j_lo + j) * sw + offset_row[j]

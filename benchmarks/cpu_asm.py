@@ -7,7 +7,7 @@ A loop whose body stores to an array only when a condition holds (``if v > best[
 or ``best[m] = v if v > best[m] else best[m]``, which LLVM turns back into the same) is vectorised
 with masked stores. With AVX-512 they are plain stores under a mask register (counted, not judged);
 AVX2 has them only as ``vmaskmovps`` / ``vpmaskmovd`` with a memory destination, which AMD's cores
-run as microcode (on a Zen 3, max pooling's scan took 2.3x as long as with a blend and a plain
+run as microcode (on a Zen 3, max pooling's forward took 2.2x as long as with a blend and a plain
 store: docs/benchmarks.md, "Measurements behind the CPU kernels"). Masked *loads* are cheap on
 both and are counted apart. To see an AVX2 build's code on an AVX-512 machine, set Numba's target:
 ``NUMBA_CPU_NAME=haswell python benchmarks/cpu_asm.py``.

@@ -67,10 +67,11 @@ def test_the_batch_must_split_evenly():
 @pytest.mark.slow
 @needs_mpi
 def test_two_processes_take_the_steps_of_one_in_float64_and_float32():
-    """alexnet_small with dropout, three SGD steps: float64 to 1e-10, float32 within 1e-5 (the bound
-    docs/scaling.md states), the ranks' weights identical to the last bit. alexnet_bn: with
-    synchronised batch norm one step equals one process's (float64, 1e-10, running statistics too);
-    with each rank's own statistics (the default) it does not, and the ranks' statistics differ."""
+    """alexnet_small with dropout: three SGD steps in float64 to 1e-10, one in float32 within 1e-5 (the
+    bound docs/scaling.md states; tests/distributed_script.py says why one), the ranks' weights
+    identical to the last bit. alexnet_bn: with synchronised batch norm one step equals one
+    process's (float64, 1e-10, running statistics too); with each rank's own statistics (the
+    default) it does not, and the ranks' statistics differ."""
     out = _run([MPIEXEC, "-n", "2", sys.executable, "tests/distributed_script.py"])
     assert out.returncode == 0, out.stderr[-3000:]
     results = {(r["model"], r["dtype"], r["sync_bn"]): r for r in map(json.loads, out.stdout.strip().splitlines())}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU and numba-cuda, run the CUDA tests on the real
 # GPU, the GEMM ladder, every layer at batch 128 and the training step beside PyTorch, then the
-# engine's candidate tiles on AlexNet's products, and put every result in one folder (default:
-# gpu_check/). docs/gpu.md says where each number goes.
+# engine's candidate tiles on AlexNet's products, and last the CPU training step on the machine's
+# own cores beside PyTorch's (issue 19's many-core point), and put every result in one folder
+# (default: gpu_check/). docs/gpu.md says where each number goes.
 #
 #   benchmarks/gpu_check.sh [OUTDIR]
 #
@@ -48,6 +49,11 @@ timeout 90 python3 benchmarks/gpu_tiles.py --batch 128 --repeats 3 --out-md "$ou
   --out-json "$out/gpu_tiles.json" 2>&1 | tee "$out/gpu_tiles.txt"
 tiles_rc=${PIPESTATUS[0]}
 
-echo "tests exit $tests_rc, ladder exit $ladder_rc, bench exit $bench_rc, step exit $step_rc, tiles exit $tiles_rc" \
+echo "== issue 19's point on this machine's CPU cores: the training step at batch 64 beside PyTorch on the CPU"
+echo "   (informational, last: whatever time is left; a fresh machine compiles the CPU kernels first)"
+timeout 120 python3 benchmarks/step_vs_pytorch.py --batches 64 --repeats 2 2>&1 | tee "$out/cpu_step.txt"
+cpu_rc=${PIPESTATUS[0]}
+
+echo "tests exit $tests_rc, ladder exit $ladder_rc, bench exit $bench_rc, step exit $step_rc, tiles exit $tiles_rc, cpu step exit $cpu_rc (not judged)" \
   | tee "$out/status.txt"
 [ "$tests_rc" -eq 0 ] && [ "$ladder_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$step_rc" -eq 0 ] && [ "$tiles_rc" -eq 0 ]

@@ -159,3 +159,18 @@ def test_cpu_asm_finds_no_masked_store_in_pooling():
     assert "| pool:_max_pool_forward | 1 | 0 |" in done.stdout
     bad = _haswell(["benchmarks/cpu_asm.py", "--modules", "no_such_module"], timeout=1200)
     assert bad.returncode == 2 and "no compiled kernel in modules ['no_such_module']" in bad.stderr
+
+
+def test_float32_drift_prints_one_row_per_step_count_and_refuses_zero_seeds(capsys):
+    """One step of two summed halves against the whole batch stays within float32's rounding
+    (docs/scaling.md); the script's table has a row per step count."""
+    from benchmarks import float32_drift
+    assert float32_drift.main(["--seeds", "2", "--steps", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 1
+    _, steps, batches, median, largest, over, _ = rows[0].split("|")
+    assert int(batches) == 2 and float(largest) < 1e-5 and int(over) == 0 and 0 < float(median) <= float(largest)
+    with pytest.raises(SystemExit) as error:
+        float32_drift.main(["--seeds", "0"])
+    assert error.value.code == 2
+    assert "--seeds and --steps must be at least 1, got 0 and 3" in capsys.readouterr().err

@@ -21,8 +21,9 @@ additions inside the gradient sums: float64 runs agree with one process to 1e-10
 the bound docs/scaling.md states (tests/test_distributed.py checks both).
 
 Every collective call waits with a deadline (``timeout``): a rank that stops answering makes the
-others raise ``DistributedError`` instead of hanging. A rank that raises calls ``abort``, which
-stops all of them at once (MPI_Abort); mpiexec stops the others when one dies.
+others raise ``DistributedError`` instead of hanging. A rank that raises alone calls ``abort``, which
+stops all of them at once (MPI_Abort); an error every rank raises at the same call (``agree``'s) ends
+each rank on its own; mpiexec stops the others when one dies.
 
 Also here: ``sync_batch_norm`` (batch norm over the whole global batch: ``--sync-bn``),
 ``GradientReducer`` (the sums started during the backward; the same bits, measured not to pay on
@@ -31,6 +32,7 @@ one 2-core machine), and the point-to-point and gather calls the paper's two tow
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -45,7 +47,13 @@ INSTALL_HINT = "pip install 'minicnn[mpi]' (mpi4py and the mpich wheel), then st
 
 
 class DistributedError(MiniCNNError):
-    """A collective call failed: another rank stopped, hung or disagreed."""
+    """A collective call failed: another rank stopped, hung or disagreed. ``on_every_rank``: every
+    rank raised this same error at the same call (a disagreement all of them see), so each can end
+    on its own instead of stopping the others."""
+
+    def __init__(self, message, on_every_rank=False):
+        super().__init__(message)
+        self.on_every_rank = on_every_rank
 
 
 def mpi():
@@ -167,11 +175,14 @@ class Group:
         differing = [r for r in range(self.size) if not np.array_equal(received[r], received[0])]
         if differing:
             raise DistributedError(f"ranks {differing} were started with other {what} than rank 0; every rank must "
-                                   "run the same command")
+                                   "run the same command", on_every_rank=True)
 
     def abort(self, code=1):
-        """Stop every rank now (after a rank's error has been printed)."""
+        """Stop every rank now (after a rank's error has been printed); does not return."""
         self.comm.Abort(code)
+        # MPICH's MPI_Abort can return while mpiexec tears the ranks down (seen: 1 run in 5), and the
+        # caller would go on to print a traceback; end this process here instead.
+        os._exit(code)
 
 
 class GradientReducer:

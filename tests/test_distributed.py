@@ -119,8 +119,11 @@ def test_ranks_started_with_other_settings_stop_with_a_clear_error(tmp_path):
                "-n", "1", *train, "--lr", "0.02", "--out", str(tmp_path / "a")]
     started = time.monotonic()
     out = _run(command, timeout=120)
-    assert out.returncode != 0
-    assert "were started with other settings than rank 0" in out.stderr
+    assert out.returncode == 2
+    # Every rank sees the disagreement, so each ends on its own and rank 0 alone says why (when both
+    # called MPI_Abort at once, mpiexec dropped the message now and then: a failed CI run).
+    assert out.stderr.count("were started with other settings than rank 0") == 1, out.stderr
+    assert "Abort" not in out.stderr + out.stdout
     assert time.monotonic() - started < 60
 
 
@@ -172,6 +175,7 @@ def test_a_rank_that_raises_stops_every_rank_with_its_message(tmp_path):
     out = _run([MPIEXEC, "-n", "1", *train, ":", "-n", "1", sys.executable, *failing], timeout=120)
     assert out.returncode != 0
     assert "rank 1 of 2: disk on fire; stopping all ranks" in out.stderr
+    assert "Traceback" not in out.stderr  # MPI_Abort returned now and then; the rank then went on to print one
     assert time.monotonic() - started < 60
 
 

@@ -845,6 +845,13 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
                 folder.release()
     except BaseException as exc:
         if group is not None and group.size > 1:
+            if getattr(exc, "on_every_rank", False):
+                # Every rank raised this at the same call, so each ends on its own and rank 0 alone says
+                # why. No MPI_Abort: when two ranks abort at once mpiexec can drop output it has not yet
+                # passed on, the message included (seen in CI).
+                if group.rank != 0:
+                    raise SystemExit(2) from None
+                raise
             _stop_all_ranks(group, exc)
         raise
 

@@ -63,5 +63,7 @@ def test_bench_on_cuda_alone_without_a_gpu_is_an_error(capsys):
     assert "bench: --device cuda needs a usable GPU" in capsys.readouterr().err
     assert main(["bench", "--layers", "bogus"]) == 2
     assert "no layer named 'bogus'" in capsys.readouterr().err
+    assert main(["bench", "--batch", "0"]) == 2  # the exit code of every other bad argument
+    assert "bench: --batch and --repeats must be at least 1, got 0 and" in capsys.readouterr().err
     assert main(["bench", "--ladder", "64"]) == 2
     assert "bench: --ladder needs a usable GPU or the simulator" in capsys.readouterr().err

@@ -564,7 +564,7 @@ def add_arguments(parser):
 
 def run_from_args(args):
     if args.batch < 1 or args.repeats < 1:
-        raise SystemExit("minicnn bench: --batch and --repeats must be at least 1")
+        raise ArgumentError(f"bench: --batch and --repeats must be at least 1, got {args.batch} and {args.repeats}")
     if args.ladder is not None:
         result = run_ladder(args.ladder, args.repeats, args.json)
         if result["failed"]:

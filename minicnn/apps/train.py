@@ -811,6 +811,27 @@ def config_for_resume(meta_config, given, path):
     return TrainConfig.from_dict(values)
 
 
+# Options only some runs read, each with the settings under which it is read: typed for a run that
+# would ignore it, it is refused (--data beside the built-in shapes would otherwise train on shapes).
+READ_ONLY_WITH = {
+    "data": (lambda c: c.dataset != "shapes", "--dataset cifar10 or folder (shapes are drawn, not read)"),
+    "train_size": (lambda c: c.dataset == "shapes", "the built-in shapes (cifar10 and folder use every image)"),
+    "val_size": (lambda c: c.dataset == "shapes", "the built-in shapes (cifar10 and folder use every image)"),
+    "image_size": (lambda c: c.dataset != "cifar10", "shapes and folder (CIFAR-10's images are 32 px)"),
+    "momentum": (lambda c: c.optimizer == "sgd", "--optimizer sgd"),
+    "step_size": (lambda c: c.schedule == "step", "--schedule step"),
+    "patience": (lambda c: c.schedule == "plateau", "--schedule plateau (the default)"),
+}
+
+
+def refuse_unread(config, given):
+    """Raise if ``given`` (the options typed) holds one that ``config``'s run would not read."""
+    for name, (reads, where) in READ_ONLY_WITH.items():
+        if name in given and not reads(config):
+            raise ArgumentError(f"train: --{name.replace('_', '-')} is read only with {where}; this run would "
+                                "ignore it")
+
+
 def train_command(given, out=None, resume=None, overwrite=False, plot=None, stream=None):
     """``minicnn train``: ``given`` holds the settings typed on the command line. Returns the
     trainer (its ``history`` holds the metrics) and whether it finished or was interrupted."""
@@ -825,6 +846,7 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
                                 "replace it: choose another --out, or pass --overwrite")
     else:
         config = TrainConfig(**given)
+        refuse_unread(config, given)
         out = out or os.path.join("runs", f"{config.model}-{config.dataset}")
         if os.path.exists(os.path.join(out, "last.ckpt")) and not overwrite:
             raise ArgumentError(f"train: {out} already holds a run (last.ckpt); continue it with --resume "
@@ -915,6 +937,9 @@ def load_trained(path, device=None, data=None):
     arrays, meta, config = open_checkpoint(path)
     changes = {k: v for k, v in (("device", device), ("data", data)) if v is not None}
     config = TrainConfig.from_dict({**dataclasses.asdict(config), **changes})
+    if data is not None and config.dataset == "shapes":
+        raise ArgumentError(f"eval: --data names the dataset folder of a cifar10 or folder run; {path} was "
+                            "trained on the built-in shapes, which are drawn, not read")
     model = build_model(config, meta["num_classes"])
     model.load_state_dict(model_state(arrays))
     if config.device != "cpu":

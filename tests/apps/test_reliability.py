@@ -107,6 +107,13 @@ def test_eval_and_train_refuse_bad_numbers_before_any_work(tmp_path):
         train.TrainConfig(seed=-1)
 
 
+def test_eval_refuses_a_data_folder_for_a_run_on_the_built_in_shapes(tmp_path):
+    _run(tmp_path / "run")
+    with pytest.raises(ArgumentError, match="eval: --data names the dataset folder of a cifar10 or folder run; .* was "
+                                            "trained on the built-in shapes"):
+        train.eval_command(str(tmp_path / "run" / "last.ckpt"), data=str(tmp_path), stream=io.StringIO())
+
+
 def test_a_checksummed_checkpoint_missing_keys_is_refused_as_incomplete(tmp_path):
     from minicnn import checkpoint
 

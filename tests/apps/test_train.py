@@ -260,6 +260,29 @@ def test_bad_settings(kwargs, message):
         TrainConfig(**kwargs)
 
 
+@pytest.mark.parametrize("given, message", [
+    (dict(data="photos"), r"--data is read only with --dataset cifar10 or folder \(shapes are drawn"),
+    (dict(dataset="cifar10", data="c", train_size=100), "--train-size is read only with the built-in shapes"),
+    (dict(dataset="folder", data="f", val_size=100), "--val-size is read only with the built-in shapes"),
+    (dict(dataset="cifar10", data="c", image_size=64), "--image-size is read only with shapes and folder"),
+    (dict(optimizer="adam", momentum=0.5), "--momentum is read only with --optimizer sgd"),
+    (dict(step_size=3), "--step-size is read only with --schedule step"),
+    (dict(schedule="step", patience=3), "--patience is read only with --schedule plateau"),
+])
+def test_an_option_the_run_would_ignore_is_refused(tmp_path, given, message):
+    """Typed for a run that would not read it, an option is an error, not silently dropped (--data
+    beside the default shapes trained on shapes)."""
+    with pytest.raises(ArgumentError, match=message):
+        train_command(given, out=tmp_path, stream=io.StringIO())
+    assert not os.listdir(tmp_path)  # refused before anything is loaded or written
+
+
+def test_options_a_run_reads_are_accepted():
+    for given in (dict(dataset="folder", data="f", image_size=64), dict(schedule="step", step_size=3),
+                  dict(train_size=100, val_size=50, momentum=0.5, patience=1)):
+        train.refuse_unread(TrainConfig(**given), given)
+
+
 def test_batch_larger_than_the_data(tmp_path):
     with pytest.raises(ArgumentError, match="batch size 64 is larger than the training set"):
         train_command(dict(TINY, train_size=40, batch_size=64), out=tmp_path, stream=io.StringIO())

@@ -2,7 +2,7 @@
 
     relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0] = grad_y * [y > 0]
     sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
-    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
+    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2) = grad_y * (1 - y) * (1 + y)
 
 Sigmoid is evaluated as exp(x) / (1 + exp(x)) for x < 0 so exp never overflows.
 The constant 1 is passed in the array's dtype: a literal 1 would make Numba
@@ -53,7 +53,7 @@ def _tanh_forward(x, y):
 @njit(parallel=True, cache=True)
 def _tanh_backward(y, grad_y, one, grad_x):
     for i in prange(y.size):
-        grad_x[i] = grad_y[i] * (one - y[i] * y[i])
+        grad_x[i] = grad_y[i] * ((one - y[i]) * (one + y[i]))
 
 
 def _flat_map(kernel, first, *rest):

@@ -1,16 +1,18 @@
 """Softmax, log-softmax and softmax cross-entropy on the CPU (Numba, one row per iteration).
 
-    log_softmax(x)[n, j] = x[n, j] - m[n] - log(sum_k exp(x[n, k] - m[n])),   m[n] = max_k x[n, k]
+    log_softmax(x)[n, j] = (x[n, j] - m[n]) - log1p(r[n]),   m[n] = x[n, a[n]] = max_k x[n, k],
+                           r[n] = sum_{k != a[n]} exp(x[n, k] - m[n])
     softmax(x)           = exp(log_softmax(x))
     cross_entropy(x, t)  = -(1/N) * sum_n log_softmax(x)[n, t[n]]
 
     softmax backward:       dL/dx = y * (g - sum_k g[k] y[k])
     log_softmax backward:   dL/dx = g - softmax * sum_k g[k]
-    cross_entropy backward: dL/dx[n, j] = g * (softmax[n, j] - [j == t[n]]) / N
+    cross_entropy backward: dL/dx[n, j] = g * (softmax[n, j] - [j == t[n]]) / N,
+                            at j = t[n] as expm1(log_softmax[n, j])
 
-(derivations in ``kernels/reference/softmax.py``). Each row is reduced by one
-thread in a fixed order, so results do not depend on the thread count. The
-cross-entropy's mean over the batch is a NumPy sum of N numbers.
+(derivations, and why log1p and expm1, in ``kernels/reference/softmax.py``). Each
+row is reduced by one thread in a fixed order, so results do not depend on the
+thread count. The cross-entropy's mean over the batch is a NumPy sum of N numbers.
 """
 import numpy as np
 from numba import njit, prange
@@ -19,15 +21,19 @@ from numba import njit, prange
 @njit(parallel=True, cache=True)
 def _log_softmax_rows(x, log_y):
     for n in prange(x.shape[0]):
-        m = x[n, 0]
+        top = 0  # the first largest entry (NaN if x[n, 0] is; a NaN anywhere makes the row NaN below)
         for j in range(1, x.shape[1]):
-            m = max(m, x[n, j])
-        total = np.exp(x[n, 0] - m)
-        for j in range(1, x.shape[1]):
-            total += np.exp(x[n, j] - m)
-        log_total = m + np.log(total)
+            if x[n, j] > x[n, top]:
+                top = j
+        m = x[n, top]
+        rest = x[n, top] - m  # 0 in x's dtype; NaN where m is +inf, which makes the row NaN, as PyTorch's
+        for j in range(top):
+            rest += np.exp(x[n, j] - m)
+        for j in range(top + 1, x.shape[1]):
+            rest += np.exp(x[n, j] - m)
+        log_total = np.log1p(rest)
         for j in range(x.shape[1]):
-            log_y[n, j] = x[n, j] - log_total
+            log_y[n, j] = (x[n, j] - m) - log_total
 
 
 @njit(parallel=True, cache=True)
@@ -55,7 +61,7 @@ def _cross_entropy_backward_rows(log_y, labels, scale, grad_x):
     for n in prange(log_y.shape[0]):
         for j in range(log_y.shape[1]):
             grad_x[n, j] = np.exp(log_y[n, j]) * scale
-        grad_x[n, labels[n]] -= scale
+        grad_x[n, labels[n]] = np.expm1(log_y[n, labels[n]]) * scale
 
 
 def log_softmax_forward(x):

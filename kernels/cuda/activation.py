@@ -2,7 +2,7 @@
 
     relu:    y = max(x, 0)              dL/dx = grad_y * [x > 0] = grad_y * [y > 0]
     sigmoid: y = 1 / (1 + exp(-x))      dL/dx = grad_y * y * (1 - y)
-    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2)
+    tanh:    y = tanh(x)                dL/dx = grad_y * (1 - y^2) = grad_y * (1 - y) * (1 + y)
 
 Same formulas and the same overflow-safe sigmoid as ``kernels/cpu/activation.py``.
 """
@@ -62,7 +62,7 @@ def _tanh_forward(x, y):
 @jit
 def _tanh_backward(y, grad_y, one, grad_x):
     for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        grad_x[i] = grad_y[i] * (one - y[i] * y[i])
+        grad_x[i] = grad_y[i] * ((one - y[i]) * (one + y[i]))
 
 
 def _map(kernel, first, *rest):

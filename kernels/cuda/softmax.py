@@ -1,7 +1,7 @@
 """Softmax, log-softmax and softmax cross-entropy on the GPU, one thread per row.
 
 Same formulas as ``kernels/cpu/softmax.py`` (the row maximum subtracted before
-exp). A row of AlexNet's logits is 1000 numbers and a batch has tens of rows, so
+exp, log1p of the other entries' sum, expm1 for the label's gradient). A row of AlexNet's logits is 1000 numbers and a batch has tens of rows, so
 one thread per row is a few microseconds; the loss's mean over the batch is one
 thread adding N numbers in order (the same order as the CPU).
 """
@@ -15,15 +15,19 @@ from .launch import empty, empty_like, flat, grid_1d, jit
 @jit
 def _log_softmax_rows(x, log_y):
     for n in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        m = x[n, 0]
+        top = 0
         for j in range(1, x.shape[1]):
-            m = max(m, x[n, j])
-        total = math.exp(x[n, 0] - m)
-        for j in range(1, x.shape[1]):
-            total += math.exp(x[n, j] - m)
-        log_total = m + math.log(total)
+            if x[n, j] > x[n, top]:
+                top = j
+        m = x[n, top]
+        rest = x[n, top] - m  # 0 in x's dtype; NaN where m is +inf
+        for j in range(top):
+            rest += math.exp(x[n, j] - m)
+        for j in range(top + 1, x.shape[1]):
+            rest += math.exp(x[n, j] - m)
+        log_total = math.log1p(rest)
         for j in range(x.shape[1]):
-            log_y[n, j] = x[n, j] - log_total
+            log_y[n, j] = (x[n, j] - m) - log_total
 
 
 @jit
@@ -68,7 +72,7 @@ def _cross_entropy_backward_rows(log_y, labels, grad_loss, rows, grad_x):
         scale = grad_loss[0] / rows  # (the CPU's scale: a float32 division, then a float32 exp below)
         for j in range(log_y.shape[1]):
             grad_x[n, j] = math.exp(log_y[n, j]) * scale
-        grad_x[n, labels[n]] -= scale
+        grad_x[n, labels[n]] = math.expm1(log_y[n, labels[n]]) * scale
 
 
 def _rows(kernel, *arrays):

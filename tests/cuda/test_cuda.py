@@ -288,6 +288,13 @@ def test_softmax_and_cross_entropy_match_cpu():
     grad_y = normal(1, x.shape, np.float32)
     close(GPU.softmax.softmax_backward(up(softmax.softmax_forward(x)), up(grad_y)),
           softmax.softmax_backward(softmax.softmax_forward(x), grad_y), 1e-4)
+    # A confident row (the label's probability 1 - 3.7e-4): the loss and the label's gradient keep
+    # their digits (log1p, expm1), as the CPU's do.
+    sure, label = np.array([[-8.850088, 5.0593896, -2.8463411]], np.float32), np.array([1])
+    loss, log_y = GPU.softmax.cross_entropy_forward(up(sure), up(label))
+    assert rel_error(down(loss), softmax.cross_entropy_forward(sure, label)[0]) < 1e-6
+    close(GPU.softmax.cross_entropy_backward(log_y, up(label), up(np.array(1.0, np.float32))),
+          softmax.cross_entropy_backward(softmax.log_softmax_forward(sure), label, np.float32(1.0)))
 
 
 # Each thread of a channel's sums walks (image, position) pairs (reduce.channel_walk), moving on by

@@ -44,11 +44,15 @@ def test_cpu_matches_reference(case, seed, dtype):
     y = cpu.avg_pool2d_forward(x, rows, cols)
     assert y.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    assert rel_error(y, ref.avg_pool2d_forward(x, rows, cols)) < tol
+    # Means whose terms cancel (16 terms near 1 averaging 7e-4) are rounded on the scale of the
+    # terms: the same mean of |x| (and sum of |grad_y|) is each comparison's scale.
+    y_scale = float(ref.avg_pool2d_forward(np.abs(x), rows, cols).max())
+    assert rel_error(y, ref.avg_pool2d_forward(x, rows, cols), y_scale) < tol
     grad_y = normal(seed + 1, y.shape, dtype)
     grad_x = cpu.avg_pool2d_backward(grad_y, x.shape, rows, cols)
     assert grad_x.dtype == dtype
-    assert rel_error(grad_x, ref.avg_pool2d_backward(grad_y, x.shape, rows, cols)) < tol
+    x_scale = float(ref.avg_pool2d_backward(np.abs(grad_y), x.shape, rows, cols).max())
+    assert rel_error(grad_x, ref.avg_pool2d_backward(grad_y, x.shape, rows, cols), x_scale) < tol
 
 
 @given(case=adaptive_cases(), seed=seeds)

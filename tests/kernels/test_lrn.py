@@ -27,7 +27,8 @@ def test_cpu_matches_reference(shape, size, consts, seed, dtype):
     grad_y = normal(seed + 1, shape, dtype)
     grad_x = cpu.lrn_backward(x, saved, grad_y, size, alpha, beta, k)
     assert grad_x.dtype == dtype
-    assert rel_error(grad_x, ref.lrn_backward(x, saved_ref, grad_y, size, alpha, beta, k)) < tolerance(dtype)
+    term = float(np.abs(grad_y).max()) * k ** -beta  # the scale of dL/dx's terms (test_matches_torch says why)
+    assert rel_error(grad_x, ref.lrn_backward(x, saved_ref, grad_y, size, alpha, beta, k), term) < tolerance(dtype)
 
 
 def test_matches_the_paper_formula_at_one_point():
@@ -58,7 +59,10 @@ def test_matches_torch(torch, shape, size, consts, seed):
     grad_y = normal(seed + 1, shape, np.float32)
     ty.backward(torch.tensor(grad_y))
     y.backward(grad_y)
-    assert rel_error(mx.grad, tx.grad.numpy()) < 1e-4
+    # dL/dx is a difference of two terms, the first grad_y * scale ** -beta (scale >= k): where they
+    # cancel (size 1, x near sqrt(k / alpha)) float32 rounds on that term's scale, not the result's.
+    term = float(np.abs(grad_y).max()) * k ** -beta
+    assert rel_error(mx.grad, tx.grad.numpy(), scale=term) < 1e-4
 
 
 def test_cpu_results_do_not_depend_on_the_thread_count():

@@ -15,6 +15,18 @@ def rel_error(actual, expected, scale=0.0):
     return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), scale, 1e-30))
 
 
+def conv_term_scales(x, w, b, grad_y, args):
+    """The largest sum of absolute terms in conv2d's y, dL/dx, dL/dw and dL/db (``args``: stride,
+    padding pairs, groups): the scale of the rounding in sums whose terms cancel (a one-pixel
+    output of 27 terms near 1 can be 0.01, and two float32 algorithms then differ by 1e-4 of it:
+    Hypothesis's thorough profile found such cases)."""
+    from minicnn.kernels.reference import conv as ref
+
+    x, w, grad_y = np.abs(x), np.abs(w), np.abs(grad_y)
+    y = ref.conv2d_forward(x, w, None if b is None else np.abs(b), *args)
+    return [float(a.max(initial=0.0)) for a in (y, *ref.conv2d_backward(x, w, grad_y, *args))]
+
+
 def tolerance(dtype):
     """Relative tolerance between two implementations of the same sum in ``dtype``."""
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12

@@ -15,7 +15,7 @@ from minicnn.kernels import backends
 from minicnn.kernels.cuda.launch import SIMULATED
 from minicnn.kernels.cpu import activation, batchnorm, conv, dropout, linear, lrn, pool, softmax
 from minicnn.kernels.reference import lrn as ref_lrn
-from tests.helpers import pool_windows, rel_error
+from tests.helpers import conv_term_scales, pool_windows, rel_error
 from tests.strategies import distinct, normal, seeds
 
 F = mc.functional
@@ -36,8 +36,8 @@ def down(a):
     return device.to_host(a)
 
 
-def close(gpu_array, cpu_array, tol=1e-5):
-    assert rel_error(down(gpu_array), cpu_array) < tol
+def close(gpu_array, cpu_array, tol=1e-5, scale=0.0):
+    assert rel_error(down(gpu_array), cpu_array, scale) < tol
 
 
 @st.composite
@@ -60,11 +60,12 @@ def test_conv_matches_cpu(case, seed):
     b = normal(seed + 2, (case["k"][0],), np.float32)
     args = (case["stride"], case["padding"], case["groups"])
     y = conv.conv2d_forward(x, w, b, *args)
-    close(GPU.conv.conv2d_forward(up(x), up(w), up(b), *args), y)
     grad_y = normal(seed + 3, y.shape, np.float32)
-    for got, want in zip(GPU.conv.conv2d_backward(up(x), up(w), up(grad_y), *args),
-                         conv.conv2d_backward(x, w, grad_y, *args)):
-        close(got, want)
+    y_scale, *scales = conv_term_scales(x, w, b, grad_y, args)  # sums that cancel round on their terms' scale
+    close(GPU.conv.conv2d_forward(up(x), up(w), up(b), *args), y, scale=y_scale)
+    for got, want, scale in zip(GPU.conv.conv2d_backward(up(x), up(w), up(grad_y), *args),
+                                conv.conv2d_backward(x, w, grad_y, *args), scales):
+        close(got, want, scale=scale)
 
 
 @pytest.mark.parametrize("x_shape, k, stride, padding, groups", [
@@ -132,7 +133,8 @@ def test_lrn_matches_cpu(seed, size, beta):
     close(gsaved[1], ref_lrn.lrn_forward(x, size, 0.01, beta, 2.0)[1][1])
     grad_y = normal(seed + 1, x.shape, np.float32)
     close(GPU.lrn.lrn_backward(up(x), gsaved, up(grad_y), size, 0.01, beta, 2.0),
-          lrn.lrn_backward(x, saved, grad_y, size, 0.01, beta, 2.0))
+          lrn.lrn_backward(x, saved, grad_y, size, 0.01, beta, 2.0),
+          scale=float(np.abs(grad_y).max()) * 2.0 ** -beta)  # its two terms' scale (tests/kernels/test_lrn.py)
 
 
 def test_window_kernels_cut_an_array_past_their_32_bit_indices_into_launches(monkeypatch):

@@ -12,7 +12,7 @@ from minicnn.kernels.cpu import conv as cpu
 from minicnn.kernels.cpu import workspace
 from minicnn.kernels.cpu.conv import im2col, spectral, winograd
 from minicnn.kernels.reference import conv as ref
-from tests.helpers import rel_error, tolerance
+from tests.helpers import conv_term_scales, rel_error, tolerance
 from tests.strategies import FLOAT_DTYPES, conv_cases, normal, seeds
 
 F = mc.functional
@@ -23,14 +23,6 @@ def _arrays(case, seed, dtype):
     w = normal(seed + 1, case["w_shape"], dtype)
     b = normal(seed + 2, case["w_shape"][:1], dtype) if case["bias"] else None
     return x, w, b
-
-
-def _term_scales(x, w, b, grad_y, args):
-    """The largest sum of absolute terms in y, dL/dx, dL/dw and dL/db: the scale of the rounding
-    in sums whose terms cancel (a one-pixel output of 27 terms near 1 can be 0.01, and two float32
-    algorithms then differ by 1e-4 of it: Hypothesis's thorough profile found such cases)."""
-    y = ref.conv2d_forward(np.abs(x), np.abs(w), None if b is None else np.abs(b), *args)
-    return [float(a.max(initial=0.0)) for a in (y, *ref.conv2d_backward(np.abs(x), np.abs(w), np.abs(grad_y), *args))]
 
 
 def _assert_matches(got, want, scale, dtype):
@@ -47,7 +39,7 @@ def test_cpu_matches_reference(case, seed, dtype):
     grad_y = normal(seed + 3, y.shape, dtype)
     results = [y, *cpu.conv2d_backward(x, w, grad_y, *args)]
     expected = [ref.conv2d_forward(x, w, b, *args), *ref.conv2d_backward(x, w, grad_y, *args)]
-    for got, want, scale in zip(results, expected, _term_scales(x, w, b, grad_y, args)):
+    for got, want, scale in zip(results, expected, conv_term_scales(x, w, b, grad_y, args)):
         _assert_matches(got, want, scale, dtype)
 
 
@@ -94,7 +86,7 @@ def test_matches_torch(torch, case, seed):
     ty.backward(torch.tensor(grad_y))
     y.backward(grad_y)
     padding = conv2d_padding(case["padding"], x.shape[2:], w.shape[2:], case["stride"])
-    scales = _term_scales(x, w, b, grad_y, (case["stride"], padding, case["groups"]))
+    scales = conv_term_scales(x, w, b, grad_y, (case["stride"], padding, case["groups"]))
     pairs = [(y.data, ty), (mx.grad, tx.grad), (mw.grad, tw.grad)] + ([(mb.grad, tb.grad)] if b is not None else [])
     for (ours, theirs), scale in zip(pairs, scales):
         assert rel_error(ours, theirs.detach().numpy(), scale=scale) < 1e-4
@@ -129,7 +121,7 @@ def _matches_reference_with(module, setting, value, x, w, b, args, seed, algorit
     finally:
         setattr(module, setting, saved)
     expected = [ref.conv2d_forward(x, w, b, *args), *ref.conv2d_backward(x, w, grad_y, *args)]
-    for got, want, scale in zip([y, *grads], expected, _term_scales(x, w, b, grad_y, args)):
+    for got, want, scale in zip([y, *grads], expected, conv_term_scales(x, w, b, grad_y, args)):
         _assert_matches(got, want, scale, x.dtype)
 
 
@@ -257,7 +249,7 @@ def test_spectral_matches_reference(spectral_at_any_batch, case, seed, dtype):
     assert cpu.algorithm(w.shape, *args[:2], x.shape[0]) == "spectral"
     y = cpu.conv2d_forward(x, w, b, *args)
     grad_y = normal(seed + 3, y.shape, dtype)
-    y_scale, *scales = _term_scales(x, w, b, grad_y, args)
+    y_scale, *scales = conv_term_scales(x, w, b, grad_y, args)
     _assert_matches(y, ref.conv2d_forward(x, w, b, *args), y_scale, dtype)
     wanted = ref.conv2d_backward(x, w, grad_y, *args)
     for needs in ((True, True, True), (True, False, False), (False, True, True)):

@@ -7,9 +7,11 @@
 Subtracting the row maximum m changes nothing mathematically and keeps exp from
 overflowing. Then one term of the sum is exp(0) = 1, and the sum is 1 + r, r the
 other terms' sum: log1p(r) keeps r's digits where 1 + r would round them away (a
-confident prediction, r = 1e-4: in float32 log(1 + r) is 1e-4 off by up to 6e-4 of
-itself, and so is the loss). For the same reason the cross-entropy's gradient at
-the label, y - 1, is computed as expm1(log y). Backward, with y = softmax(x) and g = grad of the output:
+confident prediction: with r = 1e-4, float32's 1 + r is off by up to 6e-8, that is
+6e-4 of r, and so would be the loss, about r). For the same reason the
+cross-entropy's gradient at the label, y - 1, is computed as expm1(log y).
+
+Backward, with y = softmax(x) and g = grad of the output:
 
     softmax:       dL/dx[n, j] = y[n, j] * (g[n, j] - sum_k g[n, k] * y[n, k])
     log_softmax:   dL/dx[n, j] = g[n, j] - y[n, j] * sum_k g[n, k]

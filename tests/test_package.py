@@ -29,7 +29,8 @@ def test_the_installed_distribution_has_one_top_level_package():
 
 def test_no_top_level_kernels_module_outside_the_source_tree(tmp_path):
     code = "import importlib.util, minicnn.kernels; print(importlib.util.find_spec('kernels'))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         timeout=120)
     assert out.stdout.strip() == "None"
 
 
@@ -39,7 +40,7 @@ def test_a_built_wheel_maps_kernels_into_minicnn(tmp_path):
     pytest.importorskip("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, env={**os.environ, "PIP_NO_INPUT": "1"},
+        check=True, capture_output=True, env={**os.environ, "PIP_NO_INPUT": "1"}, timeout=600,
     )
     (wheel,) = tmp_path.glob("minicnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

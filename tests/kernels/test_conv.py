@@ -390,12 +390,13 @@ def test_a_bad_algorithm_in_the_environment_is_a_clear_error():
 
     env = dict(__import__("os").environ, MINICNN_CONV_ALGORITHM="fft")
     out = subprocess.run([sys.executable, "-c", "import minicnn.kernels.cpu.conv"], env=env, capture_output=True,
-                         text=True)
+                         text=True, timeout=300)
     assert out.returncode != 0 and "MINICNN_CONV_ALGORITHM must be one of auto, im2col, winograd, spectral, got 'fft'" \
         in out.stderr
     env["MINICNN_CONV_ALGORITHM"] = "im2col"
     code = "from minicnn.kernels.cpu import conv; print(conv.algorithm((384, 256, 3, 3), (1, 1), ((1, 1), (1, 1)), 64))"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "im2col"
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert chosen.stdout.strip() == "im2col"
 
 
 @pytest.mark.parametrize("name", list(ALEXNET_CONVS))

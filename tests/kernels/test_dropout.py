@@ -64,7 +64,7 @@ def test_mask_does_not_depend_on_thread_count():
     )
     outputs = [
         subprocess.run([sys.executable, "-c", code.format(t=t)], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": "0"}).stdout
+                       env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=300).stdout
         for t in (1, 2)
     ]
     assert outputs[0].strip() and outputs[0] == outputs[1]

@@ -89,11 +89,11 @@ def test_import_leaves_the_environment_as_it_found_it():
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
     code = ("import numpy, os; before = dict(os.environ); import minicnn, numba; "
             "print(dict(os.environ) == before, numba.threading_layer())")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.split()[0] == "True"
     code = "import minicnn, os; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip() == "ACTIVE"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import textwrap
 
@@ -309,6 +311,11 @@ def main(argv=None):
         print(f"minicnn {args.command}: out of memory; a smaller --batch-size (or dataset, or model) needs less",
               file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Whoever read the output stopped reading (`minicnn trace | head`): stop quietly, as Unix tools
+        # do, instead of a traceback. Python flushes stdout once more on exit; /dev/null takes that.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # 141, the status of a tool a closed pipe stopped
     return code or 0
 
 

@@ -173,6 +173,20 @@ def test_bad_trace_arguments(capsys, tmp_path):
     assert "cannot read image" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["summary"], ["trace", "alexnet_small", "--checks", "0"]])
+def test_output_into_a_closed_pipe_stops_quietly(command):
+    """`minicnn trace | head` printed a BrokenPipeError traceback; now it stops with no message and
+    the status of a tool a closed pipe stopped (141)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        out = subprocess.run([sys.executable, "-m", "minicnn", *command], stdout=write_end, stderr=subprocess.PIPE,
+                             text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert out.returncode == 141 and "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+
+
 def test_help_on_every_command(capsys):
     for argv in (["--help"], ["trace", "--help"], ["summary", "--help"], ["bench", "--help"], ["train", "--help"],
                  ["eval", "--help"], ["augment", "--help"], ["experiment", "--help"]):

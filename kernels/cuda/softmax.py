@@ -1,9 +1,10 @@
 """Softmax, log-softmax and softmax cross-entropy on the GPU, one thread per row.
 
 Same formulas as ``kernels/cpu/softmax.py`` (the row maximum subtracted before
-exp, log1p of the other entries' sum, expm1 for the label's gradient). A row of AlexNet's logits is 1000 numbers and a batch has tens of rows, so
-one thread per row is a few microseconds; the loss's mean over the batch is one
-thread adding N numbers in order (the same order as the CPU).
+exp, log1p of the other entries' sum, expm1 for the label's gradient). A row of
+AlexNet's logits is 1000 numbers and a batch has tens of rows, so one thread per
+row is a few microseconds; the loss's mean over the batch is one thread adding N
+numbers in order (the same order as the CPU).
 """
 import math
 

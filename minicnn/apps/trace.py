@@ -391,9 +391,9 @@ def _table(rows, header):
 def _layer_by_layer(net, x, labels):
     """A forward and backward through ``net`` one layer at a time, each on a leaf of its own, as
     the traced pass below makes them: the warm-up. A whole-network pass would not do: it runs a
-    convolution or linear layer and its ReLU as one fused op, and the traced pass's separate
-    kernels (the fc layers' backward among them) then compiled or loaded inside its times (fc6's
-    backward 223 ms in the first trace of a process, 25 ms in the next)."""
+    convolution or linear layer and its ReLU as one fused op, and the traced pass's separate calls
+    then ran for the first time inside its times (fc6's backward 223 ms in the first trace of a
+    process, 25 ms in the next; not compiling: the BLAS products' first run on the helper thread)."""
     leaves, outputs = [], []
     current = Tensor(x)
     for idx, (_, layer) in enumerate(net.named_children()):

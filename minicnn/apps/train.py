@@ -867,19 +867,20 @@ def train_command(given, out=None, resume=None, overwrite=False, plot=None, stre
                 folder.release()
     except BaseException as exc:
         if group is not None and group.size > 1:
-            if getattr(exc, "on_every_rank", False):
-                # Every rank raised this at the same call, so each ends on its own and rank 0 alone says
-                # why. No MPI_Abort: when two ranks abort at once mpiexec can drop output it has not yet
-                # passed on, the message included (seen in CI).
-                if group.rank != 0:
-                    raise SystemExit(2) from None
-                raise
-            _stop_all_ranks(group, exc)
+            _end_ranks(group, exc)
         raise
 
 
-def _stop_all_ranks(group, exc):
-    """A rank failed: say so, then stop every rank (MPI_Abort), so that none waits for it forever."""
+def _end_ranks(group, exc):
+    """A rank failed. An error every rank raised at the same call (``on_every_rank``) ends each rank
+    on its own: rank 0 returns, for the caller to raise and print it, the others exit 2 silently. No
+    MPI_Abort there: when two ranks abort at once mpiexec can drop output it has not yet passed on,
+    the message included (seen in CI). Any other error: say so, then stop every rank (MPI_Abort), so
+    that none waits for this one forever."""
+    if getattr(exc, "on_every_rank", False):
+        if group.rank != 0:
+            raise SystemExit(2) from None
+        return
     if isinstance(exc, KeyboardInterrupt):
         message, code = "interrupted", 130
     else:
